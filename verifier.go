@@ -1,0 +1,275 @@
+package dpop
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Request is what a proof is checked against (RFC 9449 §4.3).
+type Request struct {
+	// Method is the HTTP method of the request; htm must equal it.
+	Method string
+	// URL is the absolute URL the request was sent to, as the server's public
+	// address; its query and fragment are ignored. htu must equal it after
+	// normalisation. Build it from configuration, not from client headers.
+	URL string
+	// Proofs holds every value of the DPoP header (http.Header.Values); there
+	// must be exactly one.
+	Proofs []string
+	// AccessToken is the token presented with the request at a protected
+	// resource. When it is non-empty the proof must carry a matching ath
+	// (RFC 9449 §4.3 check 12, §7).
+	AccessToken string
+}
+
+// Proof is a DPoP proof that passed every check.
+type Proof struct {
+	JTI   string
+	HTM   string
+	HTU   string
+	IAT   time.Time
+	Nonce string // empty unless the proof carried one
+	ATH   string // empty unless the proof carried one
+	// Algorithm is the JWS alg the proof was signed with.
+	Algorithm string
+	// PublicKey is the proof's key (*ecdsa.PublicKey, ed25519.PublicKey or
+	// *rsa.PublicKey). It is shared with other proofs of the same key and
+	// must not be modified.
+	PublicKey crypto.PublicKey
+	// JKT is the RFC 7638 SHA-256 thumbprint of PublicKey, base64url: the
+	// value access tokens are bound to (RFC 9449 §6).
+	JKT string
+}
+
+// Verifier checks DPoP proofs (RFC 9449 §4.3). It is safe for concurrent use;
+// create one per public address and share it.
+type Verifier struct {
+	opts   VerifierOptions
+	algs   map[string]struct{}
+	replay time.Duration // lifetime of a replay entry without a nonce
+	keys   *lru.Cache[string, *header]
+}
+
+// NewVerifier returns a verifier, or an error if the options are unusable.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	o, err := opts.normalize()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := lru.New[string, *header](o.KeyCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	algs := make(map[string]struct{}, len(o.Algorithms))
+	for _, a := range o.Algorithms {
+		algs[a] = struct{}{}
+	}
+	// A proof passes the freshness check from iat-Leeway to iat+MaxAge, so
+	// an entry made at its first use must live MaxAge+Leeway (§11.1).
+	return &Verifier{opts: o, algs: algs, replay: o.MaxAge + o.Leeway, keys: keys}, nil
+}
+
+// Algorithms returns the accepted JWS algorithms, for
+// dpop_signing_alg_values_supported (RFC 9449 §5.1) and the algs parameter of
+// WWW-Authenticate (§7.1).
+func (v *Verifier) Algorithms() []string { return append([]string(nil), v.opts.Algorithms...) }
+
+// BaseURL returns the normalised public base URL, without a trailing slash.
+func (v *Verifier) BaseURL() string { return v.opts.BaseURL }
+
+// NoncesRequired reports whether proofs must carry a server nonce.
+func (v *Verifier) NoncesRequired() bool { return v.opts.Nonces != nil }
+
+// Nonce returns a fresh nonce to send in a DPoP-Nonce header (RFC 9449 §8),
+// or "" when nonces are off.
+func (v *Verifier) Nonce(ctx context.Context) (string, error) {
+	if v.opts.Nonces == nil {
+		return "", nil
+	}
+	return v.opts.Nonces.Nonce(ctx)
+}
+
+// VerifyHTTP checks the DPoP proof of an HTTP request received by a server:
+// the method is r.Method, the expected htu is BaseURL followed by the
+// request's path, and the proofs are every DPoP header. accessToken is the
+// token the request presented, or "" at a token endpoint.
+func (v *Verifier) VerifyHTTP(ctx context.Context, r *http.Request, accessToken string) (*Proof, error) {
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return v.Verify(ctx, Request{
+		Method:      r.Method,
+		URL:         v.opts.BaseURL + path,
+		Proofs:      r.Header.Values("DPoP"),
+		AccessToken: accessToken,
+	})
+}
+
+// Verify checks a DPoP proof against a request, performing every check of
+// RFC 9449 §4.3, and records it in the replay cache. Any error is an *Error
+// wrapping one of the sentinel causes.
+func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
+	p, err := v.verify(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, req Request) (*Proof, *Error) {
+	// §4.3 check 1: exactly one DPoP header.
+	switch len(req.Proofs) {
+	case 0:
+		return nil, invalid(ErrMissingProof, "DPoP header is missing")
+	case 1:
+	default:
+		return nil, invalid(ErrMultipleProofs, "more than one DPoP header")
+	}
+	jws := req.Proofs[0]
+	if len(jws) > v.opts.MaxProofSize {
+		return nil, invalid(ErrTooLarge, "proof is too large")
+	}
+	// §4.3 check 2: a well-formed JWS in compact serialisation.
+	d1 := strings.IndexByte(jws, '.')
+	d2 := strings.LastIndexByte(jws, '.')
+	if d1 <= 0 || d2 == d1 || d2 == len(jws)-1 || strings.IndexByte(jws[d1+1:d2], '.') >= 0 {
+		return nil, invalid(ErrMalformed, "proof is not a compact JWS")
+	}
+	hdr, e := v.header(jws[:d1])
+	if e != nil {
+		return nil, e
+	}
+	payloadSeg, sigSeg := jws[d1+1:d2], jws[d2+1:]
+	buf := make([]byte, b64.DecodedLen(len(payloadSeg))+b64.DecodedLen(len(sigSeg)))
+	n, err := b64.Decode(buf, []byte(payloadSeg))
+	if err != nil {
+		return nil, invalid(ErrMalformed, "payload is not base64url")
+	}
+	payload, rest := buf[:n], buf[n:]
+	n, err = b64.Decode(rest, []byte(sigSeg))
+	if err != nil {
+		return nil, invalid(ErrMalformed, "signature is not base64url")
+	}
+	sig := rest[:n]
+
+	c, e := v.parseClaims(payload)
+	if e != nil {
+		return nil, e
+	}
+	// §4.3 check 8: htm.
+	if c.htm != req.Method {
+		return nil, invalid(ErrHTM, "htm does not match the request method")
+	}
+	// §4.3 check 9: htu, after normalisation.
+	if e := checkHTU(c.htu, req.URL); e != nil {
+		return nil, e
+	}
+	// §4.3 check 12: ath at a protected resource.
+	if req.AccessToken != "" {
+		if c.ath == "" {
+			return nil, invalid(ErrATH, "ath is missing")
+		}
+		if !equalConstantTime(c.ath, ATH(req.AccessToken)) {
+			return nil, invalid(ErrATH, "ath does not match the access token")
+		}
+	}
+	// §4.3 check 6: the signature, with the key of the header.
+	if !verifySignature(hdr.spec, hdr.key, jws[:d2], sig) {
+		return nil, invalid(ErrSignature, "signature does not verify")
+	}
+
+	// §4.3 checks 10 and 11: nonce, then freshness.
+	now := v.opts.Now()
+	iat := floatTime(c.iat)
+	fresh := !iat.Before(now.Add(-v.opts.MaxAge)) && !iat.After(now.Add(v.opts.Leeway))
+	ttl := v.replay
+	if v.opts.Nonces != nil {
+		until, ok := time.Time{}, false
+		if c.hasNonce {
+			until, ok = v.opts.Nonces.Check(ctx, c.nonce)
+		}
+		if !ok {
+			return nil, v.useNonce(ctx, ErrNonce, "a valid server nonce is required")
+		}
+		// A valid nonce proves freshness, whatever the client's clock says;
+		// the entry then lives as long as the nonce is accepted.
+		fresh = true
+		ttl = max(ttl, until.Sub(now))
+	}
+	if !fresh {
+		return nil, invalid(ErrStale, "iat is outside the acceptable window")
+	}
+
+	// §11.1: replay, last, so that refused proofs take no room.
+	inserted, err := v.opts.ReplayCache.Insert(ctx, NewReplayKey(hdr.jkt, c.jti), ttl)
+	switch {
+	case errors.Is(err, ErrReplayCacheFull):
+		return nil, &Error{Code: CodeServerError, Description: "replay cache is full", Err: ErrReplayCacheFull}
+	case err != nil:
+		return nil, &Error{Code: CodeServerError, Description: "replay cache is unavailable", Err: ErrReplayCacheUnavailable}
+	case !inserted:
+		return nil, invalid(ErrReplay, "proof has already been used")
+	}
+	return &Proof{
+		JTI: c.jti, HTM: c.htm, HTU: c.htu, IAT: iat, Nonce: c.nonce, ATH: c.ath,
+		Algorithm: hdr.alg, PublicKey: hdr.key, JKT: hdr.jkt,
+	}, nil
+}
+
+// header returns the checked protected header, from the cache when the same
+// header bytes were seen before.
+func (v *Verifier) header(segment string) (*header, *Error) {
+	if h, ok := v.keys.Get(segment); ok {
+		return h, nil
+	}
+	h, e := v.parseHeader(segment)
+	if e != nil {
+		return nil, e
+	}
+	v.keys.Add(strings.Clone(segment), h)
+	return h, nil
+}
+
+// useNonce builds a use_dpop_nonce error carrying a fresh nonce (§8, §9).
+func (v *Verifier) useNonce(ctx context.Context, cause error, description string) *Error {
+	nonce, err := v.opts.Nonces.Nonce(ctx)
+	if err != nil || nonce == "" {
+		return &Error{Code: CodeServerError, Description: "nonce source is unavailable", Err: cause}
+	}
+	return &Error{Code: CodeUseNonce, Description: description, Nonce: nonce, Err: cause}
+}
+
+// checkHTU compares the htu claim with the expected URL (§4.3 check 9).
+func checkHTU(claimed, expected string) *Error {
+	if claimed == expected && claimed != "" {
+		if _, err := NormalizeHTU(claimed); err == nil {
+			return nil
+		}
+	}
+	want, err := NormalizeHTU(expected)
+	if err != nil {
+		return invalid(ErrHTU, "request URL cannot be normalised")
+	}
+	got, err := NormalizeHTU(claimed)
+	if err != nil {
+		return invalid(ErrHTU, "htu is not an absolute http(s) URI")
+	}
+	if got != want {
+		return invalid(ErrHTU, "htu does not match the request URL")
+	}
+	return nil
+}
+
+// floatTime converts a NumericDate (RFC 7519 §2) that parseClaims has bounded.
+func floatTime(secs float64) time.Time {
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9))
+}
