@@ -156,8 +156,13 @@ func NormalizeHTU(raw string) (string, error) {
 		authority, path = rest[:i], rest[i:]
 	}
 
+	// The result is never longer than s plus the "/" of an empty path, so
+	// out needs at most one allocation.
 	var stack [htuStackBuffer]byte
 	out := stack[:0]
+	if len(s)+1 > len(stack) {
+		out = make([]byte, 0, len(s)+1)
+	}
 	if https {
 		out = append(out, "https://"...)
 	} else {

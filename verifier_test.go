@@ -293,9 +293,9 @@ func TestCheck4Claims(t *testing.T) {
 		{"iat overflowing float", raw(`{"jti":"abcdefghijklmnop","htm":"POST","htu":"` + testHTU + `","iat":1e400}`), CodeInvalidProof, ErrClaims},
 		{"ath number", with(func(c map[string]any) { c["ath"] = 1 }), CodeInvalidProof, ErrClaims},
 		{"nonce object", with(func(c map[string]any) { c["nonce"] = map[string]any{} }), CodeInvalidProof, ErrClaims},
-		{"claim names are case-sensitive", raw(`{"JTI":"abcdefghijklmnop","htm":"POST","htu":"`+testHTU+`","iat":`+itoa(iat)+`}`), CodeInvalidProof, ErrClaims},
-		{"duplicate htu", raw(`{"jti":"abcdefghijklmnop","htm":"POST","htu":"https://evil.example/","htu":"`+testHTU+`","iat":`+itoa(iat)+`}`), CodeInvalidProof, ErrMalformed},
-		{"duplicate via escape", raw(`{"jti":"abcdefghijklmnop","htm":"POST","htu":"`+testHTU+`","h\u0074u":"`+testHTU+`","iat":`+itoa(iat)+`}`), CodeInvalidProof, ErrMalformed},
+		{"claim names are case-sensitive", raw(`{"JTI":"abcdefghijklmnop","htm":"POST","htu":"` + testHTU + `","iat":` + itoa(iat) + `}`), CodeInvalidProof, ErrClaims},
+		{"duplicate htu", raw(`{"jti":"abcdefghijklmnop","htm":"POST","htu":"https://evil.example/","htu":"` + testHTU + `","iat":` + itoa(iat) + `}`), CodeInvalidProof, ErrMalformed},
+		{"duplicate via escape", raw(`{"jti":"abcdefghijklmnop","htm":"POST","htu":"` + testHTU + `","h\u0074u":"` + testHTU + `","iat":` + itoa(iat) + `}`), CodeInvalidProof, ErrMalformed},
 	})
 	t.Run("escaped string values are decoded", func(t *testing.T) {
 		claims := `{"jti":"esc-` + freshJTI() + `","htm":"P\u004fST","htu":"https:\/\/server.example.com\/token","iat":` + itoa(iat) + `}`
