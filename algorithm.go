@@ -10,7 +10,7 @@ import (
 	"crypto/sha512"
 )
 
-// Key size limits for RSA proofs: RFC 9449 §11.10 leaves strength to the
+// Key size limits for RSA proofs: RFC 9449 §11.6 leaves algorithm strength to the
 // server; below 2048 bits is refused as weak (NIST SP 800-131A), above 8192
 // as a way to make the server spend seconds on one signature.
 const (

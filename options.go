@@ -45,8 +45,7 @@ type VerifierOptions struct {
 	// BaseURL is the public address of the server as clients see it, such as
 	// "https://api.example.com". Required. VerifyHTTP builds the expected htu
 	// from it and the request path, never from the Host or X-Forwarded-*
-	// headers a client controls (RFC 9449 §4.3 check 9, §11.2 of the
-	// checklist). A path in BaseURL is put in front of the request path, for
+	// headers a client controls (RFC 9449 §4.3 check 9). A path in BaseURL is put in front of the request path, for
 	// servers mounted under a prefix that a proxy strips.
 	BaseURL string
 

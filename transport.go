@@ -1,0 +1,412 @@
+package dpop
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Limits of a Transport.
+const (
+	// transportNonceOrigins is how many origins a Transport remembers a
+	// DPoP-Nonce for; the least recently used origin is forgotten first.
+	transportNonceOrigins = 256
+	// maxNonceLength bounds a DPoP-Nonce value the Transport accepts.
+	maxNonceLength = 1024
+	// maxErrorBodyBytes bounds how much of a 400 response is read to look for
+	// a use_dpop_nonce error (RFC 9449 §8).
+	maxErrorBodyBytes = 64 << 10
+	// maxDrainBytes bounds how much of a response that is retried is read
+	// before it is closed, so that its connection can be reused.
+	maxDrainBytes = 4 << 10
+)
+
+// Transport is an [http.RoundTripper] that adds a DPoP proof, made by Signer,
+// to every request (RFC 9449 §4.1, §7.1). When the request carries an
+// `Authorization: DPoP <token>` header, as golang.org/x/oauth2 writes for a
+// token of type DPoP, the proof is bound to that token with ath (RFC 9449
+// §4.2, §7). The latest DPoP-Nonce a server sent is remembered per origin and
+// put in later proofs to it (RFC 9449 §8.2), and a use_dpop_nonce challenge
+// from an authorization server (RFC 9449 §8) or a resource server (RFC 9449
+// §9) is retried once with the new nonce, when the request body can be
+// replayed.
+//
+// RoundTrip never modifies the caller's request. The zero value with Signer
+// set is ready to use; a Transport is safe for concurrent use and must not be
+// copied after first use.
+type Transport struct {
+	// Signer makes the proofs. RoundTrip fails without it.
+	Signer *Signer
+	// Base sends the requests. Default http.DefaultTransport.
+	Base http.RoundTripper
+
+	mu     sync.Mutex
+	nonces *simplelru.LRU[string, string] // origin -> latest nonce; created lazily
+}
+
+// NewTransport returns a Transport that signs with s and sends through base
+// (http.DefaultTransport when nil), as described in RFC 9449 §7.1.
+func NewTransport(s *Signer, base http.RoundTripper) *Transport {
+	return &Transport{Signer: s, Base: base}
+}
+
+// RoundTrip implements [http.RoundTripper]: it sends a copy of req with a
+// DPoP header (RFC 9449 §4.1) and, if the server answers with a
+// use_dpop_nonce error and a DPoP-Nonce header (RFC 9449 §8, §9), sends it
+// once more with a proof carrying that nonce. The retry needs a body that can
+// be replayed: none, http.NoBody, or one that req.GetBody recreates;
+// otherwise the first response is returned as it is.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.Signer == nil {
+		closeRequestBody(req)
+		return nil, errors.New("dpop: Transport has no Signer")
+	}
+	if req.URL == nil {
+		closeRequestBody(req)
+		return nil, errors.New("dpop: request has no URL")
+	}
+	origin := nonceOrigin(req.URL)
+	opts := ProofOptions{AccessToken: dpopAccessToken(req.Header), Nonce: t.nonceFor(origin)}
+
+	resp, err := t.send(req, req.Body, opts)
+	if err != nil {
+		return nil, err
+	}
+	nonce := t.learnNonce(origin, resp)
+	if nonce == "" || !replayableBody(req) || !asksForNonce(resp) {
+		return resp, nil
+	}
+	body := req.Body
+	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		if body, err = req.GetBody(); err != nil {
+			// Without a fresh body there is no retry; the caller still gets
+			// the server's answer.
+			return resp, nil
+		}
+	}
+	drainAndClose(resp.Body)
+	opts.Nonce = nonce
+	resp, err = t.send(req, body, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.learnNonce(origin, resp)
+	return resp, nil
+}
+
+// send clones req with body, adds a fresh proof and passes the clone to the
+// base transport, which then owns body. If no proof can be made, body is
+// closed here.
+func (t *Transport) send(req *http.Request, body io.ReadCloser, opts ProofOptions) (*http.Response, error) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	proof, err := t.Signer.proof(method, req.URL, opts)
+	if err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return nil, err
+	}
+	r := req.Clone(req.Context())
+	r.Body = body
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
+	for k := range r.Header {
+		if strings.EqualFold(k, "DPoP") {
+			delete(r.Header, k)
+		}
+	}
+	r.Header.Set("DPoP", proof)
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, errors.New("dpop: base transport returned no response")
+	}
+	return resp, nil
+}
+
+// nonceFor returns the nonce last learned from origin, or "".
+func (t *Transport) nonceFor(origin string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.nonces == nil {
+		return ""
+	}
+	n, _ := t.nonces.Get(origin)
+	return n
+}
+
+// learnNonce remembers the DPoP-Nonce of resp for origin (RFC 9449 §8.2) and
+// returns it, or returns "" when resp has no acceptable nonce.
+func (t *Transport) learnNonce(origin string, resp *http.Response) string {
+	n := resp.Header.Get("DPoP-Nonce")
+	if !validNonce(n) {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.nonces == nil {
+		l, err := simplelru.NewLRU[string, string](transportNonceOrigins, nil)
+		if err != nil {
+			return ""
+		}
+		t.nonces = l
+	}
+	t.nonces.Add(origin, n)
+	return n
+}
+
+// validNonce reports whether n is a nonce the Transport will send: 1 to
+// maxNonceLength NQCHARs (RFC 9449 §8.1), visible ASCII but '"' and '\'.
+func validNonce(n string) bool {
+	if n == "" || len(n) > maxNonceLength {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// nonceOrigin returns the origin (RFC 6454 §4) that nonces are remembered
+// for: lower-case scheme://host[:port], without a default port.
+func nonceOrigin(u *url.URL) string {
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	host = strings.TrimSuffix(host, ":")
+	switch scheme {
+	case "https":
+		host = strings.TrimSuffix(host, ":443")
+	case "http":
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return scheme + "://" + host
+}
+
+// dpopAccessToken returns the access token of an `Authorization: DPoP
+// <token>` header (RFC 9449 §7.1), the scheme compared without regard to
+// case, or "" for any other Authorization.
+func dpopAccessToken(h http.Header) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "DPoP") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// replayableBody reports whether req can be sent again: it has no body or
+// GetBody recreates it.
+func replayableBody(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// asksForNonce reports whether resp is a use_dpop_nonce error: a 400 whose
+// JSON body has that error code (RFC 9449 §8), or a 401 with a DPoP
+// challenge carrying it (RFC 9449 §9). For a 400 it reads at most
+// maxErrorBodyBytes of the body and puts them back in front of the rest.
+func asksForNonce(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return hasUseNonceChallenge(resp.Header.Values("WWW-Authenticate"))
+	case http.StatusBadRequest:
+		if resp.Body == nil || resp.Body == http.NoBody {
+			return false
+		}
+		orig := resp.Body
+		head, _ := io.ReadAll(io.LimitReader(orig, maxErrorBodyBytes))
+		resp.Body = prefixedBody{io.MultiReader(bytes.NewReader(head), orig), orig}
+		return isUseNonceError(head)
+	}
+	return false
+}
+
+// prefixedBody is a response body that replays bytes already read before the
+// rest; Close closes the original body.
+type prefixedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// isUseNonceError reports whether body is a JSON object whose "error" member
+// is use_dpop_nonce (RFC 6749 §5.2, RFC 9449 §8). Member names are matched
+// exactly.
+func isUseNonceError(body []byte) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return false
+	}
+	var code string
+	if raw, ok := obj["error"]; !ok || json.Unmarshal(raw, &code) != nil {
+		return false
+	}
+	return code == CodeUseNonce
+}
+
+// closeRequestBody closes req.Body, as a RoundTripper must on every path.
+func closeRequestBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// drainAndClose reads a little of body, so that its connection can be
+// reused, and closes it.
+func drainAndClose(body io.ReadCloser) {
+	if body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, body, maxDrainBytes)
+	body.Close()
+}
+
+// hasUseNonceChallenge reports whether the WWW-Authenticate fields hold a
+// DPoP challenge (RFC 9449 §7.1) whose error parameter is use_dpop_nonce
+// (RFC 9449 §9). A challenge that repeats a parameter is ignored, and parsing
+// a field stops at the first syntax error (RFC 9110 §11.6.1).
+func hasUseNonceChallenge(fields []string) bool {
+	for _, f := range fields {
+		for _, c := range parseChallenges(f) {
+			if strings.EqualFold(c.scheme, "DPoP") && !c.repeated && c.params["error"] == CodeUseNonce {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// authChallenge is one challenge of a WWW-Authenticate field (RFC 9110
+// §11.2). Parameter names are lower-cased; values are unquoted.
+type authChallenge struct {
+	scheme   string
+	params   map[string]string
+	repeated bool // a parameter name occurs twice
+}
+
+// parseChallenges parses a WWW-Authenticate field value, a list of
+// `auth-scheme [ 1*SP ( token68 / #auth-param ) ]` (RFC 9110 §11.6.1), in
+// one pass. It returns the challenges read before any syntax error.
+func parseChallenges(s string) []authChallenge {
+	var (
+		out        []authChallenge
+		afterBare  bool // the last item was a scheme with nothing after it yet
+		i          int
+		skipSpaces = func() {
+			for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+				i++
+			}
+		}
+	)
+	for {
+		skipSpaces()
+		if i == len(s) {
+			return out
+		}
+		if s[i] == ',' {
+			i++
+			afterBare = false
+			continue
+		}
+		start := i
+		for i < len(s) && (isTokenByte(s[i]) || s[i] == '/') {
+			i++
+		}
+		word := s[start:i]
+		if word == "" {
+			return out
+		}
+		skipSpaces()
+		if i < len(s) && s[i] == '=' {
+			j := i + 1
+			for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+				j++
+			}
+			if j == len(s) || s[j] == '=' || s[j] == ',' {
+				// token68 with '=' padding, right after a scheme.
+				if !afterBare {
+					return out
+				}
+				for i < len(s) && s[i] == '=' {
+					i++
+				}
+				afterBare = false
+				continue
+			}
+			if len(out) == 0 || !isMethodToken(word) {
+				return out
+			}
+			var value string
+			var ok bool
+			if value, j, ok = paramValue(s, j); !ok {
+				return out
+			}
+			i = j
+			c := &out[len(out)-1]
+			name := strings.ToLower(word)
+			if _, dup := c.params[name]; dup {
+				c.repeated = true
+			}
+			c.params[name] = value
+			afterBare = false
+			continue
+		}
+		if afterBare {
+			// token68 without padding, right after a scheme.
+			afterBare = false
+			continue
+		}
+		if !isMethodToken(word) {
+			return out
+		}
+		out = append(out, authChallenge{scheme: word, params: map[string]string{}})
+		afterBare = true
+	}
+}
+
+// paramValue reads an auth-param value, a token or a quoted-string (RFC 9110
+// §5.6.2, §5.6.4), starting at s[i]. It returns the unquoted value and the
+// index after it.
+func paramValue(s string, i int) (string, int, bool) {
+	if s[i] != '"' {
+		start := i
+		for i < len(s) && isTokenByte(s[i]) {
+			i++
+		}
+		return s[start:i], i, i > start
+	}
+	var b strings.Builder
+	for i++; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			return b.String(), i + 1, true
+		case c == '\\':
+			if i+1 == len(s) {
+				return "", i, false
+			}
+			i++
+			c = s[i]
+		}
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return "", i, false
+		}
+		b.WriteByte(c)
+	}
+	return "", i, false
+}
