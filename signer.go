@@ -216,26 +216,12 @@ func (s *Signer) selfCheck() (err error) {
 			err = errors.New("dpop: key self-check failed: malformed private key")
 		}
 	}()
-	msg := []byte(s.prefix + "c2VsZi1jaGVjaw")
+	msg := s.prefix + "c2VsZi1jaGVjaw"
 	sig, err := s.sign(msg)
 	if err != nil {
 		return err
 	}
-	var ok bool
-	switch s.kind {
-	case kindECDSA:
-		d := hashMessage(s.hash, msg)
-		r := new(big.Int).SetBytes(sig[:s.ecSize])
-		v := new(big.Int).SetBytes(sig[s.ecSize:])
-		ok = ecdsa.Verify(s.pub.(*ecdsa.PublicKey), d, r, v)
-	case kindEd25519:
-		ok = ed25519.Verify(s.pub.(ed25519.PublicKey), msg, sig)
-	case kindPKCS1v15:
-		ok = rsa.VerifyPKCS1v15(s.pub.(*rsa.PublicKey), s.hash, hashMessage(s.hash, msg), sig) == nil
-	case kindPSS:
-		ok = rsa.VerifyPSS(s.pub.(*rsa.PublicKey), s.hash, hashMessage(s.hash, msg), sig,
-			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
-	}
+	ok := verifySignature(algorithmSpecs[s.alg], s.pub, msg, sig)
 	if !ok {
 		return errors.New("dpop: key self-check failed: signature does not verify")
 	}
@@ -321,7 +307,7 @@ func (s *Signer) proof(method string, u *url.URL, opts ProofOptions) (string, er
 	b.Grow(len(s.prefix) + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(s.sigLen))
 	b.WriteString(s.prefix)
 	b.WriteString(encodeB64(payload))
-	sig, err := s.sign([]byte(b.String()))
+	sig, err := s.sign(b.String())
 	if err != nil {
 		return "", err
 	}
@@ -333,7 +319,7 @@ func (s *Signer) proof(method string, u *url.URL, opts ProofOptions) (string, er
 // sign returns the JWS signature of the signing input (RFC 7515 §5.1). ECDSA
 // signatures are the fixed-length R || S of RFC 7518 §3.4, not DER; PSS uses
 // a salt as long as the hash (RFC 7518 §3.5).
-func (s *Signer) sign(input []byte) ([]byte, error) {
+func (s *Signer) sign(input string) ([]byte, error) {
 	var (
 		sig []byte
 		err error
@@ -341,16 +327,16 @@ func (s *Signer) sign(input []byte) ([]byte, error) {
 	switch s.kind {
 	case kindECDSA:
 		var r, v *big.Int
-		r, v, err = ecdsa.Sign(rand.Reader, s.key.(*ecdsa.PrivateKey), hashMessage(s.hash, input))
+		r, v, err = ecdsa.Sign(rand.Reader, s.key.(*ecdsa.PrivateKey), digest(s.hash, input))
 		if err == nil {
 			sig, err = ecdsaRawSignature(r, v, s.ecSize)
 		}
 	case kindEd25519:
-		sig, err = s.key.Sign(nil, input, crypto.Hash(0))
+		sig, err = s.key.Sign(nil, []byte(input), crypto.Hash(0))
 	case kindPKCS1v15:
-		sig, err = s.key.Sign(rand.Reader, hashMessage(s.hash, input), s.hash)
+		sig, err = s.key.Sign(rand.Reader, digest(s.hash, input), s.hash)
 	case kindPSS:
-		sig, err = s.key.Sign(rand.Reader, hashMessage(s.hash, input),
+		sig, err = s.key.Sign(rand.Reader, digest(s.hash, input),
 			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: s.hash})
 	default:
 		err = errors.New("dpop: signer not initialised")
@@ -389,13 +375,6 @@ func proofHTU(u *url.URL) (string, error) {
 		t.Path, t.RawPath = "/", ""
 	}
 	return t.String(), nil
-}
-
-// hashMessage hashes msg with h.
-func hashMessage(h crypto.Hash, msg []byte) []byte {
-	w := h.New()
-	w.Write(msg)
-	return w.Sum(nil)
 }
 
 // encodeB64 is unpadded base64url (RFC 7515 §2).
