@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -63,15 +64,32 @@ type MemoryReplayCacheOptions struct {
 	Now func() time.Time
 }
 
-// MemoryReplayCache is a bounded, in-process [ReplayCache] built on an LRU
-// list. It is safe for concurrent use. It fails closed: when it is full it
-// evicts only entries that have expired, and otherwise refuses new ones.
+// MemoryReplayCache is a bounded, in-process [ReplayCache] built on LRU lists
+// (golang-lru), split into shards by key so that concurrent inserts rarely
+// wait for one another. It is safe for concurrent use. It fails closed: when a
+// shard is full it reclaims only entries that have expired, and otherwise
+// refuses the new one.
 type MemoryReplayCache struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[ReplayKey, time.Time]
-	cap int
-	now func() time.Time
+	shards []replayShard
+	now    func() time.Time
 }
+
+// replayShard is one lock and one LRU list. Entries are never refreshed by a
+// lookup, so the list order is insertion order and the oldest entry is the
+// first that could be reclaimed. Values are expiry times in Unix nanoseconds.
+type replayShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[ReplayKey, int64]
+	cap int
+	_   [40]byte // keeps neighbouring shards' locks off one cache line
+}
+
+// entriesPerShard is the capacity below which a cache has one shard; larger
+// caches get up to maxReplayShards.
+const (
+	entriesPerShard = 4096
+	maxReplayShards = 16
+)
 
 // NewMemoryReplayCache returns an empty in-memory replay cache.
 func NewMemoryReplayCache(opts MemoryReplayCacheOptions) (*MemoryReplayCache, error) {
@@ -84,16 +102,24 @@ func NewMemoryReplayCache(opts MemoryReplayCacheOptions) (*MemoryReplayCache, er
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l, err := simplelru.NewLRU[ReplayKey, time.Time](opts.Capacity, nil)
-	if err != nil {
-		return nil, err
+	n := min(max(opts.Capacity/entriesPerShard, 1), maxReplayShards)
+	c := &MemoryReplayCache{shards: make([]replayShard, n), now: opts.Now}
+	for i := range c.shards {
+		// The capacity is split exactly: the first shards take the remainder.
+		size := opts.Capacity / n
+		if i < opts.Capacity%n {
+			size++
+		}
+		l, err := simplelru.NewLRU[ReplayKey, int64](size, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.shards[i] = replayShard{lru: l, cap: size}
 	}
-	return &MemoryReplayCache{lru: l, cap: opts.Capacity, now: opts.Now}, nil
+	return c, nil
 }
 
-// Insert implements [ReplayCache]. Entries are never refreshed by a lookup, so
-// the LRU order is insertion order and the oldest entry is the first that
-// could be reclaimed.
+// Insert implements [ReplayCache].
 func (c *MemoryReplayCache) Insert(ctx context.Context, key ReplayKey, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -101,30 +127,41 @@ func (c *MemoryReplayCache) Insert(ctx context.Context, key ReplayKey, ttl time.
 	if ttl <= 0 {
 		return false, errors.New("dpop: replay entry needs a positive ttl")
 	}
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if exp, ok := c.lru.Peek(key); ok {
-		if now.Before(exp) {
+	now := c.now().UnixNano()
+	// Keys are SHA-256 outputs, so any byte spreads them evenly.
+	s := &c.shards[int(key[0])%len(c.shards)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if exp, ok := s.lru.Peek(key); ok {
+		if now < exp {
 			return false, nil
 		}
-		c.lru.Remove(key)
+		s.lru.Remove(key)
 	}
-	for c.lru.Len() >= c.cap {
-		_, exp, ok := c.lru.GetOldest()
-		if !ok || now.Before(exp) {
+	for s.lru.Len() >= s.cap {
+		_, exp, ok := s.lru.GetOldest()
+		if !ok || now < exp {
 			return false, ErrReplayCacheFull
 		}
-		c.lru.RemoveOldest()
+		s.lru.RemoveOldest()
 	}
-	c.lru.Add(key, now.Add(ttl))
+	exp := now + int64(ttl)
+	if exp < now { // saturate rather than wrap into the past
+		exp = math.MaxInt64
+	}
+	s.lru.Add(key, exp)
 	return true, nil
 }
 
 // Len returns the number of entries held, expired ones not yet reclaimed
 // included.
 func (c *MemoryReplayCache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
 }

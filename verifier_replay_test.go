@@ -207,3 +207,42 @@ func TestMemoryReplayCacheOptions(t *testing.T) {
 		t.Error("replay key is ambiguous or not base64url")
 	}
 }
+
+// A sharded cache keeps the same promise: bounded, and never a replay, even
+// when a flood fills it.
+func TestMemoryReplayCacheShardedFlood(t *testing.T) {
+	const capacity = 16 * entriesPerShard
+	c := mustMemoryCache(t, capacity)
+	if len(c.shards) != maxReplayShards {
+		t.Fatalf("%d shards", len(c.shards))
+	}
+	accepted, full := 0, 0
+	for i := range capacity + capacity/4 {
+		k := NewReplayKey("jkt", itoa(int64(i)))
+		ok, err := c.Insert(bg, k, time.Hour)
+		switch {
+		case errors.Is(err, ErrReplayCacheFull):
+			full++
+		case err != nil || !ok:
+			t.Fatalf("insert %d: %v %v", i, ok, err)
+		default:
+			accepted++
+			if again, err := c.Insert(bg, k, time.Hour); again || err != nil {
+				t.Fatalf("replay of %d accepted (%v)", i, err)
+			}
+		}
+	}
+	if accepted > capacity || c.Len() != accepted || full != capacity+capacity/4-accepted || accepted < capacity*9/10 {
+		t.Fatalf("accepted %d, refused %d, len %d, capacity %d", accepted, full, c.Len(), capacity)
+	}
+	// A ttl that would overflow the expiry saturates instead of wrapping
+	// into the past, where the entry would count as expired.
+	c = mustMemoryCache(t, 1)
+	k := NewReplayKey("x", "huge ttl")
+	if ok, err := c.Insert(bg, k, time.Duration(1<<63-1)); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if ok, err := c.Insert(bg, k, time.Second); ok || err != nil {
+		t.Fatalf("replay after a huge ttl: %v %v", ok, err)
+	}
+}
