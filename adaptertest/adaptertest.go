@@ -1,0 +1,93 @@
+// Package adaptertest is the conformance suite for implementations of
+// store.Store, in the manner of golang.org/x/net/nettest.TestConn: one call
+// runs every behaviour the DPoP kit relies on as a subtest.
+//
+// A custom store's test calls Run with a constructor that returns a fresh,
+// empty store and a function that releases it:
+//
+//	func TestConformance(t *testing.T) {
+//		adaptertest.Run(t, func(t *testing.T) (store.Store, func()) {
+//			s := mystore.New(...) // isolated: its own database, schema or key prefix
+//			return s, func() { s.Close() }
+//		})
+//	}
+//
+// The suite uses real time: expiry subtests save records that live about a
+// second and wait for them to expire, in parallel, so a run takes a few
+// seconds. It imports only the standard library and the kit.
+package adaptertest
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/dpopkit/dpop/store"
+)
+
+// NewStore returns a fresh, empty store for one subtest, and a function that
+// releases it (called when the subtest ends).
+type NewStore func(t *testing.T) (s store.Store, cleanup func())
+
+// shortTTL is the lifetime of records in expiry subtests; waitExpiry is how
+// long those subtests wait for them to expire.
+const (
+	shortTTL   = time.Second
+	waitExpiry = shortTTL + 300*time.Millisecond
+	// racers is how many goroutines contend in each atomicity subtest.
+	racers = 48
+)
+
+// Run runs the whole suite against the stores newStore returns.
+func Run(t *testing.T, newStore NewStore) {
+	t.Run("Clients", func(t *testing.T) { testClients(t, newStore) })
+	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
+	t.Run("AccessTokens", func(t *testing.T) { testAccessTokens(t, newStore) })
+	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
+	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
+	t.Run("Replay", func(t *testing.T) { testReplay(t, newStore) })
+	t.Run("Context", func(t *testing.T) { testContext(t, newStore) })
+	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
+}
+
+// open makes a store for the current subtest and releases it at its end.
+func open(t *testing.T, newStore NewStore) store.Store {
+	t.Helper()
+	s, cleanup := newStore(t)
+	if s == nil {
+		t.Fatal("constructor returned a nil store")
+	}
+	if cleanup != nil {
+		t.Cleanup(cleanup)
+	}
+	return s
+}
+
+// randomHash is a fresh token hash.
+func randomHash() store.TokenHash {
+	var h store.TokenHash
+	rand.Read(h[:])
+	return h
+}
+
+// oddHashes are keys that break stores which treat keys as text: zeros,
+// 0xff, bytes that are NUL, newline, quote or invalid UTF-8, and two keys
+// that differ in one bit.
+func oddHashes() []store.TokenHash {
+	var zero, ones, mixed, flipped store.TokenHash
+	for i := range ones {
+		ones[i] = 0xff
+		const odd = "\x00\n\"'\\\xc3\x28%*?{}"
+		mixed[i] = odd[i%len(odd)]
+	}
+	flipped = mixed
+	flipped[31] ^= 1
+	return []store.TokenHash{zero, ones, mixed, flipped}
+}
+
+// now is the current time at millisecond precision, the precision stores
+// must keep.
+func now() time.Time { return time.Now().Truncate(time.Millisecond) }
+
+// unicodeID is a client id with multi-byte characters, spaces and symbols.
+const unicodeID = "клиент 🔑 démo/?#&=+%20 \"quoted\""

@@ -1,0 +1,316 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Default capacities of a Memory store.
+const (
+	DefaultMaxClients       = 10_000
+	DefaultMaxCodes         = 100_000
+	DefaultMaxAccessTokens  = 100_000
+	DefaultMaxRefreshTokens = 100_000
+	DefaultMaxRevokedGrants = 100_000
+)
+
+// MemoryOptions configures [NewMemory]. Every zero field takes its default.
+type MemoryOptions struct {
+	// MaxClients bounds registered clients (default DefaultMaxClients).
+	// SaveClient of a new client fails with ErrFull beyond it.
+	MaxClients int
+	// MaxCodes, MaxAccessTokens and MaxRefreshTokens bound each kind of
+	// record (defaults DefaultMaxCodes, DefaultMaxAccessTokens,
+	// DefaultMaxRefreshTokens). When one is full, saving evicts the oldest
+	// record of that kind, which then stops working: a refusal, never an
+	// acceptance.
+	MaxCodes         int
+	MaxAccessTokens  int
+	MaxRefreshTokens int
+	// MaxRevokedGrants bounds remembered grant revocations (default
+	// DefaultMaxRevokedGrants). A live revocation is never forgotten to make
+	// room: RevokeGrant fails with ErrFull instead.
+	MaxRevokedGrants int
+	// MaxReplayEntries is the capacity of the proof replay cache (default
+	// dpop.DefaultReplayCacheCapacity). When full it refuses new proofs.
+	MaxReplayEntries int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Memory is the default [Store]: everything in process memory, bounded,
+// safe for concurrent use, usable with zero configuration. It protects one
+// process only; several instances behind one address need a shared store.
+type Memory struct {
+	now     func() time.Time
+	closed  atomic.Bool
+	replay  *dpop.MemoryReplayCache
+	codes   *table[AuthorizationCode]
+	access  *table[AccessToken]
+	refresh *table[RefreshToken]
+
+	clientsMu  sync.RWMutex
+	clients    map[string]*Client
+	maxClients int
+
+	grantsMu sync.Mutex
+	grants   *simplelru.LRU[string, int64] // revoked grant -> until (Unix ns)
+	maxGrant int
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory(opts MemoryOptions) (*Memory, error) {
+	for _, n := range []int{opts.MaxClients, opts.MaxCodes, opts.MaxAccessTokens, opts.MaxRefreshTokens, opts.MaxRevokedGrants, opts.MaxReplayEntries} {
+		if n < 0 {
+			return nil, errors.New("store: negative capacity")
+		}
+	}
+	or := func(n, def int) int {
+		if n == 0 {
+			return def
+		}
+		return n
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	replay, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayCacheOptions{Capacity: opts.MaxReplayEntries, Now: opts.Now})
+	if err != nil {
+		return nil, err
+	}
+	maxGrant := or(opts.MaxRevokedGrants, DefaultMaxRevokedGrants)
+	grants, err := simplelru.NewLRU[string, int64](maxGrant, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Memory{
+		now:        opts.Now,
+		replay:     replay,
+		codes:      newTable[AuthorizationCode](or(opts.MaxCodes, DefaultMaxCodes)),
+		access:     newTable[AccessToken](or(opts.MaxAccessTokens, DefaultMaxAccessTokens)),
+		refresh:    newTable[RefreshToken](or(opts.MaxRefreshTokens, DefaultMaxRefreshTokens)),
+		clients:    map[string]*Client{},
+		maxClients: or(opts.MaxClients, DefaultMaxClients),
+		grants:     grants,
+		maxGrant:   maxGrant,
+	}, nil
+}
+
+// Close releases the store. The memory store runs no background work; after
+// Close every method fails with ErrClosed.
+func (m *Memory) Close() error {
+	m.closed.Store(true)
+	return nil
+}
+
+// begin checks the context and the store, and returns the time now.
+func (m *Memory) begin(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if m.closed.Load() {
+		return 0, ErrClosed
+	}
+	return m.now().UnixNano(), nil
+}
+
+// GetClient implements [ClientStore].
+func (m *Memory) GetClient(ctx context.Context, id string) (*Client, error) {
+	if _, err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	m.clientsMu.RLock()
+	c, ok := m.clients[id]
+	m.clientsMu.RUnlock()
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return c.Clone(), nil
+}
+
+// SaveClient implements [ClientStore].
+func (m *Memory) SaveClient(ctx context.Context, c *Client) error {
+	if _, err := m.begin(ctx); err != nil {
+		return err
+	}
+	if c == nil || c.ID == "" {
+		return errors.New("store: client without id")
+	}
+	m.clientsMu.Lock()
+	defer m.clientsMu.Unlock()
+	if _, ok := m.clients[c.ID]; !ok && len(m.clients) >= m.maxClients {
+		return ErrFull
+	}
+	m.clients[c.ID] = c.Clone()
+	return nil
+}
+
+// SaveCode implements [CodeStore].
+func (m *Memory) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationCode) error {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	m.codes.put(h, *code, code.ExpiresAt.UnixNano(), now)
+	return nil
+}
+
+// ConsumeCode implements [CodeStore].
+func (m *Memory) ConsumeCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, st := m.codes.consume(h, now)
+	return result(&v, st)
+}
+
+// SaveAccessToken implements [AccessTokenStore].
+func (m *Memory) SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToken) error {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	m.access.put(h, *t, t.ExpiresAt.UnixNano(), now)
+	return nil
+}
+
+// GetAccessToken implements [AccessTokenStore].
+func (m *Memory) GetAccessToken(ctx context.Context, h TokenHash) (*AccessToken, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, st := m.access.get(h, now)
+	if st == live && m.grantRevoked(v.GrantID, now) {
+		return nil, ErrRevoked
+	}
+	return result(&v, st)
+}
+
+// RevokeAccessToken implements [AccessTokenStore].
+func (m *Memory) RevokeAccessToken(ctx context.Context, h TokenHash) error {
+	if _, err := m.begin(ctx); err != nil {
+		return err
+	}
+	m.access.remove(h)
+	return nil
+}
+
+// SaveRefreshToken implements [RefreshTokenStore].
+func (m *Memory) SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshToken) error {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	m.refresh.put(h, *t, t.ExpiresAt.UnixNano(), now)
+	return nil
+}
+
+// GetRefreshToken implements [RefreshTokenStore].
+func (m *Memory) GetRefreshToken(ctx context.Context, h TokenHash) (*RefreshToken, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, st := m.refresh.get(h, now)
+	if st == live && m.grantRevoked(v.GrantID, now) {
+		return nil, ErrRevoked
+	}
+	return result(&v, st)
+}
+
+// RotateRefreshToken implements [RefreshTokenStore].
+func (m *Memory) RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if old == h {
+		return nil, errors.New("store: a refresh token cannot be rotated into itself")
+	}
+	v, st, err := m.refresh.rotate(old, h, *next, next.ExpiresAt.UnixNano(), now, func(t RefreshToken) error {
+		if m.grantRevoked(t.GrantID, now) {
+			return ErrRevoked
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return result(&v, st)
+}
+
+// RevokeRefreshToken implements [RefreshTokenStore].
+func (m *Memory) RevokeRefreshToken(ctx context.Context, h TokenHash) error {
+	if _, err := m.begin(ctx); err != nil {
+		return err
+	}
+	m.refresh.remove(h)
+	return nil
+}
+
+// RevokeGrant implements [GrantStore].
+func (m *Memory) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	m.grantsMu.Lock()
+	defer m.grantsMu.Unlock()
+	u := until.UnixNano()
+	if prev, ok := m.grants.Peek(grantID); ok {
+		m.grants.Add(grantID, max(prev, u))
+		return nil
+	}
+	for m.grants.Len() >= m.maxGrant {
+		_, exp, _ := m.grants.GetOldest()
+		if exp > now {
+			return ErrFull
+		}
+		m.grants.RemoveOldest()
+	}
+	m.grants.Add(grantID, u)
+	return nil
+}
+
+func (m *Memory) grantRevoked(grantID string, now int64) bool {
+	if grantID == "" {
+		return false
+	}
+	m.grantsMu.Lock()
+	defer m.grantsMu.Unlock()
+	until, ok := m.grants.Peek(grantID)
+	return ok && until > now
+}
+
+// Insert implements [dpop.ReplayCache] with a bounded in-memory cache that
+// refuses new entries when full.
+func (m *Memory) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	if _, err := m.begin(ctx); err != nil {
+		return false, err
+	}
+	return m.replay.Insert(ctx, key, ttl)
+}
+
+// result turns a table lookup into the record and error the interfaces
+// promise.
+func result[V any](v *V, st state) (*V, error) {
+	switch st {
+	case live:
+		return v, nil
+	case consumed:
+		return v, ErrConsumed
+	case expired:
+		return nil, ErrExpired
+	}
+	return nil, ErrNotFound
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/dpopkit/dpop"
+)
+
+// ClientStore holds the registered clients (RFC 6749 §2).
+type ClientStore interface {
+	// GetClient returns the client with that id, or ErrNotFound.
+	GetClient(ctx context.Context, id string) (*Client, error)
+	// SaveClient registers c, replacing any client with the same id.
+	SaveClient(ctx context.Context, c *Client) error
+}
+
+// CodeStore holds authorization codes (RFC 6749 §4.1.2), keyed by the hash of
+// the code.
+type CodeStore interface {
+	// SaveCode stores a code until code.ExpiresAt.
+	SaveCode(ctx context.Context, h TokenHash, code *AuthorizationCode) error
+	// ConsumeCode redeems a code exactly once: of any number of concurrent
+	// calls, one gets the record. Later calls get the record and
+	// ErrConsumed until the code expires; an unknown code gives ErrNotFound,
+	// an expired one ErrExpired.
+	ConsumeCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error)
+}
+
+// AccessTokenStore holds opaque access tokens, keyed by the hash of the token.
+type AccessTokenStore interface {
+	// SaveAccessToken stores a token until t.ExpiresAt.
+	SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToken) error
+	// GetAccessToken returns a live token: ErrNotFound when unknown or
+	// revoked, ErrExpired when expired, ErrRevoked when its grant was
+	// revoked.
+	GetAccessToken(ctx context.Context, h TokenHash) (*AccessToken, error)
+	// RevokeAccessToken deletes a token; revoking an unknown token is not
+	// an error (RFC 7009 §2.2).
+	RevokeAccessToken(ctx context.Context, h TokenHash) error
+}
+
+// RefreshTokenStore holds refresh tokens, keyed by the hash of the token.
+type RefreshTokenStore interface {
+	// SaveRefreshToken stores a token until t.ExpiresAt.
+	SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshToken) error
+	// GetRefreshToken returns a live token, with the errors of
+	// GetAccessToken, and ErrConsumed (with the record) once it was rotated.
+	GetRefreshToken(ctx context.Context, h TokenHash) (*RefreshToken, error)
+	// RotateRefreshToken atomically consumes the token old and stores next
+	// under h: of any number of concurrent rotations of old, exactly one
+	// succeeds and returns old's record. The others get ErrConsumed and
+	// old's record; an unknown, expired or revoked old gets the error
+	// GetRefreshToken would give, and nothing is stored.
+	RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error)
+	// RevokeRefreshToken deletes a token; revoking an unknown token is not
+	// an error (RFC 7009 §2.2).
+	RevokeRefreshToken(ctx context.Context, h TokenHash) error
+}
+
+// GrantStore revokes everything issued from one authorization grant: when a
+// code is redeemed twice (RFC 6749 §4.1.2), when a rotated refresh token is
+// used again (RFC 9700 §4.14.2), or when a refresh token is revoked
+// (RFC 7009 §2.1).
+type GrantStore interface {
+	// RevokeGrant makes every access and refresh token of grantID, stored
+	// before or after the call, unusable (ErrRevoked) until at least until,
+	// which the caller sets past the expiry of any token of the grant.
+	RevokeGrant(ctx context.Context, grantID string, until time.Time) error
+}
+
+// Store is everything the handlers and the middleware need, in one value: the
+// per-concern interfaces above and the proof replay cache of the dpop package
+// (RFC 9449 §11.1).
+type Store interface {
+	ClientStore
+	CodeStore
+	AccessTokenStore
+	RefreshTokenStore
+	GrantStore
+	dpop.ReplayCache
+}

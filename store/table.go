@@ -1,0 +1,193 @@
+package store
+
+import (
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// table is a bounded map from TokenHash to records with an expiry, split into
+// shards that each have a lock and an LRU list (golang-lru). Lookups use Peek,
+// so list order is insertion order: the oldest entry is the next to expire in
+// the common case of one lifetime per kind. Each write reclaims up to two
+// expired entries from the old end, so expired records are freed without a
+// sweep; when a shard is full its oldest entry is evicted (the record stops
+// working, which fails closed).
+type table[V any] struct {
+	shards []tableShard[V]
+}
+
+type tableShard[V any] struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[TokenHash, *item[V]]
+	cap int
+}
+
+// item is one record; exp is its expiry in Unix nanoseconds, consumed marks a
+// redeemed code or rotated refresh token kept until it expires.
+type item[V any] struct {
+	v        V
+	exp      int64
+	consumed bool
+}
+
+// state is the outcome of a lookup.
+type state int
+
+const (
+	live state = iota
+	missing
+	expired
+	consumed
+)
+
+// entriesPerShard and maxShards size the shards as in dpop.MemoryReplayCache.
+const (
+	entriesPerShard = 4096
+	maxShards       = 16
+	reclaimPerWrite = 2
+)
+
+func newTable[V any](capacity int) *table[V] {
+	n := min(max(capacity/entriesPerShard, 1), maxShards)
+	t := &table[V]{shards: make([]tableShard[V], n)}
+	for i := range t.shards {
+		size := capacity / n
+		if i < capacity%n {
+			size++
+		}
+		l, _ := simplelru.NewLRU[TokenHash, *item[V]](max(size, 1), nil)
+		t.shards[i] = tableShard[V]{lru: l, cap: max(size, 1)}
+	}
+	return t
+}
+
+func (t *table[V]) shard(h TokenHash) *tableShard[V] {
+	return &t.shards[int(h[0])%len(t.shards)]
+}
+
+// reclaim frees up to reclaimPerWrite expired entries from the old end.
+func (s *tableShard[V]) reclaim(now int64) {
+	for range reclaimPerWrite {
+		_, it, ok := s.lru.GetOldest()
+		if !ok || it.exp > now {
+			return
+		}
+		s.lru.RemoveOldest()
+	}
+}
+
+// put stores v under h until exp, replacing any record there.
+func (t *table[V]) put(h TokenHash, v V, exp, now int64) {
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.putLocked(h, v, exp, now)
+}
+
+func (s *tableShard[V]) putLocked(h TokenHash, v V, exp, now int64) {
+	s.reclaim(now)
+	s.lru.Remove(h)
+	if s.lru.Len() >= s.cap {
+		s.lru.RemoveOldest()
+	}
+	s.lru.Add(h, &item[V]{v: v, exp: exp})
+}
+
+// getLocked looks h up, removing it if it has expired.
+func (s *tableShard[V]) getLocked(h TokenHash, now int64) (*item[V], state) {
+	it, ok := s.lru.Peek(h)
+	switch {
+	case !ok:
+		return nil, missing
+	case it.exp <= now:
+		s.lru.Remove(h)
+		return nil, expired
+	case it.consumed:
+		return it, consumed
+	}
+	return it, live
+}
+
+// get returns a copy of the record under h and its state.
+func (t *table[V]) get(h TokenHash, now int64) (V, state) {
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, st := s.getLocked(h, now)
+	if it == nil {
+		var zero V
+		return zero, st
+	}
+	return it.v, st
+}
+
+// consume marks a live record consumed and returns it with state live; a
+// record consumed before is returned with state consumed.
+func (t *table[V]) consume(h TokenHash, now int64) (V, state) {
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, st := s.getLocked(h, now)
+	if it == nil {
+		var zero V
+		return zero, st
+	}
+	if st == live {
+		it.consumed = true
+	}
+	return it.v, st
+}
+
+// rotate consumes old, if check accepts its record, and stores v under h, as
+// one step: both shards are locked, in a fixed order.
+func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, check func(V) error) (V, state, error) {
+	a, b := t.shard(old), t.shard(h)
+	if a == b {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+	} else {
+		first, second := a, b
+		if int(old[0])%len(t.shards) > int(h[0])%len(t.shards) {
+			first, second = b, a
+		}
+		first.mu.Lock()
+		defer first.mu.Unlock()
+		second.mu.Lock()
+		defer second.mu.Unlock()
+	}
+	it, st := a.getLocked(old, now)
+	if it == nil {
+		var zero V
+		return zero, st, nil
+	}
+	if st != live {
+		return it.v, st, nil
+	}
+	if err := check(it.v); err != nil {
+		return it.v, st, err
+	}
+	it.consumed = true
+	b.putLocked(h, v, exp, now)
+	return it.v, live, nil
+}
+
+// remove deletes h.
+func (t *table[V]) remove(h TokenHash) {
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lru.Remove(h)
+}
+
+// len counts the entries held, expired ones not yet reclaimed included.
+func (t *table[V]) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
