@@ -14,16 +14,8 @@ import (
 // before (both calls are in each iteration; the save is reported separately
 // by BenchmarkMemoryCodeSave). Run with -cpu 1,2.
 func BenchmarkMemoryCodeConsume(b *testing.B) {
-	m, err := store.NewMemory(store.MemoryOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	ctx := context.Background()
+	m, ctx, code := benchStore(b)
 	var next atomic.Uint64
-	code := &store.AuthorizationCode{GrantID: "g", ClientID: "demo", Scope: "read", ExpiresAt: time.Now().Add(time.Hour)}
-	b.ReportAllocs()
-	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			h := counterHash(next.Add(1))
@@ -39,16 +31,8 @@ func BenchmarkMemoryCodeConsume(b *testing.B) {
 
 // BenchmarkMemoryCodeSave is the save half of BenchmarkMemoryCodeConsume.
 func BenchmarkMemoryCodeSave(b *testing.B) {
-	m, err := store.NewMemory(store.MemoryOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	ctx := context.Background()
+	m, ctx, code := benchStore(b)
 	var next atomic.Uint64
-	code := &store.AuthorizationCode{GrantID: "g", ClientID: "demo", Scope: "read", ExpiresAt: time.Now().Add(time.Hour)}
-	b.ReportAllocs()
-	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := m.SaveCode(ctx, counterHash(next.Add(1)), code); err != nil {
@@ -65,4 +49,17 @@ func counterHash(n uint64) store.TokenHash {
 	binary.LittleEndian.PutUint64(h[:], n*0x9e3779b97f4a7c15)
 	binary.LittleEndian.PutUint64(h[8:], n)
 	return h
+}
+
+// benchStore returns a store closed when b ends, a context and a code record,
+// with b's timer reset.
+func benchStore(b *testing.B) (*store.Memory, context.Context, *store.AuthorizationCode) {
+	m, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	b.ReportAllocs()
+	b.ResetTimer()
+	return m, context.Background(), &store.AuthorizationCode{GrantID: "g", ClientID: "demo", Scope: "read", ExpiresAt: time.Now().Add(time.Hour)}
 }

@@ -110,21 +110,13 @@ func (s *tableShard[V]) getLocked(h TokenHash, now int64) (*item[V], state) {
 }
 
 // get returns a copy of the record under h and its state.
-func (t *table[V]) get(h TokenHash, now int64) (V, state) {
-	s := t.shard(h)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, st := s.getLocked(h, now)
-	if it == nil {
-		var zero V
-		return zero, st
-	}
-	return it.v, st
-}
+func (t *table[V]) get(h TokenHash, now int64) (V, state) { return t.lookup(h, now, false) }
 
 // consume marks a live record consumed and returns it with state live; a
 // record consumed before is returned with state consumed.
-func (t *table[V]) consume(h TokenHash, now int64) (V, state) {
+func (t *table[V]) consume(h TokenHash, now int64) (V, state) { return t.lookup(h, now, true) }
+
+func (t *table[V]) lookup(h TokenHash, now int64, consume bool) (V, state) {
 	s := t.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,7 +125,7 @@ func (t *table[V]) consume(h TokenHash, now int64) (V, state) {
 		var zero V
 		return zero, st
 	}
-	if st == live {
+	if consume && st == live {
 		it.consumed = true
 	}
 	return it.v, st
