@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/dpopkit/dpop/store"
+)
+
+// Client authentication methods (RFC 8414 §2, RFC 7591 §2).
+const (
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
+	AuthNone        = "none"
+)
+
+// authenticateClient identifies and authenticates the client of a request
+// to the token, revocation or introspection endpoint (RFC 6749 §2.3.1):
+// HTTP Basic, client_id and client_secret in the body, or client_id alone
+// for a public client. Using two methods at once is refused (RFC 6749 §2.3).
+// Secrets are compared by hash in constant time.
+func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Error) {
+	id, secret, method := f["client_id"], f["client_secret"], AuthNone
+	if secret != "" {
+		method = AuthSecretPost
+	}
+	if user, pass, ok := r.BasicAuth(); ok {
+		if secret != "" {
+			return nil, badRequest(CodeInvalidRequest, "use one client authentication method", ErrAuthMethods)
+		}
+		// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic.
+		bid, err1 := url.QueryUnescape(user)
+		bsecret, err2 := url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil || (id != "" && id != bid) {
+			return nil, s.clientAuthFailed(true, ErrClientAuth)
+		}
+		id, secret, method = bid, bsecret, AuthSecretBasic
+	} else if r.Header.Get("Authorization") != "" {
+		return nil, s.clientAuthFailed(false, ErrClientAuth)
+	}
+	if id == "" {
+		return nil, s.clientAuthFailed(method == AuthSecretBasic, ErrClientAuth)
+	}
+	c, err := s.cfg.Store.GetClient(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Spend the time a secret check takes, so that the answer's timing
+		// does not tell which client ids exist.
+		(&store.Client{SecretHash: make([]byte, 32)}).SecretMatches(secret)
+		return nil, s.clientAuthFailed(method == AuthSecretBasic, ErrClientAuth)
+	case err != nil:
+		return nil, s.storeError(r, err)
+	}
+	if c.Public() {
+		if method != AuthNone {
+			return nil, s.clientAuthFailed(method == AuthSecretBasic, ErrClientAuth)
+		}
+		return c, nil
+	}
+	if method == AuthNone || !c.SecretMatches(secret) {
+		return nil, s.clientAuthFailed(method == AuthSecretBasic, ErrClientAuth)
+	}
+	return c, nil
+}
+
+// clientAuthFailed is invalid_client: 401, with a Basic challenge when the
+// client tried Basic (RFC 6749 §5.2).
+func (s *Server) clientAuthFailed(basic bool, cause error) *Error {
+	e := oauthError(http.StatusUnauthorized, CodeInvalidClient, "client authentication failed", cause)
+	e.Basic = basic
+	return e
+}
+
+// storeError logs a store failure and answers 503: the request is refused,
+// never accepted unchecked (fail closed).
+func (s *Server) storeError(r *http.Request, err error) *Error {
+	s.cfg.Logger.ErrorContext(r.Context(), "store failure", "path", r.URL.Path, "err", err)
+	return oauthError(http.StatusServiceUnavailable, CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
+}

@@ -1,0 +1,222 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// Access token formats (Config.AccessTokenFormat).
+const (
+	// FormatOpaque tokens are random strings (256 bits) kept in the store by
+	// hash; resource servers look them up or introspect them.
+	FormatOpaque = "opaque"
+	// FormatJWT tokens are RFC 9068 JWTs (typ at+jwt) carrying cnf.jkt
+	// (RFC 9449 §6.1), signed with Config.SigningKeys; resource servers
+	// verify them with the JWKS.
+	FormatJWT = "jwt"
+)
+
+// Defaults of Config.
+const (
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 24 * time.Hour
+	DefaultCodeTTL         = time.Minute
+	DefaultMaxBodyBytes    = 16 << 10
+)
+
+// Paths are where Server.Mount puts each endpoint, relative to the issuer
+// URL; metadata advertises the issuer followed by these paths.
+type Paths struct {
+	Token, Authorize, Revoke, Introspect, JWKS, Metadata string
+}
+
+// DefaultPaths are the conventional paths.
+var DefaultPaths = Paths{
+	Token:      "/oauth2/token",
+	Authorize:  "/oauth2/authorize",
+	Revoke:     "/oauth2/revoke",
+	Introspect: "/oauth2/introspect",
+	JWKS:       "/oauth2/jwks",
+	Metadata:   "/.well-known/oauth-authorization-server",
+}
+
+// ScopePolicy decides the scopes a client gets. requested is what the
+// request asked for (nil when it named none); the result is what is granted.
+// Return an error wrapping ErrScope to refuse with invalid_scope.
+type ScopePolicy func(ctx context.Context, c *store.Client, requested []string) ([]string, error)
+
+// Authenticator authenticates the end user at the authorization endpoint; it
+// belongs to the host. It returns the subject, or handled = true when it has
+// written the response itself (for example a redirect to a login page). An
+// empty subject with handled = false denies the request (access_denied).
+type Authenticator func(w http.ResponseWriter, r *http.Request, req *AuthorizationRequest) (subject string, handled bool, err error)
+
+// Config configures [New]. Fields left zero take the documented defaults;
+// New validates the whole and refuses what it cannot enforce.
+type Config struct {
+	// Issuer is the authorization server's identifier and public base URL
+	// (RFC 8414 §2): https (or http on a loopback address, for development),
+	// no query or fragment. Required.
+	Issuer string
+	// Store keeps clients, codes, tokens and the proof replay cache.
+	// Required.
+	Store store.Store
+	// DPoP configures proof checking. BaseURL is set to Issuer and, when
+	// nil, ReplayCache to Store; the rest keeps the dpop package defaults.
+	DPoP dpop.VerifierOptions
+	// AccessTokenTTL (default 1h), RefreshTokenTTL (default 24h) and
+	// CodeTTL (default 1m; at most 10m, RFC 6749 §4.1.2) are lifetimes.
+	// A client's own TTLs take precedence over the first two.
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	CodeTTL         time.Duration
+	// AccessTokenFormat is FormatOpaque (default) or FormatJWT.
+	AccessTokenFormat string
+	// SigningKeys holds the private keys for JWT access tokens; required
+	// with FormatJWT. The first key signs; each key needs a kid and an
+	// alg. The JWKS publishes their public halves.
+	SigningKeys jwk.Set
+	// Audience is the aud of JWT access tokens (RFC 9068 §2.2). Default:
+	// the issuer.
+	Audience []string
+	// ScopePolicy decides granted scopes. Default: the requested scopes if
+	// the client registered every one of them, or all of its registered
+	// scopes when none were requested.
+	ScopePolicy ScopePolicy
+	// AllowBearer lets clients not registered as DPoP-bound get Bearer
+	// tokens when they send no proof. Default false: every token request
+	// needs a DPoP proof.
+	AllowBearer bool
+	// RequirePKCE requires PKCE of confidential clients too. Public clients
+	// always need it.
+	RequirePKCE bool
+	// Authenticate authenticates end users at the authorization endpoint.
+	// Required for the authorization code grant; without it the
+	// authorization endpoint answers every request with an error page.
+	Authenticate Authenticator
+	// Paths are the endpoint paths. Default DefaultPaths; empty fields
+	// take the default.
+	Paths Paths
+	// MaxBodyBytes bounds request bodies (default 16 KiB).
+	MaxBodyBytes int64
+	// Logger receives one record per refused request and per store
+	// failure. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) normalize() (Config, error) {
+	if c.Issuer == "" {
+		return c, errors.New("handlers: Config.Issuer is required")
+	}
+	iss, err := dpop.NormalizeHTU(c.Issuer)
+	if err != nil || strings.ContainsAny(c.Issuer, "?#") {
+		return c, errors.New("handlers: Config.Issuer must be an absolute http(s) URL without query or fragment")
+	}
+	c.Issuer = strings.TrimSuffix(iss, "/")
+	if strings.HasPrefix(c.Issuer, "http://") && !loopbackURL(c.Issuer) {
+		return c, errors.New("handlers: Config.Issuer must use https (http only on a loopback address)")
+	}
+	if c.Store == nil {
+		return c, errors.New("handlers: Config.Store is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTokenTTL, DefaultAccessTokenTTL)
+	def(&c.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	def(&c.CodeTTL, DefaultCodeTTL)
+	if c.AccessTokenTTL < time.Second || c.RefreshTokenTTL < time.Second || c.CodeTTL < time.Second || c.CodeTTL > 10*time.Minute {
+		return c, errors.New("handlers: token lifetimes must be at least a second, and CodeTTL at most 10 minutes")
+	}
+	switch c.AccessTokenFormat {
+	case "":
+		c.AccessTokenFormat = FormatOpaque
+	case FormatOpaque:
+	case FormatJWT:
+		if c.SigningKeys == nil || c.SigningKeys.Len() == 0 {
+			return c, errors.New("handlers: FormatJWT needs SigningKeys")
+		}
+	default:
+		return c, fmt.Errorf("handlers: unknown AccessTokenFormat %q", c.AccessTokenFormat)
+	}
+	if len(c.Audience) == 0 {
+		c.Audience = []string{c.Issuer}
+	}
+	if c.ScopePolicy == nil {
+		c.ScopePolicy = RegisteredScopes
+	}
+	p := &c.Paths
+	for _, f := range []struct {
+		dst *string
+		def string
+	}{{&p.Token, DefaultPaths.Token}, {&p.Authorize, DefaultPaths.Authorize}, {&p.Revoke, DefaultPaths.Revoke},
+		{&p.Introspect, DefaultPaths.Introspect}, {&p.JWKS, DefaultPaths.JWKS}, {&p.Metadata, DefaultPaths.Metadata}} {
+		if *f.dst == "" {
+			*f.dst = f.def
+		}
+		if !strings.HasPrefix(*f.dst, "/") || strings.ContainsAny(*f.dst, "?# ") {
+			return c, fmt.Errorf("handlers: path %q must start with / and have no query", *f.dst)
+		}
+	}
+	if c.MaxBodyBytes < 0 {
+		return c, errors.New("handlers: negative MaxBodyBytes")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.DPoP.BaseURL = c.Issuer
+	if c.DPoP.ReplayCache == nil {
+		c.DPoP.ReplayCache = c.Store
+	}
+	if c.DPoP.Now == nil {
+		c.DPoP.Now = c.Now
+	}
+	return c, nil
+}
+
+// loopbackURL reports whether an http URL names a loopback host.
+func loopbackURL(u string) bool {
+	host := strings.TrimPrefix(u, "http://")
+	host, _, _ = strings.Cut(host, "/")
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "[::1]"
+}
+
+// RegisteredScopes is the default ScopePolicy: every requested scope must be
+// registered for the client (RFC 6749 §3.3); with none requested the client
+// gets all its registered scopes.
+func RegisteredScopes(_ context.Context, c *store.Client, requested []string) ([]string, error) {
+	if requested == nil {
+		return c.Scopes, nil
+	}
+	for _, s := range requested {
+		if !slices.Contains(c.Scopes, s) {
+			return nil, ErrScope
+		}
+	}
+	return requested, nil
+}
+

@@ -1,0 +1,96 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// OAuth error codes (RFC 6749 §4.1.2.1, §5.2; RFC 7009 §2.2.1; RFC 9449 §5,
+// §8).
+const (
+	CodeInvalidRequest          = "invalid_request"
+	CodeInvalidClient           = "invalid_client"
+	CodeInvalidGrant            = "invalid_grant"
+	CodeUnauthorizedClient      = "unauthorized_client"
+	CodeUnsupportedGrantType    = "unsupported_grant_type"
+	CodeInvalidScope            = "invalid_scope"
+	CodeAccessDenied            = "access_denied"
+	CodeUnsupportedResponseType = "unsupported_response_type"
+	CodeUnsupportedTokenType    = "unsupported_token_type"
+	CodeServerError             = "server_error"
+	CodeInvalidDPoPProof        = "invalid_dpop_proof"
+	CodeUseDPoPNonce            = "use_dpop_nonce"
+)
+
+// Sentinel causes of an [*Error], for logs and for hosts that inspect errors
+// (errors.Is). Proof failures wrap the dpop package's sentinels instead.
+var (
+	ErrMethod          = errors.New("handlers: method not allowed")
+	ErrContentType     = errors.New("handlers: body is not application/x-www-form-urlencoded")
+	ErrBodyTooLarge    = errors.New("handlers: body too large")
+	ErrRepeatedParam   = errors.New("handlers: parameter repeated")
+	ErrMissingParam    = errors.New("handlers: required parameter missing")
+	ErrClientAuth      = errors.New("handlers: client authentication failed")
+	ErrAuthMethods     = errors.New("handlers: more than one client authentication method")
+	ErrGrantType       = errors.New("handlers: grant type not allowed")
+	ErrScope           = errors.New("handlers: scope not allowed")
+	ErrProofRequired   = errors.New("handlers: DPoP proof required")
+	ErrKeyMismatch     = errors.New("handlers: DPoP key does not match the binding")
+	ErrCodeReplayed    = errors.New("handlers: authorization code used twice")
+	ErrRefreshReplayed = errors.New("handlers: refresh token used twice")
+	ErrPKCE            = errors.New("handlers: PKCE verification failed")
+	ErrRedirectURI     = errors.New("handlers: redirect_uri mismatch")
+	ErrInvalidGrant    = errors.New("handlers: grant is invalid, expired or revoked")
+	ErrStore           = errors.New("handlers: store failure")
+)
+
+// Error is the one error type of the handlers: an OAuth error code, a fixed
+// description that never echoes the request, the HTTP status to answer with,
+// and the cause. Nonce is set for use_dpop_nonce (RFC 9449 §8); Basic marks
+// an invalid_client answered with a Basic challenge (RFC 6749 §5.2).
+type Error struct {
+	Code        string
+	Description string
+	Status      int
+	Nonce       string
+	Basic       bool
+	Err         error
+}
+
+// Error implements error.
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+func oauthError(status int, code, description string, cause error) *Error {
+	return &Error{Status: status, Code: code, Description: description, Err: cause}
+}
+
+func badRequest(code, description string, cause error) *Error {
+	return oauthError(http.StatusBadRequest, code, description, cause)
+}
+
+// writeError renders e as an RFC 6749 §5.2 JSON error response.
+func writeError(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	if e.Nonce != "" {
+		h.Set("DPoP-Nonce", e.Nonce)
+	}
+	if e.Basic {
+		h.Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+	}
+	writeJSON(w, e.Status, map[string]string{"error": e.Code, "error_description": e.Description})
+}
+
+// writeJSON writes v with the headers every token-related response carries
+// (RFC 6749 §5.1: no caching).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

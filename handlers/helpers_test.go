@@ -1,0 +1,175 @@
+package handlers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+)
+
+// Test fixtures shared by every handler test: a Server on the in-memory
+// store behind an httptest server, three registered clients and a DPoP key.
+
+const (
+	confID       = "conf" // confidential, DPoP-bound, every grant
+	confSecret   = "conf-secret-0123456789abcdef"
+	pubID        = "pub"    // public, DPoP-bound, code + refresh
+	bearerID     = "bearer" // confidential, not DPoP-bound
+	bearerSecret = "bearer-secret-0123456789abcdef"
+	redirectURI  = "https://app.example/cb"
+)
+
+type harness struct {
+	t      *testing.T
+	srv    *Server
+	store  *store.Memory
+	ts     *httptest.Server
+	signer *dpop.Signer
+}
+
+// newHarness starts a server; edit may change the configuration first.
+func newHarness(t *testing.T, edit func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t}
+	var handler http.Handler = http.NotFoundHandler()
+	h.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.ts.Close)
+	m, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	h.store = m
+	ctx := context.Background()
+	for _, c := range []*store.Client{
+		{ID: confID, SecretHash: store.HashSecret(confSecret), GrantTypes: []string{"client_credentials", "authorization_code", "refresh_token"},
+			RedirectURIs: []string{redirectURI}, Scopes: []string{"read", "write"}, DPoPBound: true},
+		{ID: pubID, GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI, "http://127.0.0.1:8765/callback"},
+			Scopes: []string{"read", "write"}, DPoPBound: true},
+		{ID: bearerID, SecretHash: store.HashSecret(bearerSecret), GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}},
+	} {
+		if err := m.SaveClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Issuer: h.ts.URL, Store: m, Authenticate: testAuthenticate}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h.srv, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.srv.Mount(mux)
+	handler = mux
+	h.signer = newSigner(t)
+	return h
+}
+
+func newSigner(t testing.TB) *dpop.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := dpop.NewSigner(k, dpop.SignerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// testAuthenticate is the host's login: Basic alice/wonderland, or a
+// redirect to /login when the request asks for one.
+func testAuthenticate(w http.ResponseWriter, r *http.Request, _ *AuthorizationRequest) (string, bool, error) {
+	if r.Header.Get("X-Login") == "redirect" {
+		http.Redirect(w, r, "/login", http.StatusFound)
+		return "", true, nil
+	}
+	if u, p, ok := r.BasicAuth(); ok && u == "alice" && p == "wonderland" {
+		return "alice", false, nil
+	}
+	return "", false, nil
+}
+
+// proof is a fresh proof by the harness key for a request to path.
+func (h *harness) proof(method, path string, opts dpop.ProofOptions) string {
+	h.t.Helper()
+	return proofBy(h.t, h.signer, method, h.ts.URL+path, opts)
+}
+
+func proofBy(t testing.TB, s *dpop.Signer, method, u string, opts dpop.ProofOptions) string {
+	t.Helper()
+	p, err := s.Proof(method, u, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// response is a decoded reply.
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r response) str(k string) string { s, _ := r.body[k].(string); return s }
+
+// do sends a request to the test server without following redirects.
+func (h *harness) do(req *http.Request) response {
+	h.t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	json.Unmarshal(raw, &out.body)
+	return out
+}
+
+// postForm posts form to path with extra headers (a "DPoP" entry is the
+// proof; "basic" is "id:secret" for HTTP Basic).
+func (h *harness) postForm(path string, form url.Values, headers map[string]string) response {
+	h.t.Helper()
+	req, err := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		if k == "basic" {
+			id, secret, _ := strings.Cut(v, ":")
+			req.SetBasicAuth(id, secret)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	return h.do(req)
+}
+
+// wantError asserts an RFC 6749 §5.2 error response.
+func wantError(t *testing.T, r response, status int, code string) {
+	t.Helper()
+	if r.status != status || r.str("error") != code {
+		t.Fatalf("got %d %s, want %d %q", r.status, r.raw, status, code)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+}
