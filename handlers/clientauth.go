@@ -74,7 +74,4 @@ func (s *Server) clientAuthFailed(basic bool, cause error) *Error {
 
 // storeError logs a store failure and answers 503: the request is refused,
 // never accepted unchecked (fail closed).
-func (s *Server) storeError(r *http.Request, err error) *Error {
-	s.cfg.Logger.ErrorContext(r.Context(), "store failure", "path", r.URL.Path, "err", err)
-	return oauthError(http.StatusServiceUnavailable, CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
-}
+func (s *Server) storeError(r *http.Request, err error) *Error { return s.storeErr(r.Context(), err) }

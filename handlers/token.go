@@ -1,10 +1,336 @@
 package handlers
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
 
-// TokenHandler is not written yet.
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+)
+
+// Grant types (RFC 6749 §4.1.3, §4.4.2, §6).
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantClientCredentials = "client_credentials"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// Token types of a token response (RFC 9449 §5, RFC 6750).
+const (
+	TokenTypeDPoP   = "DPoP"
+	TokenTypeBearer = "Bearer"
+)
+
+// tokenResponse is a successful token response (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// TokenHandler is the token endpoint (RFC 6749 §3.2, RFC 9449 §5). It
+// accepts POST application/x-www-form-urlencoded requests of the
+// client_credentials, authorization_code and refresh_token grants, with
+// client_secret_basic, client_secret_post or none (public clients), and binds
+// the access token it issues to the key of the request's DPoP proof. Every
+// refusal is an RFC 6749 §5.2 JSON error; every response carries
+// Cache-Control: no-store, and a fresh DPoP-Nonce when nonces are on.
 func (s *Server) TokenHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "not implemented", http.StatusNotImplemented)
+		resp, e := s.token(w, r)
+		if nonce, err := s.verifier.Nonce(r.Context()); err == nil && nonce != "" && (e == nil || e.Nonce == "") {
+			w.Header().Set("DPoP-Nonce", nonce)
+		}
+		if e != nil {
+			s.cfg.Logger.InfoContext(r.Context(), "token request refused", "error", e.Code, "cause", e.Err)
+			writeError(w, e)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {
+	f, e := readForm(w, r, s.cfg.MaxBodyBytes)
+	if e != nil {
+		return nil, e
+	}
+	client, e := s.authenticateClient(r, f)
+	if e != nil {
+		return nil, e
+	}
+	grant := f["grant_type"]
+	switch grant {
+	case "":
+		return nil, badRequest(CodeInvalidRequest, "grant_type is required", ErrMissingParam)
+	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
+	default:
+		return nil, badRequest(CodeUnsupportedGrantType, "the grant type is not supported", ErrGrantType)
+	}
+	if !slices.Contains(client.GrantTypes, grant) || (grant == GrantClientCredentials && client.Public()) {
+		return nil, badRequest(CodeUnauthorizedClient, "the client may not use this grant type", ErrGrantType)
+	}
+	proof, e := s.tokenProof(r, client)
+	if e != nil {
+		return nil, e
+	}
+	switch grant {
+	case GrantClientCredentials:
+		return s.clientCredentials(r.Context(), client, f, proof)
+	case GrantAuthorizationCode:
+		return s.authorizationCode(r.Context(), client, f, proof)
+	default:
+		return s.refresh(r.Context(), client, f, proof)
+	}
+}
+
+// tokenProof checks the DPoP proof of a token request against the token
+// endpoint's public URL (RFC 9449 §4.3, §5). It returns nil without a proof
+// only when the client may receive a Bearer token.
+func (s *Server) tokenProof(r *http.Request, client *store.Client) (*dpop.Proof, *Error) {
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) == 0 {
+		if client.DPoPBound || !s.cfg.AllowBearer {
+			return nil, badRequest(CodeInvalidDPoPProof, "a DPoP proof is required", ErrProofRequired)
+		}
+		return nil, nil
+	}
+	p, err := s.verifier.Verify(r.Context(), dpop.Request{Method: r.Method, URL: s.url(s.cfg.Paths.Token), Proofs: proofs})
+	if err != nil {
+		return nil, proofError(err)
+	}
+	return p, nil
+}
+
+// proofError maps a verifier error to the token endpoint's answer (RFC 9449
+// §5, §8): 400 invalid_dpop_proof or use_dpop_nonce with the nonce, and 503
+// when the proof could not be checked.
+func proofError(err error) *Error {
+	var de *dpop.Error
+	if !errors.As(err, &de) {
+		return oauthError(http.StatusServiceUnavailable, CodeServerError, "the proof could not be checked", err)
+	}
+	switch de.Code {
+	case dpop.CodeUseNonce:
+		e := badRequest(CodeUseDPoPNonce, "use the server-provided DPoP nonce", err)
+		e.Nonce = de.Nonce
+		return e
+	case dpop.CodeServerError:
+		return oauthError(http.StatusServiceUnavailable, CodeServerError, "the proof could not be checked", err)
+	}
+	return badRequest(CodeInvalidDPoPProof, de.Description, err)
+}
+
+// requireKey checks a binding to a key (dpop_jkt of a code, jkt of a
+// refresh token): the request's proof must be by that key.
+func requireKey(proof *dpop.Proof, jkt string) *Error {
+	switch {
+	case jkt == "":
+		return nil
+	case proof == nil:
+		return badRequest(CodeInvalidDPoPProof, "a DPoP proof by the bound key is required", ErrProofRequired)
+	case proof.JKT != jkt:
+		return badRequest(CodeInvalidGrant, "the DPoP key does not match the grant's binding", ErrKeyMismatch)
+	}
+	return nil
+}
+
+func (s *Server) clientCredentials(ctx context.Context, client *store.Client, f form, proof *dpop.Proof) (*tokenResponse, *Error) {
+	scope, e := s.grantScopes(ctx, client, f["scope"])
+	if e != nil {
+		return nil, e
+	}
+	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, grantID: randomToken(), proof: proof})
+}
+
+func (s *Server) authorizationCode(ctx context.Context, client *store.Client, f form, proof *dpop.Proof) (*tokenResponse, *Error) {
+	code := f["code"]
+	if code == "" {
+		return nil, badRequest(CodeInvalidRequest, "code is required", ErrMissingParam)
+	}
+	rec, err := s.cfg.Store.ConsumeCode(ctx, store.HashToken(code))
+	switch {
+	case errors.Is(err, store.ErrConsumed):
+		// A code used twice: revoke what the first use issued (RFC 6749
+		// §4.1.2).
+		s.revokeGrant(ctx, client, rec.GrantID)
+		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrCodeReplayed)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrInvalidGrant)
+	case err != nil:
+		return nil, s.storeErr(ctx, err)
+	}
+	if rec.ClientID != client.ID {
+		return nil, badRequest(CodeInvalidGrant, "the code was issued to another client", ErrInvalidGrant)
+	}
+	// RFC 6749 §4.1.3: redirect_uri as in the authorization request.
+	if uri := f["redirect_uri"]; uri != rec.RedirectURI && (rec.RedirectURI != "" || !slices.Contains(client.RedirectURIs, uri)) {
+		return nil, badRequest(CodeInvalidGrant, "redirect_uri does not match the authorization request", ErrRedirectURI)
+	}
+	// RFC 7636 §4.6; a verifier without a challenge is refused too, so
+	// that PKCE cannot be downgraded.
+	verifier := f["code_verifier"]
+	switch {
+	case rec.CodeChallenge == "" && (verifier != "" || client.Public()):
+		return nil, badRequest(CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
+	case rec.CodeChallenge != "" && (rec.CodeChallengeMethod != PKCEMethodS256 || !validCodeVerifier(verifier) || !pkceMatches(verifier, rec.CodeChallenge)):
+		return nil, badRequest(CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
+	}
+	// RFC 9449 §10: a code bound with dpop_jkt needs a proof by that key.
+	if e := requireKey(proof, rec.DPoPJKT); e != nil {
+		return nil, e
+	}
+	return s.issue(ctx, client, issued{
+		subject: rec.Subject, scope: rec.Scope, grantID: rec.GrantID, proof: proof,
+		refresh: slices.Contains(client.GrantTypes, GrantRefreshToken),
+	})
+}
+
+func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proof *dpop.Proof) (*tokenResponse, *Error) {
+	token := f["refresh_token"]
+	if token == "" {
+		return nil, badRequest(CodeInvalidRequest, "refresh_token is required", ErrMissingParam)
+	}
+	old := store.HashToken(token)
+	rec, err := s.cfg.Store.GetRefreshToken(ctx, old)
+	switch {
+	case errors.Is(err, store.ErrConsumed):
+		// A rotated refresh token used again: someone holds a copy, so the
+		// whole grant is revoked (RFC 9700 §4.14.2).
+		s.revokeGrant(ctx, client, rec.GrantID)
+		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrRefreshReplayed)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
+		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrInvalidGrant)
+	case err != nil:
+		return nil, s.storeErr(ctx, err)
+	}
+	if rec.ClientID != client.ID {
+		return nil, badRequest(CodeInvalidGrant, "the refresh token was issued to another client", ErrInvalidGrant)
+	}
+	// RFC 9449 §5: a bound refresh token is used with its key.
+	if e := requireKey(proof, rec.JKT); e != nil {
+		return nil, e
+	}
+	scope := rec.Scope
+	if requested := f["scope"]; requested != "" {
+		granted := strings.Fields(rec.Scope)
+		for _, sc := range strings.Fields(requested) {
+			if !slices.Contains(granted, sc) {
+				return nil, badRequest(CodeInvalidScope, "the scope exceeds the original grant", ErrScope)
+			}
+		}
+		scope = strings.Join(strings.Fields(requested), " ")
+	}
+	out := issued{subject: rec.Subject, scope: scope, grantID: rec.GrantID, proof: proof}
+	if client.Public() {
+		// Public clients' refresh tokens rotate on every use and keep their
+		// key binding (RFC 9449 §5, RFC 9700 §4.14.2).
+		next := randomToken()
+		now := s.cfg.Now()
+		_, err := s.cfg.Store.RotateRefreshToken(ctx, old, store.HashToken(next), &store.RefreshToken{
+			GrantID: rec.GrantID, ClientID: client.ID, Subject: rec.Subject, Scope: rec.Scope, JKT: rec.JKT,
+			IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
+		})
+		switch {
+		case errors.Is(err, store.ErrConsumed):
+			s.revokeGrant(ctx, client, rec.GrantID)
+			return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrRefreshReplayed)
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
+			return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrInvalidGrant)
+		case err != nil:
+			return nil, s.storeErr(ctx, err)
+		}
+		out.rotated = next
+	}
+	return s.issue(ctx, client, out)
+}
+
+// issued describes the tokens one successful request gets.
+type issued struct {
+	subject, scope, grantID string
+	proof                   *dpop.Proof
+	refresh                 bool   // issue a new refresh token
+	rotated                 string // a rotated refresh token to return
+}
+
+// issue mints the access token (bound to the proof's key, RFC 9449 §6) and,
+// when asked, a refresh token: bound to the key for public clients, unbound
+// for confidential ones (RFC 9449 §5).
+func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*tokenResponse, *Error) {
+	now := s.cfg.Now()
+	ttl := s.accessTTL(client)
+	at := &store.AccessToken{GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	resp := &tokenResponse{TokenType: TokenTypeBearer, ExpiresIn: int64(ttl / time.Second), Scope: in.scope, RefreshToken: in.rotated}
+	if in.proof != nil {
+		at.JKT, resp.TokenType = in.proof.JKT, TokenTypeDPoP
+	}
+	tok, err := s.tokens.Issue(ctx, at)
+	if err != nil {
+		return nil, s.storeErr(ctx, err)
+	}
+	resp.AccessToken = tok
+	if in.refresh {
+		rt := &store.RefreshToken{GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client))}
+		if client.Public() && in.proof != nil {
+			rt.JKT = in.proof.JKT
+		}
+		resp.RefreshToken = randomToken()
+		if err := s.cfg.Store.SaveRefreshToken(ctx, store.HashToken(resp.RefreshToken), rt); err != nil {
+			return nil, s.storeErr(ctx, err)
+		}
+	}
+	return resp, nil
+}
+
+// grantScopes parses and checks the scope parameter (RFC 6749 §3.3).
+func (s *Server) grantScopes(ctx context.Context, client *store.Client, param string) (string, *Error) {
+	var requested []string
+	if param != "" {
+		requested = strings.Fields(param)
+	}
+	granted, err := s.cfg.ScopePolicy(ctx, client, requested)
+	switch {
+	case errors.Is(err, ErrScope):
+		return "", badRequest(CodeInvalidScope, "the requested scope is not allowed", err)
+	case err != nil:
+		return "", oauthError(http.StatusInternalServerError, CodeServerError, "the scope policy failed", err)
+	}
+	return strings.Join(granted, " "), nil
+}
+
+func (s *Server) accessTTL(c *store.Client) time.Duration {
+	if c.AccessTokenTTL > 0 {
+		return c.AccessTokenTTL
+	}
+	return s.cfg.AccessTokenTTL
+}
+
+func (s *Server) refreshTTL(c *store.Client) time.Duration {
+	if c.RefreshTokenTTL > 0 {
+		return c.RefreshTokenTTL
+	}
+	return s.cfg.RefreshTokenTTL
+}
+
+// revokeGrant revokes every token of a grant until none of them can still be
+// alive. A failure is logged; the request is refused either way.
+func (s *Server) revokeGrant(ctx context.Context, client *store.Client, grantID string) {
+	until := s.cfg.Now().Add(max(s.accessTTL(client), s.refreshTTL(client)))
+	if err := s.cfg.Store.RevokeGrant(ctx, grantID, until); err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "revoking a replayed grant failed", "err", err)
+		return
+	}
+	s.cfg.Logger.WarnContext(ctx, "code or refresh token replayed: grant revoked", "client_id", client.ID)
+}
+
+// storeErr logs a store failure and answers 503 server_error.
+func (s *Server) storeErr(ctx context.Context, err error) *Error {
+	s.cfg.Logger.ErrorContext(ctx, "store failure", "err", err)
+	return oauthError(http.StatusServiceUnavailable, CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
 }
