@@ -219,4 +219,3 @@ func RegisteredScopes(_ context.Context, c *store.Client, requested []string) ([
 	}
 	return requested, nil
 }
-
