@@ -1,0 +1,208 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/dpopkit/dpop"
+)
+
+// Options configures [New]. Zero fields take the documented defaults; New
+// validates the whole.
+type Options struct {
+	// ResourceURL is the public base URL of the API, as clients address it
+	// ("https://api.example.com"). Required. The expected htu of a proof
+	// is this URL followed by the request path, never built from the Host
+	// or X-Forwarded-* headers.
+	ResourceURL string
+	// DPoP configures proof checking; BaseURL is set to ResourceURL. When
+	// ReplayCache is nil the dpop default (a bounded in-memory cache) is
+	// used: give the shared store's cache when several instances serve the
+	// API.
+	DPoP dpop.VerifierOptions
+	// Validator checks access tokens. Required.
+	Validator TokenValidator
+	// Realm, when set, is sent in every challenge (RFC 6750 §3).
+	Realm string
+	// AllowBearer accepts unbound Bearer tokens (RFC 6750) beside DPoP.
+	// Default false: only DPoP-bound tokens pass. A DPoP-bound token
+	// presented as Bearer is refused either way (RFC 9449 §7.2).
+	AllowBearer bool
+	// ErrorHandler renders refusals. Default WriteError.
+	ErrorHandler ErrorHandler
+	// Logger receives one record per refusal. Default: discard.
+	Logger *slog.Logger
+}
+
+// settings is what a middleware instance needs at request time, also
+// reachable from the request context for RequireScope.
+type settings struct {
+	verifier  *dpop.Verifier
+	validator TokenValidator
+	algs      string
+	realm     string
+	bearer    bool
+	onError   ErrorHandler
+	log       *slog.Logger
+}
+
+type settingsKey struct{}
+
+// New returns the middleware. Every request it lets through carried
+// `Authorization: DPoP <token>` (or, with AllowBearer, an unbound Bearer
+// token) and one DPoP proof that passed every check of RFC 9449 §4.3 for this
+// request, with ath for this token, made with the key the token is bound
+// to (§7). The token's Principal is in the request context (PrincipalFrom).
+func New(opts Options) (func(http.Handler) http.Handler, error) {
+	st, err := newSettings(opts)
+	if err != nil {
+		return nil, err
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, e := st.check(r)
+			if e != nil {
+				st.log.InfoContext(r.Context(), "request refused", "status", e.Status, "error", e.Code, "cause", e.Err)
+				st.onError(w, r, e)
+				return
+			}
+			if nonce, err := st.verifier.Nonce(r.Context()); err == nil && nonce != "" {
+				w.Header().Set("DPoP-Nonce", nonce)
+			}
+			ctx := context.WithValue(WithPrincipal(r.Context(), p), settingsKey{}, st)
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}, nil
+}
+
+func newSettings(opts Options) (*settings, error) {
+	if opts.ResourceURL == "" {
+		return nil, errors.New("middleware: Options.ResourceURL is required")
+	}
+	if opts.Validator == nil {
+		return nil, errors.New("middleware: Options.Validator is required")
+	}
+	if strings.ContainsAny(opts.Realm, "\"\\\r\n") {
+		return nil, errors.New("middleware: Realm must not contain quotes, backslashes or line breaks")
+	}
+	opts.DPoP.BaseURL = opts.ResourceURL
+	v, err := dpop.NewVerifier(opts.DPoP)
+	if err != nil {
+		return nil, fmt.Errorf("middleware: %w", err)
+	}
+	if opts.ErrorHandler == nil {
+		opts.ErrorHandler = WriteError
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &settings{
+		verifier: v, validator: opts.Validator, algs: strings.Join(v.Algorithms(), " "),
+		realm: opts.Realm, bearer: opts.AllowBearer, onError: opts.ErrorHandler, log: opts.Logger,
+	}, nil
+}
+
+// check runs every check of RFC 9449 §7 on a request.
+func (st *settings) check(r *http.Request) (*Principal, *Error) {
+	scheme, token, e := st.credentials(r)
+	if e != nil {
+		return nil, e
+	}
+	p, err := st.validator.Validate(r.Context(), token)
+	switch {
+	case errors.Is(err, ErrInvalidToken):
+		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is invalid, expired or revoked", err)
+	case err != nil:
+		return nil, st.refuse(http.StatusServiceUnavailable, CodeServerError, "the access token cannot be checked now", errors.Join(ErrValidatorUnavailable, err))
+	case p == nil:
+		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is invalid", ErrInvalidToken)
+	}
+	if scheme == "bearer" {
+		if p.JKT != "" {
+			// §7.2: a bound token sent as Bearer is a downgrade attempt.
+			return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "a DPoP-bound token must be sent with the DPoP scheme", ErrBoundTokenAsBearer)
+		}
+		return p, nil
+	}
+	if p.JKT == "" {
+		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is not DPoP-bound", ErrUnboundToken)
+	}
+	proof, err := st.verifier.VerifyHTTP(r.Context(), r, token)
+	if err != nil {
+		return nil, st.proofError(err)
+	}
+	// §7.1: the token is bound to the key that signed the proof. Thumbprints
+	// are public values; the comparison is constant-time anyway.
+	if !equalConstantTime(proof.JKT, p.JKT) {
+		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", ErrKeyMismatch)
+	}
+	return p, nil
+}
+
+// credentials finds the one access token of a request: the Authorization
+// header with scheme DPoP (or Bearer), and no other method (RFC 6750 §2:
+// access_token in the query counts as one).
+func (st *settings) credentials(r *http.Request) (scheme, token string, e *Error) {
+	auths := r.Header.Values("Authorization")
+	queryToken := r.URL.Query().Has("access_token")
+	switch {
+	case len(auths) == 0 && !queryToken:
+		return "", "", &Error{Status: http.StatusUnauthorized, Description: "an access token is required", Challenge: st.challenge("", ""), Err: ErrNoCredentials}
+	case len(auths) > 1 || (len(auths) == 1 && queryToken):
+		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "use exactly one authentication method", ErrMultipleMethods)
+	case queryToken:
+		return "", "", st.refuse(http.StatusUnauthorized, CodeInvalidRequest, "send the access token in the Authorization header", ErrMalformedHeader)
+	}
+	s, t, ok := strings.Cut(auths[0], " ")
+	t = strings.TrimLeft(t, " ")
+	scheme = strings.ToLower(s)
+	if !ok || t == "" || strings.ContainsAny(t, " \t,") {
+		return "", "", st.refuse(http.StatusUnauthorized, CodeInvalidRequest, "malformed Authorization header", ErrMalformedHeader)
+	}
+	switch scheme {
+	case "dpop":
+	case "bearer":
+		if !st.bearer {
+			return "", "", st.refuse(http.StatusUnauthorized, CodeInvalidToken, "Bearer tokens are not accepted; use DPoP", ErrBearerNotAccepted)
+		}
+	default:
+		return "", "", &Error{Status: http.StatusUnauthorized, Description: "unsupported authentication scheme", Challenge: st.challenge("", ""), Err: ErrNoCredentials}
+	}
+	return scheme, t, nil
+}
+
+// proofError maps a proof refusal to 401 invalid_dpop_proof or
+// use_dpop_nonce with a nonce (RFC 9449 §7.1, §9), or 503.
+func (st *settings) proofError(err error) *Error {
+	var de *dpop.Error
+	if !errors.As(err, &de) || de.Code == dpop.CodeServerError {
+		return st.refuse(http.StatusServiceUnavailable, CodeServerError, "the proof cannot be checked now", err)
+	}
+	if de.Code == dpop.CodeUseNonce {
+		e := st.refuse(http.StatusUnauthorized, CodeUseDPoPNonce, "use the server-provided DPoP nonce", err)
+		e.Nonce = de.Nonce
+		return e
+	}
+	return st.refuse(http.StatusUnauthorized, CodeInvalidDPoPProof, de.Description, err)
+}
+
+// refuse builds an error with the DPoP challenge (and a Bearer one when
+// Bearer tokens are accepted).
+func (st *settings) refuse(status int, code, description string, cause error) *Error {
+	return &Error{Status: status, Code: code, Description: description, Challenge: st.challenge(code, description), Err: cause}
+}
+
+// challenge is the WWW-Authenticate value: DPoP with algs (RFC 9449 §7.1),
+// plus Bearer when accepted.
+func (st *settings) challenge(code, description string) string {
+	c := challenge("DPoP", "realm", st.realm, "algs", st.algs, "error", code, "error_description", description)
+	if st.bearer {
+		c += ", " + challenge("Bearer", "realm", st.realm, "error", code, "error_description", description)
+	}
+	return c
+}
