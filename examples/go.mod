@@ -1,0 +1,5 @@
+module github.com/dpopkit/dpop/examples
+
+go 1.26
+
+replace github.com/dpopkit/dpop => ../
