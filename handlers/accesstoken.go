@@ -77,20 +77,19 @@ type cnf struct {
 }
 
 func newJWTAccessTokens(c Config) (*jwtAccessTokens, error) {
+	// Every key in the set is checked, not only the one that signs: the
+	// public halves of all of them are published and trusted by Lookup.
+	for i := range c.SigningKeys.Len() {
+		k, _ := c.SigningKeys.Key(i)
+		if err := checkSigningKey(k); err != nil {
+			return nil, fmt.Errorf("handlers: SigningKeys[%d]: %w", i, err)
+		}
+	}
 	key, ok := c.SigningKeys.Key(0)
 	if !ok {
 		return nil, errors.New("handlers: SigningKeys is empty")
 	}
-	if key.KeyID() == "" {
-		return nil, errors.New("handlers: the signing key needs a kid")
-	}
-	alg, ok := key.Algorithm().(jwa.SignatureAlgorithm)
-	if !ok || alg == "" || alg == jwa.NoSignature || alg == jwa.HS256 || alg == jwa.HS384 || alg == jwa.HS512 {
-		return nil, errors.New("handlers: the signing key needs an asymmetric alg")
-	}
-	if private, err := jwk.IsPrivateKey(key); err != nil || !private {
-		return nil, errors.New("handlers: the signing key must be a private key")
-	}
+	alg := key.Algorithm().(jwa.SignatureAlgorithm)
 	public, err := jwk.PublicSetOf(c.SigningKeys)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: signing keys: %w", err)
@@ -154,6 +153,25 @@ func (j *jwtAccessTokens) Lookup(_ context.Context, token string) (*store.Access
 		t.JKT = c.Cnf.JKT
 	}
 	return t, nil
+}
+
+// checkSigningKey accepts a private asymmetric key with a kid and an
+// asymmetric alg (RFC 7518 §3.1; RFC 9068 §2.1 forbids none).
+func checkSigningKey(k jwk.Key) error {
+	if k.KeyID() == "" {
+		return errors.New("the key needs a kid")
+	}
+	alg, ok := k.Algorithm().(jwa.SignatureAlgorithm)
+	switch {
+	case !ok || alg == "" || alg == jwa.NoSignature || alg == jwa.HS256 || alg == jwa.HS384 || alg == jwa.HS512:
+		return errors.New("the key needs an asymmetric alg")
+	case k.KeyType() == jwa.OctetSeq:
+		return errors.New("symmetric keys cannot sign access tokens")
+	}
+	if private, err := jwk.IsPrivateKey(k); err != nil || !private {
+		return errors.New("the key must be a private key")
+	}
+	return nil
 }
 
 // JWKS returns the public signing keys, for the JWKS endpoint.

@@ -1,10 +1,165 @@
 package handlers
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
+	"time"
 
-// IntrospectionHandler is not written yet.
+	"github.com/dpopkit/dpop/store"
+)
+
+// Token types reported by introspection (RFC 7662 §2.2, RFC 9449 §6.2).
+const (
+	tokenTypeDPoP   = "DPoP"
+	tokenTypeBearer = "Bearer"
+)
+
+// introspection is the body of an RFC 7662 §2.2 introspection response. An
+// inactive token is reported as {"active":false} and nothing else, so that
+// the response tells nothing about why (RFC 7662 §2.2, §4).
+type introspection struct {
+	Active   bool   `json:"active"`
+	ClientID string `json:"client_id,omitempty"`
+	Subject  string `json:"sub,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	Expiry   int64  `json:"exp,omitempty"`
+	IssuedAt int64  `json:"iat,omitempty"`
+	// TokenType is "DPoP" for an access token bound to a key (RFC 9449
+	// §6.2) and "Bearer" otherwise; absent for a refresh token, since the
+	// member names an access token type (RFC 7662 §2.2).
+	TokenType string `json:"token_type,omitempty"`
+	Issuer    string `json:"iss,omitempty"`
+	// Cnf is the key binding (cnf.jkt, RFC 9449 §6.2), absent for an
+	// unbound token.
+	Cnf *cnf `json:"cnf,omitempty"`
+}
+
+// IntrospectionHandler is the token introspection endpoint (RFC 7662).
+//
+// The request is a POST with an application/x-www-form-urlencoded body
+// carrying token and, optionally, token_type_hint (RFC 7662 §2.1; an unknown
+// hint is ignored). Only confidential clients may introspect (RFC 7662 §2.1
+// requires authorization, and §4 warns against letting anyone probe
+// tokens): a public client is refused with 401 invalid_client. Any
+// authenticated confidential client, typically a resource server, may
+// introspect any token.
+//
+// The token is looked up as an access token (in the store, or verified as a
+// JWT with FormatJWT) and as a refresh token, the hinted kind first. A live
+// token is described by active, client_id, sub, scope, exp, iat and iss,
+// plus cnf.jkt when it is bound to a key (RFC 9449 §6.2); an access token
+// also gets token_type, "DPoP" when bound and "Bearer" otherwise. Anything
+// else (unknown, expired, revoked, a rotated refresh token, a JWT that does
+// not verify) is exactly {"active":false}. A JWT access token stays active
+// until it expires even after a revocation request (see
+// [Server.RevocationHandler]).
+//
+// A store failure is 503 and never {"active":false}. "Inactive" is a
+// definite statement about the token, which the resource server may cache,
+// act upon (end a session, make the user log in again) or report; an outage
+// must look like one. Failing closed here means refusing to answer, which
+// the resource server turns into a refusal of its own request. Every answer
+// carries Cache-Control: no-store.
 func (s *Server) IntrospectionHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "not implemented", http.StatusNotImplemented)
+		resp, e := s.introspect(w, r)
+		if e != nil {
+			s.writeRefusal(w, r, e)
+			return
+		}
+		if !resp.Active {
+			// Exactly {"active":false}, whatever else the value holds.
+			resp = &introspection{}
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspection, *Error) {
+	f, e := readForm(w, r, s.cfg.MaxBodyBytes)
+	if e != nil {
+		return nil, e
+	}
+	client, e := s.authenticateClient(r, f)
+	if e != nil {
+		return nil, e
+	}
+	if client.Public() {
+		return nil, s.clientAuthFailed(false, ErrClientAuth)
+	}
+	token := f["token"]
+	if token == "" {
+		return nil, badRequest(CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
+	}
+	for _, kind := range lookupOrder(f["token_type_hint"]) {
+		var resp *introspection
+		if kind == hintRefreshToken {
+			resp, e = s.introspectRefreshToken(r, token)
+		} else {
+			resp, e = s.introspectAccessToken(r, token)
+		}
+		if e != nil || resp != nil {
+			return resp, e
+		}
+	}
+	return &introspection{}, nil
+}
+
+// introspectAccessToken describes token if it is a live access token, and
+// returns nil otherwise.
+func (s *Server) introspectAccessToken(r *http.Request, token string) (*introspection, *Error) {
+	rec, err := s.tokens.Lookup(r.Context(), token)
+	switch {
+	case err == nil && rec != nil:
+	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
+		return nil, nil
+	default:
+		return nil, s.storeError(r, err)
+	}
+	if !s.live(rec.ExpiresAt) {
+		return nil, nil
+	}
+	resp := s.describe(rec.ClientID, rec.Subject, rec.Scope, rec.JKT, rec.IssuedAt, rec.ExpiresAt)
+	resp.TokenType = tokenTypeBearer
+	if rec.JKT != "" {
+		resp.TokenType = tokenTypeDPoP
+	}
+	return resp, nil
+}
+
+// introspectRefreshToken describes token if it is a live refresh token
+// (not rotated), and returns nil otherwise.
+func (s *Server) introspectRefreshToken(r *http.Request, token string) (*introspection, *Error) {
+	rec, err := s.cfg.Store.GetRefreshToken(r.Context(), store.HashToken(token))
+	switch {
+	case err == nil && rec != nil:
+	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrConsumed):
+		return nil, nil
+	default:
+		return nil, s.storeError(r, err)
+	}
+	if !s.live(rec.ExpiresAt) {
+		return nil, nil
+	}
+	return s.describe(rec.ClientID, rec.Subject, rec.Scope, rec.JKT, rec.IssuedAt, rec.ExpiresAt), nil
+}
+
+// live reports whether a record expiring at exp is still usable; stores
+// check expiry too, this guards against one that reclaims lazily.
+func (s *Server) live(exp time.Time) bool {
+	return !exp.IsZero() && s.cfg.Now().Before(exp)
+}
+
+func (s *Server) describe(clientID, subject, scope, jkt string, iat, exp time.Time) *introspection {
+	resp := &introspection{
+		Active: true, ClientID: clientID, Subject: subject, Scope: scope,
+		Expiry: exp.Unix(), Issuer: s.cfg.Issuer,
+	}
+	if !iat.IsZero() {
+		resp.IssuedAt = iat.Unix()
+	}
+	if jkt != "" {
+		resp.Cnf = &cnf{JKT: jkt}
+	}
+	return resp
 }

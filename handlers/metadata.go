@@ -1,10 +1,103 @@
 package handlers
 
-import "net/http"
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
 
-// MetadataHandler is not written yet.
+// discoveryMaxAge is how long caches may keep the metadata and the JWKS.
+// Both change only when the server is reconfigured; five minutes bounds how
+// long a client works from an old copy after a key rotation or a move of an
+// endpoint, and still spares the server a fetch per request.
+const discoveryMaxAge = 300
+
+// metadata is the authorization server metadata document (RFC 8414 §2).
+type metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri,omitempty"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
+	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+// MetadataHandler serves the authorization server metadata (RFC 8414 §3),
+// mounted by [Server.Mount] at Config.Paths.Metadata (by default
+// /.well-known/oauth-authorization-server, RFC 8414 §3.1).
+//
+// The document (RFC 8414 §2) names the issuer and the endpoints, each the
+// issuer followed by its configured path; jwks_uri only with JWT access
+// tokens, since opaque tokens are not signed. It advertises the code
+// response type in the query response mode, the authorization code, client
+// credentials and refresh token grants, client_secret_basic,
+// client_secret_post and none at the token and revocation endpoints (none
+// being a public client naming itself, RFC 7009 §2.1), the first two only at
+// the introspection endpoint (public clients may not introspect), PKCE with
+// S256 only
+// (RFC 7636 §4.2), the proof algorithms the token endpoint accepts
+// (dpop_signing_alg_values_supported, RFC 9449 §5.1) and the iss
+// authorization response parameter (RFC 9207 §3). scopes_supported is left
+// out: scopes are registered per client.
+//
+// The document is built once, when the handler is made, because the
+// configuration it reflects never changes. GET and HEAD are answered with
+// Cache-Control: public, max-age=300; other methods get 405.
 func (s *Server) MetadataHandler() http.Handler {
+	m := metadata{
+		Issuer:                            s.cfg.Issuer,
+		AuthorizationEndpoint:             s.url(s.cfg.Paths.Authorize),
+		TokenEndpoint:                     s.url(s.cfg.Paths.Token),
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token"},
+		TokenEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost, AuthNone},
+		RevocationEndpoint:                s.url(s.cfg.Paths.Revoke),
+		RevocationAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
+		IntrospectionEndpoint:             s.url(s.cfg.Paths.Introspect),
+		IntrospectionAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
+		CodeChallengeMethodsSupported:     []string{PKCEMethodS256},
+		DPoPSigningAlgValuesSupported:     s.verifier.Algorithms(),
+		AuthorizationResponseISSSupported: true,
+	}
+	if s.cfg.AccessTokenFormat == FormatJWT {
+		m.JWKSURI = s.url(s.cfg.Paths.JWKS)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		// Strings, slices of strings and a bool always marshal.
+		panic("handlers: metadata: " + err.Error())
+	}
+	return staticDocument("application/json", body)
+}
+
+// staticDocument answers GET and HEAD with a fixed body that public caches
+// may keep for discoveryMaxAge, and 405 to other methods.
+func staticDocument(contentType string, body []byte) http.Handler {
+	length := strconv.Itoa(len(body))
+	cacheControl := "public, max-age=" + strconv.Itoa(discoveryMaxAge)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "not implemented", http.StatusNotImplemented)
+		h := w.Header()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			h.Set("Allow", "GET, HEAD")
+			writeError(w, oauthError(http.StatusMethodNotAllowed, CodeInvalidRequest, "the endpoint accepts GET and HEAD only", ErrMethod))
+			return
+		}
+		h.Set("Content-Type", contentType)
+		h.Set("Content-Length", length)
+		h.Set("Cache-Control", cacheControl)
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(body)
+		}
 	})
 }
