@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dpopkit/dpop"
@@ -41,8 +42,16 @@ type harness struct {
 func newHarness(t *testing.T, edit func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	var handler http.Handler = http.NotFoundHandler()
-	h.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	// The handler is set once the server's URL (the issuer) is known; an
+	// atomic makes that visible to requests from other processes (curl).
+	var handler atomic.Pointer[http.ServeMux]
+	h.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mux := handler.Load(); mux != nil {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
 	t.Cleanup(h.ts.Close)
 	m, err := store.NewMemory(store.MemoryOptions{})
 	if err != nil {
@@ -72,7 +81,7 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 	}
 	mux := http.NewServeMux()
 	h.srv.Mount(mux)
-	handler = mux
+	handler.Store(mux)
 	h.signer = newSigner(t)
 	return h
 }
