@@ -321,8 +321,7 @@ func (s *Server) refreshTTL(c *store.Client) time.Duration {
 // revokeGrant revokes every token of a grant until none of them can still be
 // alive. A failure is logged; the request is refused either way.
 func (s *Server) revokeGrant(ctx context.Context, client *store.Client, grantID string) {
-	until := s.cfg.Now().Add(max(s.accessTTL(client), s.refreshTTL(client)))
-	if err := s.cfg.Store.RevokeGrant(ctx, grantID, until); err != nil {
+	if err := s.cfg.Store.RevokeGrant(ctx, grantID, s.grantRevocationEnd(client, &store.RefreshToken{})); err != nil {
 		s.cfg.Logger.ErrorContext(ctx, "revoking a replayed grant failed", "err", err)
 		return
 	}
