@@ -27,16 +27,17 @@ type algorithmSpec struct {
 }
 
 var algorithmSpecs = map[string]algorithmSpec{
-	ES256: {kty: "EC", curve: elliptic.P256(), hash: crypto.SHA256},
-	ES384: {kty: "EC", curve: elliptic.P384(), hash: crypto.SHA384},
-	ES512: {kty: "EC", curve: elliptic.P521(), hash: crypto.SHA512},
-	EdDSA: {kty: "OKP"},
-	PS256: {kty: "RSA", hash: crypto.SHA256, pss: true},
-	PS384: {kty: "RSA", hash: crypto.SHA384, pss: true},
-	PS512: {kty: "RSA", hash: crypto.SHA512, pss: true},
-	RS256: {kty: "RSA", hash: crypto.SHA256},
-	RS384: {kty: "RSA", hash: crypto.SHA384},
-	RS512: {kty: "RSA", hash: crypto.SHA512},
+	ES256:   {kty: "EC", curve: elliptic.P256(), hash: crypto.SHA256},
+	ES384:   {kty: "EC", curve: elliptic.P384(), hash: crypto.SHA384},
+	ES512:   {kty: "EC", curve: elliptic.P521(), hash: crypto.SHA512},
+	EdDSA:   {kty: "OKP"},
+	Ed25519: {kty: "OKP"},
+	PS256:   {kty: "RSA", hash: crypto.SHA256, pss: true},
+	PS384:   {kty: "RSA", hash: crypto.SHA384, pss: true},
+	PS512:   {kty: "RSA", hash: crypto.SHA512, pss: true},
+	RS256:   {kty: "RSA", hash: crypto.SHA256},
+	RS384:   {kty: "RSA", hash: crypto.SHA384},
+	RS512:   {kty: "RSA", hash: crypto.SHA512},
 }
 
 // digest hashes the JWS signing input.

@@ -59,7 +59,7 @@ func namedTestKey(t testing.TB, name, alg string) *testKey {
 		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case ES512:
 		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	case EdDSA:
+	case EdDSA, Ed25519:
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	case "RSA1024":
 		priv, err = rsa.GenerateKey(rand.Reader, 1024)

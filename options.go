@@ -7,27 +7,31 @@ import (
 	"time"
 )
 
-// JWS algorithms a proof may be signed with (RFC 7518 §3.1, RFC 8037 §3.1).
+// JWS algorithms a proof may be signed with (RFC 7518 §3.1, RFC 8037 §3.1,
+// RFC 9864 §2.2).
 // Only asymmetric algorithms exist here: `none` and the HMAC algorithms can
 // never be configured (RFC 9449 §4.3).
 const (
 	ES256 = "ES256"
 	ES384 = "ES384"
 	ES512 = "ES512"
-	EdDSA = "EdDSA" // with an Ed25519 key
-	PS256 = "PS256"
-	PS384 = "PS384"
-	PS512 = "PS512"
-	RS256 = "RS256"
-	RS384 = "RS384"
-	RS512 = "RS512"
+	EdDSA = "EdDSA" // with an Ed25519 key (RFC 8037; deprecated by RFC 9864)
+	// Ed25519 is the fully-specified name of EdDSA with an Ed25519 key
+	// (RFC 9864 §2.2), which current clients such as oauth4webapi send.
+	Ed25519 = "Ed25519"
+	PS256   = "PS256"
+	PS384   = "PS384"
+	PS512   = "PS512"
+	RS256   = "RS256"
+	RS384   = "RS384"
+	RS512   = "RS512"
 )
 
 // DefaultAlgorithms is the allow-list used when VerifierOptions.Algorithms is
 // empty: every asymmetric algorithm real DPoP clients use. It is what the
 // handlers advertise as dpop_signing_alg_values_supported and the middleware
 // as algs (RFC 9449 §5.1, §7.1).
-var DefaultAlgorithms = []string{ES256, ES384, ES512, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512}
+var DefaultAlgorithms = []string{ES256, ES384, ES512, Ed25519, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512}
 
 // Defaults of VerifierOptions.
 const (

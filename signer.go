@@ -154,11 +154,15 @@ func (s *Signer) initEd25519(k ed25519.PrivateKey, alg string) error {
 	if len(k) != ed25519.PrivateKeySize {
 		return errors.New("dpop: invalid Ed25519 key")
 	}
-	if alg != "" && alg != EdDSA {
+	switch alg {
+	case "":
+		alg = EdDSA
+	case EdDSA, Ed25519:
+	default:
 		return fmt.Errorf("dpop: algorithm %q does not fit an Ed25519 key", alg)
 	}
 	pub := slices.Clone(k.Public().(ed25519.PublicKey))
-	s.alg, s.kind, s.pub, s.sigLen = EdDSA, kindEd25519, pub, ed25519.SignatureSize
+	s.alg, s.kind, s.pub, s.sigLen = alg, kindEd25519, pub, ed25519.SignatureSize
 	var err error
 	s.jwk, err = compactJSON(struct {
 		Crv string `json:"crv"`

@@ -428,3 +428,23 @@ func TestCheck7Freshness(t *testing.T) {
 		}
 	})
 }
+
+// Regression (interop with oauth4webapi 3.8): clients sign Ed25519 proofs
+// with the fully-specified alg "Ed25519" of RFC 9864 rather than "EdDSA";
+// both names are accepted by default, and each can be configured alone.
+func TestVerifyEd25519AlgorithmName(t *testing.T) {
+	k := newTestKey(t, Ed25519)
+	if _, ok := k.priv.(interface{ Seed() []byte }); !ok {
+		t.Fatalf("test key for Ed25519 is %T", k.priv)
+	}
+	if _, err := newTestVerifier(t, nil).Verify(bg, tokenRequest(k.proof(t, nil))); err != nil {
+		t.Fatalf("alg Ed25519 refused: %v", err)
+	}
+	only := newTestVerifier(t, func(o *VerifierOptions) { o.Algorithms = []string{EdDSA} })
+	p, err := only.Verify(bg, tokenRequest(k.proof(t, nil)))
+	wantRefused(t, p, err, CodeInvalidProof, ErrAlgorithm)
+	s, err := NewSigner(k.priv, SignerOptions{Algorithm: Ed25519})
+	if err != nil || s.Algorithm() != Ed25519 {
+		t.Fatalf("signer: %v", err)
+	}
+}
