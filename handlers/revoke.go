@@ -19,6 +19,10 @@ const (
 // issued to another client than the one asking (RFC 7009 §2.1).
 var ErrNotOwner = errors.New("handlers: token issued to another client")
 
+// ErrJWTNotRevocable is the cause of refusing to revoke a JWT access token
+// (RFC 7009 §2.2.1 unsupported_token_type).
+var ErrJWTNotRevocable = errors.New("handlers: JWT access tokens cannot be revoked")
+
 // grantRevocationMargin is added to the end of a grant revocation, so that
 // clocks of instances and store that differ a little cannot let a token of
 // the grant outlive the revocation.
@@ -45,10 +49,11 @@ const grantRevocationMargin = time.Minute
 //     left alone (RFC 7009 §2.1 makes that optional).
 //   - A JWT access token (FormatJWT) cannot be revoked: resource servers
 //     verify it locally, and the token carries no grant to revoke. The
-//     request is answered 200 all the same, and introspection keeps
-//     reporting the token active until it expires. Keep their lifetime
-//     short; revoking the refresh token stops new ones from being issued,
-//     not the ones already out.
+//     request is refused with 400 unsupported_token_type (RFC 7009 §2.2.1),
+//     so that the client does not believe the token dead; it stays valid,
+//     and introspection reports it active, until it expires. Keep their
+//     lifetime short; revoking the refresh token stops new ones from being
+//     issued, not the ones already out.
 //   - A token issued to another client is not revoked, and the request is
 //     refused with 400 unauthorized_client, as RFC 7009 §2.1 requires
 //     ("the request is refused and the client is informed of the error").
@@ -131,7 +136,7 @@ func (s *Server) revokeAccessToken(r *http.Request, client *store.Client, token 
 	}
 	if s.cfg.AccessTokenFormat != FormatOpaque {
 		// A JWT cannot be recalled; see RevocationHandler.
-		return true, nil
+		return true, badRequest(CodeUnsupportedTokenType, "JWT access tokens cannot be revoked; they expire", ErrJWTNotRevocable)
 	}
 	if err := s.cfg.Store.RevokeAccessToken(ctx, store.HashToken(token)); err != nil {
 		return true, s.storeError(r, err)

@@ -487,15 +487,17 @@ func TestRevocationLogsRefusals(t *testing.T) {
 	}
 }
 
-// A JWT access token cannot be recalled: the request succeeds and the token
-// stays valid until it expires, as RevocationHandler documents.
+// A JWT access token cannot be recalled: the request is refused with
+// unsupported_token_type (RFC 7009 §2.2.1) and the token stays valid until
+// it expires, as RevocationHandler documents. Regression: a 200 here made
+// oauth4webapi's interop case believe the token was dead.
 func TestRevocationJWTAccessToken(t *testing.T) {
 	h := newHarness(t, func(c *Config) { ixJWTConfig(t, c) })
 	tok, err := h.srv.AccessTokens().Issue(context.Background(), rvAccess(confID, rvGrant, h.signer.JKT()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rvWantOK(t, h.rvPost(url.Values{"token": {tok}}, rvConfBasic))
+	wantError(t, h.rvPost(url.Values{"token": {tok}}, rvConfBasic), http.StatusBadRequest, CodeUnsupportedTokenType)
 	if r := h.ixPost(url.Values{"token": {tok}}, rvBearerBasic); r.body["active"] != true {
 		t.Errorf("introspection after revocation: %s", r.raw)
 	}
