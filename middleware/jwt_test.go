@@ -1,0 +1,738 @@
+package middleware
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dpopkit/dpop/handlers"
+	"github.com/dpopkit/dpop/store"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// fakeClock is a settable clock shared by a test's servers and validators.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// jwtTestAS is an authorization server issuing JWT access tokens, from
+// package handlers, behind a handler that can be swapped (key rotation),
+// made to fail (an outage) and counts JWKS fetches.
+type jwtTestAS struct {
+	ts       *httptest.Server
+	clock    *fakeClock
+	key      jwk.Key // the current signing key (private)
+	srv      atomic.Pointer[handlers.Server]
+	handler  atomic.Pointer[http.Handler]
+	jwksHits atomic.Int64
+	down     atomic.Bool
+}
+
+const testJKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+
+func newJWTTestAS(t *testing.T) *jwtTestAS {
+	t.Helper()
+	as := &jwtTestAS{clock: newFakeClock()}
+	as.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == handlers.DefaultPaths.JWKS {
+			as.jwksHits.Add(1)
+			if as.down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		(*as.handler.Load()).ServeHTTP(w, r)
+	}))
+	t.Cleanup(as.ts.Close)
+	as.install(t, newSigningKey(t, "k1"))
+	return as
+}
+
+// install makes a new authorization server whose first (signing) key is
+// key, followed by the keys signing before, and serves it.
+func (as *jwtTestAS) install(t *testing.T, key jwk.Key) {
+	t.Helper()
+	set := jwk.NewSet()
+	if err := set.AddKey(key); err != nil {
+		t.Fatal(err)
+	}
+	if as.key != nil {
+		if err := set.AddKey(as.key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.NewMemory(store.MemoryOptions{Now: as.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := handlers.New(handlers.Config{Issuer: as.ts.URL, Store: st, AccessTokenFormat: handlers.FormatJWT, SigningKeys: set, Now: as.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Mount(mux)
+	var h http.Handler = mux
+	as.key = key
+	as.srv.Store(srv)
+	as.handler.Store(&h)
+}
+
+func newSigningKey(t *testing.T, kid string) jwk.Key {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Set(jwk.KeyIDKey, kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Set(jwk.AlgorithmKey, jwa.ES256); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// issue has the authorization server issue a DPoP-bound token.
+func (as *jwtTestAS) issue(t *testing.T) string {
+	t.Helper()
+	now := as.clock.Now()
+	tok, err := as.srv.Load().AccessTokens().Issue(context.Background(), &store.AccessToken{
+		ClientID: "app", Subject: "alice", Scope: "read write", JKT: testJKT,
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// publicKeys is the authorization server's current public key set.
+func (as *jwtTestAS) publicKeys(t *testing.T) jwk.Set {
+	t.Helper()
+	pub, err := as.key.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	set.AddKey(pub)
+	return set
+}
+
+// claims are valid claims for a hand-signed token.
+func (as *jwtTestAS) claims() map[string]any {
+	now := as.clock.Now()
+	return map[string]any{
+		"iss": as.ts.URL, "sub": "alice", "aud": []string{as.ts.URL},
+		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "jti": "j1",
+		"client_id": "app", "scope": "read write", "cnf": map[string]any{"jkt": testJKT},
+	}
+}
+
+// with returns the valid claims changed by f.
+func (as *jwtTestAS) with(f func(c map[string]any)) map[string]any {
+	c := maps.Clone(as.claims())
+	f(c)
+	return c
+}
+
+// sign signs claims (a map, or raw bytes) with key and alg, with typ at+jwt
+// and the key's kid unless header overrides them (a nil value removes a
+// member).
+func sign(t *testing.T, key any, alg jwa.SignatureAlgorithm, header map[string]any, claims any) string {
+	t.Helper()
+	payload, ok := claims.([]byte)
+	if !ok {
+		var err error
+		if payload, err = json.Marshal(claims); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := header[jws.KeyIDKey]; ok {
+		// jws.Sign writes a jwk.Key's own kid; sign with the raw key so
+		// that the header's kid (or its absence) stands.
+		if k, ok := key.(jwk.Key); ok {
+			var raw any
+			if err := k.Raw(&raw); err != nil {
+				t.Fatal(err)
+			}
+			key = raw
+		}
+	}
+	h := jws.NewHeaders()
+	h.Set(jws.TypeKey, "at+jwt")
+	for k, v := range header {
+		if v == nil {
+			h.Remove(k)
+			continue
+		}
+		if err := h.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// unsecured builds a token with alg none by hand (RFC 7519 §6.1).
+func unsecured(header, claims any) string {
+	h, _ := json.Marshal(header)
+	c, _ := json.Marshal(claims)
+	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "."
+}
+
+func b64(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newTestJWTValidator(t *testing.T, opts JWTOptions) *JWTValidator {
+	t.Helper()
+	v, err := NewJWTValidator(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// jwtValidators are a validator with the keys given and one with the JWKS
+// URL, for the same authorization server.
+func jwtValidators(t *testing.T, as *jwtTestAS) map[string]*JWTValidator {
+	base := JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now}
+	withKeys, withURL := base, base
+	withKeys.Keys = as.publicKeys(t)
+	withURL.JWKSURL = as.ts.URL + handlers.DefaultPaths.JWKS
+	return map[string]*JWTValidator{"Keys": newTestJWTValidator(t, withKeys), "JWKSURL": newTestJWTValidator(t, withURL)}
+}
+
+func TestJWTValidatorAccepts(t *testing.T) {
+	as := newJWTTestAS(t)
+	now := as.clock.Now()
+	tests := []struct {
+		name  string
+		token func() string
+		want  Principal
+	}{
+		{"issued by the authorization server", func() string { return as.issue(t) },
+			Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour)}},
+		{"aud as a string, typ application/at+jwt in capitals", func() string {
+			return sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: "Application/AT+JWT"}, as.with(func(c map[string]any) { c["aud"] = as.ts.URL }))
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour)}},
+		{"unbound, no scope, aud among others, fractional exp, nbf past", func() string {
+			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) {
+				delete(c, "cnf")
+				delete(c, "scope")
+				c["aud"] = []string{"https://other.example", as.ts.URL}
+				c["exp"] = float64(now.Unix()) + 60.5
+				c["nbf"] = now.Add(-time.Minute).Unix()
+			}))
+		}, Principal{Subject: "alice", ClientID: "app", ExpiresAt: now.Add(60*time.Second + 500*time.Millisecond)}},
+		{"scope split on spaces only", func() string {
+			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) { c["scope"] = " read\tadmin  write " }))
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read\tadmin", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour)}},
+		{"expired within the leeway, nbf and iat slightly ahead", func() string {
+			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) {
+				c["exp"] = now.Add(-20 * time.Second).Unix()
+				c["nbf"] = now.Add(20 * time.Second).Unix()
+				c["iat"] = now.Add(20 * time.Second).Unix()
+			}))
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(-20 * time.Second)}},
+	}
+	for mode, v := range jwtValidators(t, as) {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				p, err := v.Validate(t.Context(), tt.token())
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				if p.Subject != tt.want.Subject || p.ClientID != tt.want.ClientID || p.JKT != tt.want.JKT ||
+					strings.Join(p.Scopes, " ") != strings.Join(tt.want.Scopes, " ") || !p.ExpiresAt.Equal(tt.want.ExpiresAt) {
+					t.Errorf("principal = %+v, want %+v", *p, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestJWTValidatorRefuses(t *testing.T) {
+	as := newJWTTestAS(t)
+	now := as.clock.Now()
+	other := newSigningKey(t, "k1") // another key, the same kid
+	p384raw, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(p384raw.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubJWK, _ := as.key.PublicKey()
+	pubJSON, _ := json.Marshal(pubJWK)
+	valid := as.issue(t)
+	parts := strings.Split(valid, ".")
+	signedJSON, err := jws.Sign([]byte(`{}`), jws.WithJSON(), jws.WithKey(jwa.ES256, as.key, jws.WithProtectedHeaders(func() jws.Headers {
+		h := jws.NewHeaders()
+		h.Set(jws.TypeKey, "at+jwt")
+		return h
+	}())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := func(f func(c map[string]any)) string { return sign(t, as.key, jwa.ES256, nil, as.with(f)) }
+
+	tests := []struct {
+		name   string
+		token  string
+		reason string
+	}{
+		{"empty", "", "size out of bounds"},
+		{"garbage", "garbage", "not a compact JWS"},
+		{"garbage with dots", "a.b.c", "malformed JWS"},
+		{"two parts", parts[0] + "." + parts[1], "not a compact JWS"},
+		{"JSON serialization", string(signedJSON), "not a compact JWS"},
+		{"too large", mod(func(c map[string]any) { c["pad"] = strings.Repeat("x", 17<<10) }), "size out of bounds"},
+		{"expired", mod(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() }), "expired"},
+		{"expired just past the leeway", mod(func(c map[string]any) { c["exp"] = now.Add(-31 * time.Second).Unix() }), "expired"},
+		{"missing exp", mod(func(c map[string]any) { delete(c, "exp") }), "exp missing"},
+		{"exp in capitals only", mod(func(c map[string]any) { c["EXP"] = c["exp"]; delete(c, "exp") }), "exp missing"},
+		{"exp as a string", mod(func(c map[string]any) { c["exp"] = "4102444800" }), "exp is malformed"},
+		{"exp null", mod(func(c map[string]any) { c["exp"] = nil }), "exp is malformed"},
+		{"exp negative", mod(func(c map[string]any) { c["exp"] = -1 }), "exp is malformed"},
+		{"exp beyond year 9999", mod(func(c map[string]any) { c["exp"] = 1e12 }), "exp is malformed"},
+		{"nbf in the future", mod(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), "not yet valid"},
+		{"nbf as a string", mod(func(c map[string]any) { c["nbf"] = "0" }), "nbf is malformed"},
+		{"iat missing", mod(func(c map[string]any) { delete(c, "iat") }), "iat missing"},
+		{"iat in the future", mod(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() }), "issued in the future"},
+		{"wrong iss", mod(func(c map[string]any) { c["iss"] = "https://evil.example" }), "wrong issuer"},
+		{"iss with a trailing slash", mod(func(c map[string]any) { c["iss"] = as.ts.URL + "/" }), "wrong issuer"},
+		{"iss as a number", mod(func(c map[string]any) { c["iss"] = 1 }), "iss is malformed"},
+		{"wrong aud", mod(func(c map[string]any) { c["aud"] = []string{"https://other.example"} }), "wrong audience"},
+		{"aud missing", mod(func(c map[string]any) { delete(c, "aud") }), "wrong audience"},
+		{"aud with a number", mod(func(c map[string]any) { c["aud"] = []any{as.ts.URL, 1} }), "aud is malformed"},
+		{"aud as an object", mod(func(c map[string]any) { c["aud"] = map[string]any{as.ts.URL: true} }), "aud is malformed"},
+		{"sub missing", mod(func(c map[string]any) { delete(c, "sub") }), "sub missing"},
+		{"sub as a number", mod(func(c map[string]any) { c["sub"] = 7 }), "sub is malformed"},
+		{"sub null", mod(func(c map[string]any) { c["sub"] = nil }), "sub is malformed"},
+		{"client_id missing", mod(func(c map[string]any) { delete(c, "client_id") }), "client_id missing"},
+		{"scope as an array", mod(func(c map[string]any) { c["scope"] = []string{"read"} }), "scope is malformed"},
+		{"jti as a number", mod(func(c map[string]any) { c["jti"] = 1 }), "jti is malformed"},
+		{"cnf.jkt as a number", mod(func(c map[string]any) { c["cnf"] = map[string]any{"jkt": 1} }), "cnf is malformed"},
+		{"cnf.jkt empty", mod(func(c map[string]any) { c["cnf"] = map[string]any{"jkt": ""} }), "cnf is malformed"},
+		{"cnf bound another way", mod(func(c map[string]any) { c["cnf"] = map[string]any{"x5t#S256": "abc"} }), "cnf is malformed"},
+		{"cnf with jkt and more", mod(func(c map[string]any) { c["cnf"] = map[string]any{"jkt": testJKT, "jwk": map[string]any{}} }), "cnf is malformed"},
+		{"cnf as a string", mod(func(c map[string]any) { c["cnf"] = testJKT }), "cnf is malformed"},
+		{"claims an array", sign(t, as.key, jwa.ES256, nil, []byte(`[]`)), "claims are not a JSON object"},
+		{"claims null", sign(t, as.key, jwa.ES256, nil, []byte(`null`)), "claims are not a JSON object"},
+		{"claims not JSON", sign(t, as.key, jwa.ES256, nil, []byte(`not json`)), "claims are not a JSON object"},
+		{"typ JWT", sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: "JWT"}, as.claims()), "typ is not at+jwt"},
+		{"typ missing", sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: nil}, as.claims()), "typ is not at+jwt"},
+		{"typ dpop+jwt", sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: "dpop+jwt"}, as.claims()), "typ is not at+jwt"},
+		{"crit header", sign(t, as.key, jwa.ES256, map[string]any{jws.CriticalKey: []string{"exp"}, "exp": 1}, as.claims()), "crit header not supported"},
+		{"alg none", unsecured(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "k1"}, as.claims()), "alg not allowed"},
+		{"alg none with the valid signature", b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "k1"}) + "." + parts[1] + "." + parts[2], "alg not allowed"},
+		{"HS256 with the public JWK as secret", sign(t, pubJSON, jwa.HS256, map[string]any{jws.KeyIDKey: "k1"}, as.claims()), "alg not allowed"},
+		{"HS256 with public key DER as secret", sign(t, pubDER, jwa.HS256, map[string]any{jws.KeyIDKey: "k1"}, as.claims()), "alg not allowed"},
+		{"ES384 with another key under the kid", sign(t, p384raw, jwa.ES384, map[string]any{jws.KeyIDKey: "k1"}, as.claims()), "key does not fit alg"},
+		{"unknown kid", sign(t, as.key, jwa.ES256, map[string]any{jws.KeyIDKey: "k9"}, as.claims()), "unknown kid"},
+		{"kid missing", sign(t, as.key, jwa.ES256, map[string]any{jws.KeyIDKey: nil}, as.claims()), "kid missing"},
+		{"another key with the same kid", sign(t, other, jwa.ES256, nil, as.claims()), "signature does not verify"},
+		{"tampered payload", parts[0] + "." + b64(as.with(func(c map[string]any) { c["sub"] = "mallory" })) + "." + parts[2], "signature does not verify"},
+		{"tampered header", b64(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "k1", "x": 1}) + "." + parts[1] + "." + parts[2], "signature does not verify"},
+		{"signature removed", parts[0] + "." + parts[1] + ".", "signature does not verify"},
+		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(as.issue(t), ".")[2], "signature does not verify"},
+	}
+	for mode, v := range jwtValidators(t, as) {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				p, err := v.Validate(t.Context(), tt.token)
+				if !errors.Is(err, ErrInvalidToken) || p != nil {
+					t.Fatalf("Validate = %v, %v; want ErrInvalidToken", p, err)
+				}
+				if !strings.HasSuffix(err.Error(), "jwt: "+tt.reason) {
+					t.Errorf("refused for %q, want %q", err, tt.reason)
+				}
+				if errors.Is(err, ErrValidatorUnavailable) {
+					t.Errorf("error %v is also unavailable", err)
+				}
+				if tt.token != "" && len(tt.token) > 8 && strings.Contains(err.Error(), tt.token[len(tt.token)-8:]) {
+					t.Errorf("error %q echoes the token", err)
+				}
+			})
+		}
+	}
+	// The valid token really is valid: the refusals above are about what
+	// each case changed.
+	for mode, v := range jwtValidators(t, as) {
+		if _, err := v.Validate(t.Context(), valid); err != nil {
+			t.Errorf("%s: valid token refused: %v", mode, err)
+		}
+	}
+}
+
+func TestJWTValidatorAmbiguousKid(t *testing.T) {
+	as := newJWTTestAS(t)
+	keys := as.publicKeys(t)
+	twin, _ := newSigningKey(t, "k1").PublicKey()
+	keys.AddKey(twin)
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: keys, Now: as.clock.Now})
+	if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrInvalidToken) || !strings.HasSuffix(err.Error(), "ambiguous kid") {
+		t.Errorf("two keys with the token's kid: %v, want ErrInvalidToken (ambiguous kid)", err)
+	}
+}
+
+func TestJWTValidatorAlgorithms(t *testing.T) {
+	as := newJWTTestAS(t)
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: as.publicKeys(t), Algorithms: []string{"RS256", "EdDSA"}, Now: as.clock.Now})
+	if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("ES256 token with RS256/EdDSA allowed: %v, want ErrInvalidToken", err)
+	}
+	v = newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: as.publicKeys(t), Algorithms: []string{"ES256"}, Now: as.clock.Now})
+	if _, err := v.Validate(t.Context(), as.issue(t)); err != nil {
+		t.Errorf("ES256 token with ES256 allowed: %v", err)
+	}
+}
+
+func TestNewJWTValidatorOptions(t *testing.T) {
+	as := newJWTTestAS(t)
+	keys := as.publicKeys(t)
+	private := jwk.NewSet()
+	private.AddKey(as.key)
+	secret, _ := jwk.FromRaw([]byte("0123456789abcdef0123456789abcdef"))
+	secret.Set(jwk.KeyIDKey, "k1")
+	symmetric := jwk.NewSet()
+	symmetric.AddKey(secret)
+	noKid, _ := as.key.PublicKey()
+	noKid.Remove(jwk.KeyIDKey)
+	noKids := jwk.NewSet()
+	noKids.AddKey(noKid)
+	jwks := as.ts.URL + handlers.DefaultPaths.JWKS
+	tests := []struct {
+		name string
+		opts JWTOptions
+		ok   bool
+	}{
+		{"keys", JWTOptions{Issuer: "i", Audience: "a", Keys: keys}, true},
+		{"private keys reduced to public", JWTOptions{Issuer: "i", Audience: "a", Keys: private}, true},
+		{"JWKS URL", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: jwks}, true},
+		{"no issuer", JWTOptions{Audience: "a", Keys: keys}, false},
+		{"no audience", JWTOptions{Issuer: "i", Keys: keys}, false},
+		{"neither keys nor URL", JWTOptions{Issuer: "i", Audience: "a"}, false},
+		{"empty key set", JWTOptions{Issuer: "i", Audience: "a", Keys: jwk.NewSet()}, false},
+		{"both keys and URL", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, JWKSURL: jwks}, false},
+		{"http URL not on loopback", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "http://as.example/jwks"}, false},
+		{"relative URL", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "/jwks"}, false},
+		{"URL with user info", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "https://u:p@as.example/jwks"}, false},
+		{"symmetric key", JWTOptions{Issuer: "i", Audience: "a", Keys: symmetric}, false},
+		{"key without kid", JWTOptions{Issuer: "i", Audience: "a", Keys: noKids}, false},
+		{"alg none", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Algorithms: []string{"none"}}, false},
+		{"alg HS256", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Algorithms: []string{"ES256", "HS256"}}, false},
+		{"alg in lower case", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Algorithms: []string{"es256"}}, false},
+		{"negative leeway", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Leeway: -time.Second}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := NewJWTValidator(t.Context(), tt.opts)
+			if (err == nil) != tt.ok || (err == nil) != (v != nil) {
+				t.Errorf("NewJWTValidator = %v, %v; want ok %v", v, err, tt.ok)
+			}
+		})
+	}
+	// The validator built from private keys holds only public ones.
+	v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: private})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := v.keys.Key(0)
+	if isPrivate, err := jwk.IsPrivateKey(k); err != nil || isPrivate {
+		t.Errorf("validator keeps a private key (%v)", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := NewJWTValidator(ctx, JWTOptions{Issuer: "i", Audience: "a", JWKSURL: jwks}); err == nil {
+		t.Error("NewJWTValidator with a done context succeeded")
+	}
+}
+
+func TestJWTValidatorJWKSDownAtStart(t *testing.T) {
+	// Decision under test: NewJWTValidator succeeds when the JWKS cannot be
+	// fetched; Validate reports ErrValidatorUnavailable (503), never
+	// ErrInvalidToken, until a fetch succeeds.
+	t.Run("closed server", func(t *testing.T) {
+		as := newJWTTestAS(t)
+		closed := httptest.NewServer(http.NotFoundHandler())
+		closed.Close()
+		v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: closed.URL + "/jwks", Now: as.clock.Now})
+		if err != nil {
+			t.Fatalf("NewJWTValidator: %v", err)
+		}
+		for range 2 {
+			p, err := v.Validate(t.Context(), as.issue(t))
+			if !errors.Is(err, ErrValidatorUnavailable) || errors.Is(err, ErrInvalidToken) || p != nil {
+				t.Fatalf("Validate = %v, %v; want only ErrValidatorUnavailable", p, err)
+			}
+			as.clock.Advance(time.Minute)
+		}
+	})
+	t.Run("server recovers", func(t *testing.T) {
+		as := newJWTTestAS(t)
+		as.down.Store(true)
+		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+		tok := as.issue(t)
+		if _, err := v.Validate(t.Context(), tok); !errors.Is(err, ErrValidatorUnavailable) {
+			t.Fatalf("Validate while down = %v, want ErrValidatorUnavailable", err)
+		}
+		as.down.Store(false)
+		// Within the refetch interval the failed fetch stands: no new fetch.
+		hits := as.jwksHits.Load()
+		if _, err := v.Validate(t.Context(), tok); !errors.Is(err, ErrValidatorUnavailable) {
+			t.Fatalf("Validate right after recovery = %v, want ErrValidatorUnavailable", err)
+		}
+		if n := as.jwksHits.Load(); n != hits {
+			t.Errorf("%d fetches within the refetch interval, want 0", n-hits)
+		}
+		as.clock.Advance(31 * time.Second)
+		if _, err := v.Validate(t.Context(), tok); err != nil {
+			t.Fatalf("Validate after the refetch interval = %v", err)
+		}
+	})
+	t.Run("middleware answers 503", func(t *testing.T) {
+		as := newJWTTestAS(t)
+		as.down.Store(true)
+		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+		mw, err := New(Options{ResourceURL: "https://api.example", Validator: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Error("request let through") }))
+		req := httptest.NewRequest(http.MethodGet, "https://api.example/things", nil)
+		req.Header.Set("Authorization", "DPoP "+as.issue(t))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", rec.Code)
+		}
+	})
+}
+
+func TestJWTValidatorBadJWKS(t *testing.T) {
+	as := newJWTTestAS(t)
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"not JSON", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }},
+		{"too large", func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(`{"keys":[],"pad":"`))
+			w.Write([]byte(strings.Repeat("x", 1<<20)))
+			w.Write([]byte(`"}`))
+		}},
+		{"404", http.NotFound},
+		{"redirect to http elsewhere", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://as.example/jwks", http.StatusFound)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: srv.URL + "/jwks", Now: as.clock.Now})
+			if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrValidatorUnavailable) {
+				t.Errorf("Validate = %v, want ErrValidatorUnavailable", err)
+			}
+		})
+	}
+}
+
+func TestJWTValidatorKeyRotation(t *testing.T) {
+	as := newJWTTestAS(t)
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+	old := as.issue(t)
+	if _, err := v.Validate(t.Context(), old); err != nil {
+		t.Fatalf("token of the first key: %v", err)
+	}
+	if n := as.jwksHits.Load(); n != 1 {
+		t.Errorf("%d JWKS fetches at start, want 1", n)
+	}
+
+	// The authorization server rotates: k2 signs, k1 is still published.
+	as.install(t, newSigningKey(t, "k2"))
+	fresh := as.issue(t)
+
+	// Right after the start-up fetch, the refetch rule holds the new kid
+	// back, however many tokens carry it (or made-up kids).
+	for i := range 5 {
+		if _, err := v.Validate(t.Context(), fresh); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("new kid within the refetch interval = %v, want ErrInvalidToken", err)
+		}
+		tok := sign(t, as.key, jwa.ES256, map[string]any{jws.KeyIDKey: "made-up-" + string(rune('a'+i))}, as.claims())
+		if _, err := v.Validate(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("made-up kid = %v, want ErrInvalidToken", err)
+		}
+	}
+	if n := as.jwksHits.Load(); n != 1 {
+		t.Errorf("%d JWKS fetches within the refetch interval, want 1", n)
+	}
+
+	as.clock.Advance(31 * time.Second)
+	for _, tok := range []string{fresh, old, fresh} {
+		if _, err := v.Validate(t.Context(), tok); err != nil {
+			t.Fatalf("after the refetch interval: %v", err)
+		}
+	}
+	if n := as.jwksHits.Load(); n != 2 {
+		t.Errorf("%d JWKS fetches, want 2", n)
+	}
+
+	// Concurrent tokens with a new kid wait for one fetch and all pass.
+	as.install(t, newSigningKey(t, "k3"))
+	as.clock.Advance(31 * time.Second)
+	third := as.issue(t)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := v.Validate(t.Context(), third); err != nil {
+				t.Errorf("concurrent new kid: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := as.jwksHits.Load(); n != 3 {
+		t.Errorf("%d JWKS fetches, want 3", n)
+	}
+}
+
+func TestJWTValidatorCacheLifetime(t *testing.T) {
+	as := newJWTTestAS(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	v, err := NewJWTValidator(ctx, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	// The set fetched stays usable; fetching again is no longer possible.
+	if _, err := v.Validate(t.Context(), as.issue(t)); err != nil {
+		t.Errorf("known kid after the context ended: %v", err)
+	}
+	as.install(t, newSigningKey(t, "k2"))
+	as.clock.Advance(time.Minute)
+	if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrValidatorUnavailable) {
+		t.Errorf("new kid after the context ended = %v, want ErrValidatorUnavailable", err)
+	}
+}
+
+func TestJWTValidatorConcurrent(t *testing.T) {
+	as := newJWTTestAS(t)
+	var wg sync.WaitGroup
+	for mode, v := range jwtValidators(t, as) {
+		tok := as.issue(t)
+		bad := sign(t, as.key, jwa.ES256, map[string]any{jws.KeyIDKey: "nope"}, as.claims())
+		for i := range 32 {
+			wg.Go(func() {
+				if i%2 == 0 {
+					if _, err := v.Validate(t.Context(), tok); err != nil {
+						t.Errorf("%s: %v", mode, err)
+					}
+					return
+				}
+				if _, err := v.Validate(t.Context(), bad); !errors.Is(err, ErrInvalidToken) {
+					t.Errorf("%s: bad token = %v", mode, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+func TestJWTKeyFitsAlg(t *testing.T) {
+	fromRaw := func(raw any, set map[string]any) jwk.Key {
+		k, err := jwk.FromRaw(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, v := range set {
+			if err := k.Set(name, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub, err := k.PublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	tests := []struct {
+		name string
+		key  jwk.Key
+		alg  jwa.SignatureAlgorithm
+		want bool
+	}{
+		{"P-256 for ES256", fromRaw(p256, nil), jwa.ES256, true},
+		{"P-384 for ES384", fromRaw(p384, nil), jwa.ES384, true},
+		{"P-384 for ES256", fromRaw(p384, nil), jwa.ES256, false},
+		{"P-256 for ES512", fromRaw(p256, nil), jwa.ES512, false},
+		{"P-256 for RS256", fromRaw(p256, nil), jwa.RS256, false},
+		{"RSA 2048 for RS256", fromRaw(rsa2048, nil), jwa.RS256, true},
+		{"RSA 2048 for PS384", fromRaw(rsa2048, nil), jwa.PS384, true},
+		{"RSA 1024 for RS256", fromRaw(rsa1024, nil), jwa.RS256, false},
+		{"RSA for ES256", fromRaw(rsa2048, nil), jwa.ES256, false},
+		{"Ed25519 for EdDSA", fromRaw(ed, nil), jwa.EdDSA, true},
+		{"Ed25519 for ES256", fromRaw(ed, nil), jwa.ES256, false},
+		{"key alg PS256, token RS256", fromRaw(rsa2048, map[string]any{jwk.AlgorithmKey: jwa.PS256}), jwa.RS256, false},
+		{"key alg ES256, token ES256", fromRaw(p256, map[string]any{jwk.AlgorithmKey: jwa.ES256}), jwa.ES256, true},
+		{"use enc", fromRaw(p256, map[string]any{jwk.KeyUsageKey: "enc"}), jwa.ES256, false},
+		{"use sig", fromRaw(p256, map[string]any{jwk.KeyUsageKey: "sig"}), jwa.ES256, true},
+		{"key_ops sign only", fromRaw(p256, map[string]any{jwk.KeyOpsKey: jwk.KeyOperationList{jwk.KeyOpSign}}), jwa.ES256, false},
+		{"key_ops verify", fromRaw(p256, map[string]any{jwk.KeyOpsKey: jwk.KeyOperationList{jwk.KeyOpVerify}}), jwa.ES256, true},
+		{"HS256 never", fromRaw([]byte("0123456789abcdef0123456789abcdef"), nil), jwa.HS256, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := keyFitsAlg(tt.key, tt.alg); got != tt.want {
+				t.Errorf("keyFitsAlg = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
