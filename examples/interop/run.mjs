@@ -1,0 +1,784 @@
+// Interoperability suite: the dpopkit demo server (examples/server) against
+// two independent JavaScript implementations, oauth4webapi (the client side
+// of OAuth 2.0 with DPoP) and jose (JWS/JWT). See README.md beside this file.
+//
+// It builds the Go server once, starts it three times on free loopback ports
+// (opaque tokens; opaque tokens with server nonces required; JWT access
+// tokens), runs every case against each, prints `ok   <name>` or
+// `FAIL <name>: <reason>` per case and `N passed, N failed` at the end, and
+// exits non-zero when a case failed. The servers are stopped in every case.
+
+import { spawn } from 'node:child_process'
+import { createHash, randomUUID } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import * as jose from 'jose'
+import * as oauth from 'oauth4webapi'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repoRoot = path.resolve(here, '..', '..')
+
+// The demo server's fixed registrations (examples/server).
+const REDIRECT_URI = 'http://127.0.0.1:8765/callback'
+const CONFIDENTIAL = { id: 'demo', secret: 'demo-secret' }
+const PUBLIC = { id: 'demo-public' }
+const USER = { name: 'alice', password: 'wonderland' }
+
+const CASE_TIMEOUT_MS = 20_000
+const REQUEST_TIMEOUT_MS = 10_000
+const BUILD_TIMEOUT_MS = 240_000
+const START_TIMEOUT_MS = 15_000
+
+const VARIANTS = [
+  { name: 'opaque', flags: ['-token-format', 'opaque'] },
+  { name: 'nonce', flags: ['-token-format', 'opaque', '-require-nonce'], requireNonce: true },
+  { name: 'jwt', flags: ['-token-format', 'jwt'], jwt: true },
+]
+
+// Options every oauth4webapi call gets: the servers are plain-HTTP loopback
+// addresses, which the library refuses unless told otherwise.
+const httpOptions = {
+  [oauth.allowInsecureRequests]: true,
+  signal: () => AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+}
+
+let passed = 0
+let failed = 0
+const children = new Set()
+let tmpDir // the build directory, removed on every way out
+
+// ---------------------------------------------------------------- reporting
+
+class Skip extends Error {}
+
+function oneLine(s) {
+  return String(s).replace(/\s+/g, ' ').trim()
+}
+
+function describe(err) {
+  if (err instanceof oauth.ResponseBodyError) {
+    return oneLine(
+      `${err.message}: HTTP ${err.status} error=${err.error}` +
+        (err.error_description ? ` (${err.error_description})` : ''),
+    )
+  }
+  if (err instanceof oauth.WWWAuthenticateChallengeError) {
+    return oneLine(
+      `${err.message}: HTTP ${err.status} WWW-Authenticate: ${err.response.headers.get('www-authenticate')}`,
+    )
+  }
+  if (err instanceof oauth.AuthorizationResponseError) {
+    return oneLine(`${err.message}: ${err.cause}`)
+  }
+  if (err instanceof oauth.OperationProcessingError || err instanceof oauth.UnsupportedOperationError) {
+    let cause = ''
+    try {
+      cause = err.cause === undefined ? '' : ` cause=${JSON.stringify(err.cause)}`.slice(0, 400)
+    } catch {}
+    return oneLine(`${err.message} [${err.code}]${cause}`)
+  }
+  if (err instanceof Error) {
+    return oneLine(err.message + (err.cause instanceof Error ? ` (cause: ${err.cause.message})` : ''))
+  }
+  return oneLine(String(err))
+}
+
+function withTimeout(promise, ms, what) {
+  let timer
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+async function check(name, fn) {
+  try {
+    await withTimeout(Promise.resolve().then(fn), CASE_TIMEOUT_MS, 'case')
+    passed++
+    console.log(`ok   ${name}`)
+    return true
+  } catch (err) {
+    failed++
+    console.log(`FAIL ${name}: ${err instanceof Skip ? err.message : describe(err)}`)
+    return false
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message)
+}
+
+function assertEqual(actual, expected, what) {
+  if (actual !== expected) {
+    throw new Error(`${what}: got ${JSON.stringify(actual)}, want ${JSON.stringify(expected)}`)
+  }
+}
+
+// Runs fn, expecting it to be refused; returns the error.
+async function refused(fn, what) {
+  try {
+    await fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error(`${what} was accepted`)
+}
+
+// A case that needs the state an earlier case left.
+function need(value, caseName) {
+  if (value === undefined) throw new Skip(`not run: needs "${caseName}", which failed`)
+  return value
+}
+
+// ------------------------------------------------------------ the Go server
+
+function runToEnd(cmd, args, opts) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS)
+    child.on('error', (err) => {
+      clearTimeout(timer)
+      children.delete(child)
+      reject(err)
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      children.delete(child)
+      if (code === 0) resolve(out)
+      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${signal ?? code}: ${out.trim()}`))
+    })
+  })
+}
+
+// n distinct free loopback ports: all are held open at once, so no two are
+// the same, then released for the servers to take.
+async function freePorts(n) {
+  const held = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = net.createServer()
+      held.push(srv)
+      await new Promise((resolve, reject) => {
+        srv.once('error', reject)
+        srv.listen(0, '127.0.0.1', resolve)
+      })
+    }
+    return held.map((srv) => srv.address().port)
+  } finally {
+    await Promise.all(held.map((srv) => new Promise((r) => srv.close(() => r()))))
+  }
+}
+
+class DemoServer {
+  constructor(variant, binary) {
+    this.variant = variant
+    this.binary = binary
+    this.log = []
+    this.exited = null
+  }
+
+  async start(port) {
+    this.port = port
+    this.addr = `127.0.0.1:${this.port}`
+    this.issuer = `http://${this.addr}`
+    const args = ['-addr', this.addr, '-store', 'memory', ...this.variant.flags]
+    const child = spawn(this.binary, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = child
+    children.add(child)
+    const keep = (d) => {
+      for (const line of String(d).split('\n')) if (line) this.log.push(line)
+      if (this.log.length > 400) this.log.splice(0, this.log.length - 400)
+    }
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
+    child.on('exit', (code, signal) => {
+      this.exited = signal ?? code
+      children.delete(child)
+    })
+    child.on('error', (err) => {
+      this.exited = err.message
+      children.delete(child)
+    })
+
+    const deadline = Date.now() + START_TIMEOUT_MS
+    const url = `${this.issuer}/.well-known/oauth-authorization-server`
+    for (;;) {
+      if (this.exited !== null) {
+        throw new Error(`server ${args.join(' ')} exited (${this.exited}): ${this.log.slice(-10).join(' | ')}`)
+      }
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(1000) })
+        await res.arrayBuffer()
+        if (res.status === 200) return
+      } catch {}
+      if (Date.now() > deadline) {
+        throw new Error(`server ${args.join(' ')} not ready after ${START_TIMEOUT_MS} ms: ${this.log.slice(-10).join(' | ')}`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  async stop() {
+    const child = this.child
+    if (!child || this.exited !== null) return
+    const gone = new Promise((r) => child.once('exit', r))
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+    await gone
+    clearTimeout(timer)
+  }
+}
+
+function killAll() {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL')
+    } catch {}
+  }
+  if (tmpDir) {
+    try {
+      rmSync(tmpDir, { recursive: true, force: true })
+    } catch {}
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+async function newKeyPair(alg) {
+  // jose generates through the Web Crypto API; the public key is always
+  // extractable, which oauth4webapi's DPoP handle requires.
+  return jose.generateKeyPair(alg)
+}
+
+async function thumbprint(publicKey) {
+  return jose.calculateJwkThumbprint(await jose.exportJWK(publicKey))
+}
+
+function basic(user, password) {
+  return 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
+}
+
+// The way oauth4webapi documents nonce handling: the DPoP handle remembers
+// the DPoP-Nonce of every response, and an error for which isDPoPNonceError
+// is true means "send the same request again", once. `attempt` makes and
+// processes one request; stats.nonceRetries counts the retries.
+async function retryOnNonce(attempt, stats) {
+  try {
+    return await attempt()
+  } catch (err) {
+    if (!oauth.isDPoPNonceError(err)) throw err
+    if (stats) stats.nonceRetries = (stats.nonceRetries ?? 0) + 1
+    return attempt()
+  }
+}
+
+function clientsFor() {
+  return {
+    confidential: {
+      client: { client_id: CONFIDENTIAL.id, token_endpoint_auth_method: 'client_secret_basic' },
+      auth: oauth.ClientSecretBasic(CONFIDENTIAL.secret),
+    },
+    public: {
+      client: { client_id: PUBLIC.id, token_endpoint_auth_method: 'none' },
+      auth: oauth.None(),
+    },
+  }
+}
+
+// GET /api/hello with the access token and a proof carrying ath.
+async function callAPI(ctx, accessToken, dpop, stats) {
+  const url = new URL('/api/hello', ctx.server.issuer)
+  const res = await retryOnNonce(
+    () => oauth.protectedResourceRequest(accessToken, 'GET', url, new Headers(), null, { ...httpOptions, DPoP: dpop }),
+    stats,
+  )
+  const text = await res.text()
+  assertEqual(res.status, 200, `GET /api/hello status (body ${oneLine(text).slice(0, 200)})`)
+  let body
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new Error(`GET /api/hello: body is not JSON: ${oneLine(text).slice(0, 200)}`)
+  }
+  return body
+}
+
+// The authorization request, done as a browser would with the user's
+// credentials: GET with Basic alice/wonderland, not following the redirect.
+async function authorize(ctx, client, { jkt, scope, codeChallenge, state }) {
+  const url = new URL(ctx.as.authorization_endpoint)
+  url.searchParams.set('response_type', 'code')
+  url.searchParams.set('client_id', client.client_id)
+  url.searchParams.set('redirect_uri', REDIRECT_URI)
+  url.searchParams.set('scope', scope)
+  url.searchParams.set('state', state)
+  url.searchParams.set('code_challenge', codeChallenge)
+  url.searchParams.set('code_challenge_method', 'S256')
+  if (jkt) url.searchParams.set('dpop_jkt', jkt)
+  const res = await fetch(url, {
+    headers: { authorization: basic(USER.name, USER.password) },
+    redirect: 'manual',
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  })
+  const text = await res.text()
+  assert(
+    res.status === 302 || res.status === 303,
+    `authorization endpoint answered ${res.status}, want a redirect (body ${oneLine(text).slice(0, 200)})`,
+  )
+  const location = res.headers.get('location')
+  assert(location, 'authorization redirect without Location')
+  const callback = new URL(location, url)
+  assertEqual(`${callback.origin}${callback.pathname}`, REDIRECT_URI, 'redirect target')
+  // Checks iss (RFC 9207, the metadata says it is sent) and state, and turns
+  // an error response into AuthorizationResponseError.
+  return oauth.validateAuthResponse(ctx.as, client, callback, state)
+}
+
+// Authorization code flow with PKCE S256 and dpop_jkt up to the token
+// response. Returns the token response.
+async function codeFlow(ctx, which, keyPair, dpop, stats, scope = 'read write') {
+  const { client, auth } = ctx.clients[which]
+  const jkt = await thumbprint(keyPair.publicKey)
+  const verifier = oauth.generateRandomCodeVerifier()
+  const params = await authorize(ctx, client, {
+    jkt,
+    scope,
+    codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
+    state: oauth.generateRandomState(),
+  })
+  return retryOnNonce(async () => {
+    const res = await oauth.authorizationCodeGrantRequest(ctx.as, client, auth, params, REDIRECT_URI, verifier, {
+      ...httpOptions,
+      DPoP: dpop,
+    })
+    return oauth.processAuthorizationCodeResponse(ctx.as, client, res)
+  }, stats)
+}
+
+async function refresh(ctx, which, refreshToken, dpop, stats) {
+  const { client, auth } = ctx.clients[which]
+  return retryOnNonce(async () => {
+    const res = await oauth.refreshTokenGrantRequest(ctx.as, client, auth, refreshToken, { ...httpOptions, DPoP: dpop })
+    return oauth.processRefreshTokenResponse(ctx.as, client, res)
+  }, stats)
+}
+
+async function introspect(ctx, token) {
+  const { client, auth } = ctx.clients.confidential
+  const res = await oauth.introspectionRequest(ctx.as, client, auth, token, httpOptions)
+  return oauth.processIntrospectionResponse(ctx.as, client, res)
+}
+
+async function revoke(ctx, which, token, hint) {
+  const { client, auth } = ctx.clients[which]
+  const res = await oauth.revocationRequest(ctx.as, client, auth, token, {
+    ...httpOptions,
+    additionalParameters: hint ? { token_type_hint: hint } : undefined,
+  })
+  return oauth.processRevocationResponse(res)
+}
+
+function assertDPoPToken(tokens, what) {
+  assert(typeof tokens.access_token === 'string' && tokens.access_token, `${what}: no access_token`)
+  // oauth4webapi lower-cases token_type.
+  assertEqual(tokens.token_type, 'dpop', `${what}: token_type`)
+}
+
+function b64urlSHA256(s) {
+  return createHash('sha256').update(s).digest('base64url')
+}
+
+// ------------------------------------------------------------------ the cases
+
+async function runVariant(variant, server) {
+  const tag = `[${variant.name}]`
+  const ctx = { server, clients: clientsFor() }
+  const name = (s) => `${tag} ${s}`
+
+  const discovered = await check(name('discovery (RFC 8414 metadata)'), async () => {
+    const issuer = new URL(server.issuer)
+    const res = await oauth.discoveryRequest(issuer, { ...httpOptions, algorithm: 'oauth2' })
+    const as = await oauth.processDiscoveryResponse(issuer, res)
+    ctx.as = as
+    assertEqual(as.issuer, server.issuer, 'issuer')
+    for (const ep of ['authorization_endpoint', 'token_endpoint', 'revocation_endpoint', 'introspection_endpoint']) {
+      assert(typeof as[ep] === 'string', `metadata has no ${ep}`)
+    }
+    const algs = as.dpop_signing_alg_values_supported
+    assert(Array.isArray(algs), 'metadata has no dpop_signing_alg_values_supported')
+    for (const alg of ['ES256', 'EdDSA', 'PS256', 'RS256']) {
+      assert(algs.includes(alg), `dpop_signing_alg_values_supported ${JSON.stringify(algs)} lacks ${alg}`)
+    }
+    assert((as.code_challenge_methods_supported ?? []).includes('S256'), 'S256 not in code_challenge_methods_supported')
+    assertEqual(as.authorization_response_iss_parameter_supported, true, 'authorization_response_iss_parameter_supported')
+    if (variant.jwt) assert(typeof as.jwks_uri === 'string', 'metadata has no jwks_uri with JWT access tokens')
+  })
+  if (!discovered) {
+    // Nothing else can run without the metadata; count the rest as failed
+    // rather than pretend they passed.
+    failed++
+    console.log(`FAIL ${name('remaining cases')}: not run: discovery failed`)
+    return
+  }
+
+  // Client credentials with each family of proof key, then the API.
+  const ccAlgs = [
+    { label: 'ES256', gen: 'ES256' },
+    { label: 'EdDSA (Ed25519)', gen: 'Ed25519' },
+    { label: 'PS256', gen: 'PS256' },
+    { label: 'RS256', gen: 'RS256' },
+  ]
+  for (const { label, gen } of ccAlgs) {
+    await check(name(`client_credentials with a ${label} DPoP key, then GET /api/hello with ath`), async () => {
+      const { client, auth } = ctx.clients.confidential
+      const keyPair = await newKeyPair(gen)
+      const dpop = oauth.DPoP(client, keyPair)
+      const stats = {}
+      const tokens = await retryOnNonce(async () => {
+        const res = await oauth.clientCredentialsGrantRequest(ctx.as, client, auth, { scope: 'read' }, {
+          ...httpOptions,
+          DPoP: dpop,
+        })
+        return oauth.processClientCredentialsResponse(ctx.as, client, res)
+      }, stats)
+      assertDPoPToken(tokens, 'token response')
+      if (variant.requireNonce) {
+        assert(stats.nonceRetries === 1, 'the server issued a token without asking for a nonce first')
+      }
+      const jkt = await thumbprint(keyPair.publicKey)
+      assertEqual(await dpop.calculateThumbprint(), jkt, 'oauth4webapi and jose thumbprints')
+      const hello = await callAPI(ctx, tokens.access_token, dpop)
+      assertEqual(hello.client_id, CONFIDENTIAL.id, '/api/hello client_id')
+      assertEqual(hello.jkt, jkt, '/api/hello jkt')
+      assert(String(hello.scope ?? '').split(' ').includes('read'), `/api/hello scope ${JSON.stringify(hello.scope)}`)
+      if (gen === 'ES256') ctx.cc = { tokens, keyPair, jkt }
+    })
+  }
+
+  // Authorization code + PKCE + dpop_jkt, public client.
+  await check(name('authorization code + PKCE S256 + dpop_jkt, public client (none), then the API'), async () => {
+    const keyPair = await newKeyPair('ES256')
+    const dpop = oauth.DPoP(ctx.clients.public.client, keyPair)
+    const tokens = await codeFlow(ctx, 'public', keyPair, dpop)
+    assertDPoPToken(tokens, 'token response')
+    assert(typeof tokens.refresh_token === 'string', 'no refresh_token for the public client')
+    const jkt = await thumbprint(keyPair.publicKey)
+    const hello = await callAPI(ctx, tokens.access_token, dpop)
+    assertEqual(hello.sub, USER.name, '/api/hello sub')
+    assertEqual(hello.client_id, PUBLIC.id, '/api/hello client_id')
+    assertEqual(hello.jkt, jkt, '/api/hello jkt')
+    ctx.pub = { tokens, keyPair, dpop, jkt }
+  })
+
+  // Authorization code, confidential client authenticating with
+  // client_secret_basic.
+  await check(name('authorization code + PKCE S256 + dpop_jkt, confidential client (client_secret_basic), then the API'), async () => {
+    const keyPair = await newKeyPair('ES256')
+    const dpop = oauth.DPoP(ctx.clients.confidential.client, keyPair)
+    const tokens = await codeFlow(ctx, 'confidential', keyPair, dpop)
+    assertDPoPToken(tokens, 'token response')
+    assert(typeof tokens.refresh_token === 'string', 'no refresh_token for the confidential client')
+    const jkt = await thumbprint(keyPair.publicKey)
+    const hello = await callAPI(ctx, tokens.access_token, dpop)
+    assertEqual(hello.sub, USER.name, '/api/hello sub')
+    assertEqual(hello.client_id, CONFIDENTIAL.id, '/api/hello client_id')
+    assertEqual(hello.jkt, jkt, '/api/hello jkt')
+    assertEqual(hello.scope, 'read write', '/api/hello scope')
+    ctx.conf = { tokens, keyPair, dpop, jkt }
+  })
+
+  // dpop_jkt binds the code: redeeming it with another key must fail
+  // (RFC 9449 §10).
+  await check(name('authorization code bound by dpop_jkt is refused with another key'), async () => {
+    const { client, auth } = ctx.clients.public
+    const bound = await newKeyPair('ES256')
+    const other = oauth.DPoP(client, await newKeyPair('ES256'))
+    const verifier = oauth.generateRandomCodeVerifier()
+    const params = await authorize(ctx, client, {
+      jkt: await thumbprint(bound.publicKey),
+      scope: 'read',
+      codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
+      state: oauth.generateRandomState(),
+    })
+    const err = await refused(
+      () =>
+        retryOnNonce(async () => {
+          const res = await oauth.authorizationCodeGrantRequest(ctx.as, client, auth, params, REDIRECT_URI, verifier, {
+            ...httpOptions,
+            DPoP: other,
+          })
+          return oauth.processAuthorizationCodeResponse(ctx.as, client, res)
+        }),
+      'the code redeemed with a key other than dpop_jkt',
+    )
+    assert(err instanceof oauth.ResponseBodyError && err.status === 400, `unexpected refusal: ${describe(err)}`)
+  })
+
+  // Refresh, public client: the refresh token is bound to the DPoP key and
+  // rotated (RFC 9449 §5, RFC 9700 §4.14.2).
+  await check(name('refresh, public client: key-bound and rotated'), async () => {
+    const pub = need(ctx.pub, 'authorization code ... public client')
+    const stats = {}
+    const fresh = await refresh(ctx, 'public', pub.tokens.refresh_token, pub.dpop, stats)
+    assertDPoPToken(fresh, 'refresh response')
+    assert(typeof fresh.refresh_token === 'string', 'no new refresh_token: not rotated')
+    assert(fresh.refresh_token !== pub.tokens.refresh_token, 'the refresh token was not rotated')
+    assert(fresh.access_token !== pub.tokens.access_token, 'the access token was not renewed')
+    const hello = await callAPI(ctx, fresh.access_token, pub.dpop)
+    assertEqual(hello.jkt, pub.jkt, '/api/hello jkt after refresh')
+    assertEqual(hello.sub, USER.name, '/api/hello sub after refresh')
+
+    // Another key may not use the public client's refresh token.
+    const intruder = oauth.DPoP(ctx.clients.public.client, await newKeyPair('ES256'))
+    const wrongKey = await refused(
+      () => refresh(ctx, 'public', fresh.refresh_token, intruder),
+      'the refresh token presented with another DPoP key',
+    )
+    assert(wrongKey instanceof oauth.ResponseBodyError, `unexpected refusal: ${describe(wrongKey)}`)
+
+    // The old refresh token is spent.
+    const replay = await refused(
+      () => refresh(ctx, 'public', pub.tokens.refresh_token, pub.dpop),
+      'the rotated-out refresh token',
+    )
+    assert(replay instanceof oauth.ResponseBodyError, `unexpected refusal: ${describe(replay)}`)
+    assertEqual(replay.error, 'invalid_grant', 'error for the rotated-out refresh token')
+  })
+
+  // Refresh, confidential client.
+  await check(name('refresh, confidential client (client_secret_basic)'), async () => {
+    const conf = need(ctx.conf, 'authorization code ... confidential client')
+    const fresh = await refresh(ctx, 'confidential', conf.tokens.refresh_token, conf.dpop)
+    assertDPoPToken(fresh, 'refresh response')
+    assert(fresh.access_token !== conf.tokens.access_token, 'the access token was not renewed')
+    const hello = await callAPI(ctx, fresh.access_token, conf.dpop)
+    assertEqual(hello.jkt, conf.jkt, '/api/hello jkt after refresh')
+    assertEqual(hello.client_id, CONFIDENTIAL.id, '/api/hello client_id after refresh')
+    ctx.confRefreshed = { ...conf, tokens: { ...fresh, refresh_token: fresh.refresh_token ?? conf.tokens.refresh_token } }
+  })
+
+  // Introspection as the confidential client, revocation, and the API's
+  // refusal of the revoked token.
+  await check(name('introspection (RFC 7662) and revocation (RFC 7009); the API refuses the revoked token'), async () => {
+    const conf = need(ctx.confRefreshed, 'refresh, confidential client')
+    const token = conf.tokens.access_token
+    const active = await introspect(ctx, token)
+    assertEqual(active.active, true, 'introspection active')
+    assertEqual(active.client_id, CONFIDENTIAL.id, 'introspection client_id')
+    assertEqual(active.sub, USER.name, 'introspection sub')
+    assertEqual(active.cnf?.jkt, conf.jkt, 'introspection cnf.jkt')
+    if (active.token_type !== undefined) assertEqual(String(active.token_type).toLowerCase(), 'dpop', 'introspection token_type')
+
+    try {
+      await revoke(ctx, 'confidential', token, 'access_token')
+    } catch (err) {
+      // RFC 7009 §2.2.1: a server that cannot revoke access tokens (say,
+      // self-contained JWTs) answers unsupported_token_type, and the token
+      // rightly stays usable. Only that refusal is acceptable.
+      if (err instanceof oauth.ResponseBodyError && err.error === 'unsupported_token_type') return
+      throw err
+    }
+
+    // The revocation was answered 200: the token must now be dead
+    // everywhere. Gather every observation before failing.
+    const problems = []
+    const inactive = await introspect(ctx, token)
+    if (inactive.active !== false) problems.push(`introspection still says active=${JSON.stringify(inactive.active)}`)
+
+    const url = new URL('/api/hello', ctx.server.issuer)
+    let apiErr
+    try {
+      const res = await retryOnNonce(() =>
+        oauth.protectedResourceRequest(token, 'GET', url, new Headers(), null, { ...httpOptions, DPoP: conf.dpop }),
+      )
+      problems.push(`GET /api/hello answered ${res.status} ${oneLine(await res.text()).slice(0, 160)}`)
+    } catch (err) {
+      apiErr = err
+    }
+    if (apiErr) {
+      if (!(apiErr instanceof oauth.WWWAuthenticateChallengeError)) {
+        problems.push(`GET /api/hello: unexpected refusal: ${describe(apiErr)}`)
+      } else {
+        const challenge = apiErr.cause.find((c) => c.scheme === 'dpop')
+        if (apiErr.status !== 401 || challenge?.parameters.error !== 'invalid_token') {
+          problems.push(
+            `GET /api/hello: want 401 DPoP error="invalid_token", got ${apiErr.status} ${apiErr.response.headers.get('www-authenticate')}`,
+          )
+        }
+      }
+    }
+    if (problems.length > 0) {
+      throw new Error(`revocation answered 200, but the token lives on: ${problems.join('; ')}`)
+    }
+  })
+
+  // Revoking the public client's refresh token (client authentication
+  // "none", RFC 7009 §2.1) ends the grant.
+  await check(name('revocation of the refresh token by the public client'), async () => {
+    const pub = need(ctx.pub, 'authorization code ... public client')
+    // A fresh grant: the previous case family may have spent pub's tokens.
+    const tokens = await codeFlow(ctx, 'public', pub.keyPair, pub.dpop, undefined, 'read')
+    await revoke(ctx, 'public', tokens.refresh_token, 'refresh_token')
+    const err = await refused(
+      () => refresh(ctx, 'public', tokens.refresh_token, pub.dpop),
+      'the revoked refresh token',
+    )
+    assert(err instanceof oauth.ResponseBodyError, `unexpected refusal: ${describe(err)}`)
+    assertEqual(err.error, 'invalid_grant', 'error for the revoked refresh token')
+  })
+
+  if (variant.jwt) {
+    await check(name('JWT access token (RFC 9068) verified by jose against jwks_uri; cnf.jkt'), async () => {
+      const cc = need(ctx.cc, 'client_credentials with a ES256 DPoP key')
+      const jwks = jose.createRemoteJWKSet(new URL(ctx.as.jwks_uri), { timeoutDuration: REQUEST_TIMEOUT_MS })
+      const { payload, protectedHeader } = await jose.jwtVerify(cc.tokens.access_token, jwks, {
+        issuer: ctx.as.issuer,
+        typ: 'at+jwt',
+      })
+      assert(/^(application\/)?at\+jwt$/i.test(protectedHeader.typ), `typ ${protectedHeader.typ}`)
+      assertEqual(payload.cnf?.jkt, cc.jkt, 'cnf.jkt')
+      assertEqual(payload.client_id, CONFIDENTIAL.id, 'client_id')
+      // RFC 9068 §2.2: required claims.
+      for (const claim of ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti']) {
+        assert(payload[claim] !== undefined, `claim ${claim} missing (RFC 9068 §2.2)`)
+      }
+
+      const pub = need(ctx.pub, 'authorization code ... public client')
+      const user = await jose.jwtVerify(pub.tokens.access_token, jwks, { issuer: ctx.as.issuer, typ: 'at+jwt' })
+      assertEqual(user.payload.sub, USER.name, 'sub of the user token')
+      assertEqual(user.payload.cnf?.jkt, pub.jkt, 'cnf.jkt of the user token')
+    })
+  }
+
+  // jose alone, no oauth4webapi: proofs built by hand, requests with fetch.
+  for (const alg of ['ES256', 'EdDSA']) {
+    await check(name(`hand-made ${alg} proof (jose SignJWT) with fetch: token, then the API`), async () => {
+      const { publicKey, privateKey } = await jose.generateKeyPair(alg === 'EdDSA' ? 'Ed25519' : alg)
+      const jwk = await jose.exportJWK(publicKey)
+      const jkt = await jose.calculateJwkThumbprint(jwk)
+      const proof = (htm, htu, extra) =>
+        new jose.SignJWT({ jti: randomUUID(), htm, htu, ...extra })
+          .setProtectedHeader({ typ: 'dpop+jwt', alg, jwk })
+          .setIssuedAt()
+          .sign(privateKey)
+
+      // At most one nonce round per request (RFC 9449 §8, §9).
+      const send = async (make) => {
+        let res = await make(undefined)
+        const nonce = res.headers.get('dpop-nonce')
+        if ((res.status === 400 || res.status === 401) && nonce) {
+          const body = await res.clone().text()
+          const www = res.headers.get('www-authenticate') ?? ''
+          if (body.includes('use_dpop_nonce') || www.includes('use_dpop_nonce')) {
+            await res.arrayBuffer()
+            res = await make(nonce)
+          }
+        }
+        return res
+      }
+
+      const tokenURL = ctx.as.token_endpoint
+      const tokenRes = await send(async (nonce) =>
+        fetch(tokenURL, {
+          method: 'POST',
+          headers: {
+            authorization: basic(CONFIDENTIAL.id, CONFIDENTIAL.secret),
+            'content-type': 'application/x-www-form-urlencoded',
+            accept: 'application/json',
+            dpop: await proof('POST', tokenURL, nonce ? { nonce } : {}),
+          },
+          body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }),
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        }),
+      )
+      const tokenText = await tokenRes.text()
+      assertEqual(tokenRes.status, 200, `token endpoint status (body ${oneLine(tokenText).slice(0, 200)})`)
+      const tokens = JSON.parse(tokenText)
+      assertEqual(String(tokens.token_type).toLowerCase(), 'dpop', 'token_type')
+
+      const apiURL = `${ctx.server.issuer}/api/hello`
+      const apiRes = await send(async (nonce) =>
+        fetch(apiURL, {
+          headers: {
+            authorization: `DPoP ${tokens.access_token}`,
+            dpop: await proof('GET', apiURL, { ath: b64urlSHA256(tokens.access_token), ...(nonce ? { nonce } : {}) }),
+          },
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        }),
+      )
+      const apiText = await apiRes.text()
+      assertEqual(apiRes.status, 200, `GET /api/hello status (WWW-Authenticate ${apiRes.headers.get('www-authenticate')}, body ${oneLine(apiText).slice(0, 200)})`)
+      assertEqual(JSON.parse(apiText).jkt, jkt, '/api/hello jkt')
+    })
+  }
+}
+
+// --------------------------------------------------------------------- main
+
+async function main() {
+  const started = Date.now()
+  const tmp = (tmpDir = await mkdtemp(path.join(os.tmpdir(), 'dpopkit-interop-')))
+  const servers = []
+  try {
+    const binary = path.join(tmp, process.platform === 'win32' ? 'server.exe' : 'server')
+    const built = await check('build ./examples/server', () =>
+      runToEnd('go', ['build', '-o', binary, './examples/server'], { cwd: repoRoot }),
+    )
+    if (!built) return
+
+    for (const variant of VARIANTS) servers.push(new DemoServer(variant, binary))
+    const ports = await freePorts(servers.length)
+    const ready = await Promise.allSettled(servers.map((s, i) => s.start(ports[i])))
+    for (let i = 0; i < servers.length; i++) {
+      const label = `[${servers[i].variant.name}] start server (${servers[i].variant.flags.join(' ')})`
+      if (ready[i].status === 'fulfilled') {
+        await check(label, () => {})
+      } else {
+        await check(label, () => {
+          throw ready[i].reason
+        })
+      }
+    }
+    for (let i = 0; i < servers.length; i++) {
+      if (ready[i].status !== 'fulfilled') continue
+      const before = failed
+      await runVariant(servers[i].variant, servers[i])
+      if (failed > before && process.env.INTEROP_QUIET !== '1') {
+        console.error(`--- last lines of the [${servers[i].variant.name}] server's log ---`)
+        for (const line of servers[i].log.slice(-30)) console.error(line)
+        console.error('---')
+      }
+    }
+  } catch (err) {
+    failed++
+    console.log(`FAIL suite: ${describe(err)}`)
+  } finally {
+    await Promise.allSettled(servers.map((s) => s.stop()))
+    killAll()
+    await rm(tmp, { recursive: true, force: true }).catch(() => {})
+    console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`)
+    console.log(`${passed} passed, ${failed} failed`)
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    killAll()
+    process.exit(130)
+  })
+}
+process.on('exit', killAll)
+
+await main()
+process.exitCode = failed > 0 ? 1 : 0
