@@ -3,6 +3,7 @@ package middleware
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +13,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -102,6 +105,15 @@ type JWTOptions struct {
 	// Now is the clock for exp, nbf and iat (RFC 7519 §4.1.4–4.1.6) and
 	// for the refetch rule. Default time.Now.
 	Now func() time.Time
+	// CacheSize bounds a cache of validated tokens (keyed by their SHA-256
+	// hash), so that a client presenting the same token on every request
+	// costs one signature check per CacheTTL rather than one per request.
+	// Default 10,000 entries; negative turns the cache off.
+	CacheSize int
+	// CacheTTL is how long a validated token is trusted without checking
+	// it again, never past its exp. Default 1 minute: a key withdrawn from
+	// the JWKS stops being trusted within that time.
+	CacheTTL time.Duration
 }
 
 // JWTValidator is a [TokenValidator] for JWT access tokens (RFC 9068). It
@@ -148,7 +160,22 @@ type JWTValidator struct {
 	refetch   chan struct{}
 	lastFetch time.Time
 	lastErr   error
+
+	// results caches validated tokens by hash; nil when off.
+	results   *lru.Cache[[sha256.Size]byte, jwtResult]
+	resultTTL time.Duration
 }
+
+// jwtResult is a cached validation: the principal and until when to trust it.
+type jwtResult struct {
+	p     Principal
+	until time.Time
+}
+
+const (
+	jwtDefaultCacheSize = 10_000
+	jwtDefaultCacheTTL  = time.Minute
+)
 
 // NewJWTValidator validates opts and returns a validator for RFC 9068 JWT
 // access tokens. With JWKSURL, ctx bounds the life of the key cache: when
@@ -175,6 +202,16 @@ func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error
 		opts.Now = time.Now
 	}
 	v := &JWTValidator{issuer: opts.Issuer, audience: opts.Audience, leeway: opts.Leeway, now: opts.Now, algs: map[jwa.SignatureAlgorithm]bool{}}
+	if opts.CacheSize >= 0 {
+		if opts.CacheSize == 0 {
+			opts.CacheSize = jwtDefaultCacheSize
+		}
+		if opts.CacheTTL <= 0 {
+			opts.CacheTTL = jwtDefaultCacheTTL
+		}
+		v.results, _ = lru.New[[sha256.Size]byte, jwtResult](opts.CacheSize)
+		v.resultTTL = opts.CacheTTL
+	}
 	if len(opts.Algorithms) == 0 {
 		for _, a := range asymmetricAlgs {
 			v.algs[a] = true
@@ -233,6 +270,32 @@ func (v *JWTValidator) Validate(ctx context.Context, token string) (*Principal, 
 	if v == nil {
 		return nil, fmt.Errorf("%w: jwt: no validator", ErrValidatorUnavailable)
 	}
+	if v.results == nil {
+		return v.validate(ctx, token)
+	}
+	sum := sha256.Sum256([]byte(token))
+	now := v.now()
+	if r, ok := v.results.Get(sum); ok && now.Before(r.until) {
+		p := r.p
+		p.Scopes = slices.Clone(r.p.Scopes)
+		return &p, nil
+	}
+	p, err := v.validate(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	until := now.Add(v.resultTTL)
+	if p.ExpiresAt.Before(until) {
+		until = p.ExpiresAt
+	}
+	cached := *p
+	cached.Scopes = slices.Clone(p.Scopes)
+	v.results.Add(sum, jwtResult{p: cached, until: until})
+	return p, nil
+}
+
+// validate checks a token without the cache.
+func (v *JWTValidator) validate(ctx context.Context, token string) (*Principal, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}

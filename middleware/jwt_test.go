@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -734,5 +735,51 @@ func TestJWTKeyFitsAlg(t *testing.T) {
 				t.Errorf("keyFitsAlg = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The result cache: a token validated once is trusted from the cache until
+// min(exp, CacheTTL), and returned as a copy.
+func TestJWTValidatorResultCache(t *testing.T) {
+	as := newJWTTestAS(t)
+	tok := as.issue(t)
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheTTL: 2 * time.Minute})
+	p, err := v.Validate(bg, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := v.results.Peek(sha256.Sum256([]byte(tok)))
+	if !ok || !r.until.Equal(as.clock.Now().Add(2*time.Minute)) {
+		t.Fatalf("cached until %v, want now + CacheTTL", r.until)
+	}
+	p.Scopes[0] = "admin"
+	again, err := v.Validate(bg, tok)
+	if err != nil || again.Scopes[0] != "read" {
+		t.Fatalf("cached result %v, %v (a caller's change leaked into the cache?)", again, err)
+	}
+	// Past CacheTTL the entry is not used: a tampered copy of the cache
+	// entry would otherwise still answer.
+	v.results.Add(sha256.Sum256([]byte("forged")), jwtResult{p: Principal{Subject: "mallory"}, until: as.clock.Now().Add(time.Second)})
+	if p, err := v.Validate(bg, "forged"); err != nil || p.Subject != "mallory" {
+		t.Fatalf("cache not consulted: %v %v", p, err)
+	}
+	as.clock.Advance(2 * time.Second)
+	if _, err := v.Validate(bg, "forged"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("lapsed cache entry used: %v", err)
+	}
+	// Never past exp, whatever CacheTTL says.
+	long := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheTTL: 24 * time.Hour})
+	fresh := as.issue(t)
+	if _, err := long.Validate(bg, fresh); err != nil {
+		t.Fatal(err)
+	}
+	as.clock.Advance(2 * time.Hour)
+	if _, err := long.Validate(bg, fresh); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("expired token from the cache: %v", err)
+	}
+	// CacheSize < 0 turns the cache off.
+	off := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheSize: -1})
+	if off.results != nil {
+		t.Fatal("cache not off")
 	}
 }
