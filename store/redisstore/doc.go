@@ -1,0 +1,105 @@
+// Package redisstore is a [store.Store] on Redis, for several instances of an
+// authorization server and of resource servers that must share what the kit
+// remembers: registered clients, authorization codes, opaque access tokens,
+// refresh tokens, grant revocations and the DPoP proof replay cache (RFC 9449
+// §11.1). It implements the contract of package store and passes the
+// conformance suite of package adaptertest.
+//
+// The caller owns the Redis client: any [redis.UniversalClient] (a single
+// server, Sentinel or Cluster) works. Build it with ContextTimeoutEnabled so
+// that request deadlines bound the calls to Redis, and with DialTimeout,
+// ReadTimeout, WriteTimeout, DialerRetries (go-redis dials 5 times, 100 ms
+// apart, by default) and MaxRetries small enough for a request to fail fast
+// when Redis is away: the kit then answers 503 and never lets a request
+// through on a guess. Errors of Redis are returned wrapped, never as
+// store.ErrNotFound; when the context ended during a call, the error wraps
+// its context.Canceled or context.DeadlineExceeded as well.
+// Redis 6.2 or later is needed (SET with PXAT).
+//
+// Redis must keep what it is given until it expires: run it with
+// maxmemory-policy noeviction (the default). Under an evicting policy a
+// replay entry or a consumed code could be dropped early and a proof
+// replayed or a code redeemed twice. With noeviction a full Redis refuses
+// writes, the store returns the error, and the kit refuses the request.
+// Persistence (RDB or AOF) decides what survives a restart of Redis: without
+// it, a restart forgets every token, and clients must authorize again.
+//
+// # Atomicity
+//
+// Every operation is one Redis command or one Lua script, so it is atomic on
+// the server without locks or retries:
+//
+//   - Insert (the replay cache) is SET NX with a relative expiry: the call
+//     that creates the key wins.
+//   - ConsumeCode reads the code and overwrites its first byte with a
+//     consumed marker in one script; the marked record stays until the code
+//     expires, so a second redemption gets ErrConsumed and the record, whose
+//     grant the handlers then revoke (RFC 6749 §4.1.2).
+//   - GetAccessToken and GetRefreshToken read the token and its grant's
+//     revocation in one script.
+//   - RotateRefreshToken checks the old token (expiry, consumed, grant
+//     revocation), marks it consumed and stores the new one in one script
+//     (RFC 9700 §4.14.2).
+//   - RevokeGrant records the end of the revocation and never shortens one
+//     already recorded.
+//
+// Scripts run with EVALSHA and fall back to EVAL when the server has no copy
+// (after a restart or SCRIPT FLUSH).
+//
+// # Keys
+//
+// Every key starts with Options.Prefix (default "dpop:"). Codes and tokens
+// are keyed by [store.TokenHash.String], never by their value (RFC 6749
+// §10.3-§10.5); client and grant ids, which may be any string, by their
+// unpadded base64url encoding. With P the prefix, H a token hash, I an
+// encoded id and X the low four bits of H's first byte as one hex digit:
+//
+//	P cl:I          client, JSON; no expiry
+//	P c:H           authorization code; expires at ExpiresAt
+//	P rp:K          replay entry for ReplayKey K; expires after the ttl
+//	P {aX}at:H      access token; expires at ExpiresAt
+//	P {aX}g:I       revocation of grant I, one copy per access tag X
+//	P {r}rt:H       refresh token; expires at ExpiresAt
+//	P {r}g:I        revocation of grant I for refresh tokens
+//
+// Expiring records use native TTLs (PXAT, from ExpiresAt): Redis deletes
+// them, no sweeper runs. A record saved already expired is not stored (any
+// record under its key is deleted). Lookups also compare the expiry kept in
+// the record with Options.Now, so a record is never returned past its
+// ExpiresAt even if the Redis clock runs behind.
+//
+// Records are JSON (times in RFC 3339 with nanoseconds, durations in integer
+// nanoseconds), after a short header the scripts read: a state byte (L live,
+// C consumed), the expiry in Unix milliseconds and the encoded grant id.
+//
+// # Redis Cluster
+//
+// A script may only touch keys of one hash slot. Keys of single-key
+// operations (clients, codes, replay entries) carry no hash tag, so they
+// spread over the whole cluster; the replay entry, written on every request,
+// is the hottest of them.
+//
+// A token lookup must read the token and its grant's revocation atomically,
+// and the grant is only known once the token is read. Access tokens are
+// therefore split into 16 groups by their hash, each with its own hash tag
+// ({a0} to {af}), and RevokeGrant writes one copy of the revocation into
+// every group and one beside the refresh tokens: 17 keys, sent in one
+// pipeline. Lookups (the resource servers' hot path) spread over 16 slots;
+// a revocation, which is rare, costs 17 small writes. The lookup script
+// derives the grant key from the record it read; that key always has the
+// tag of the declared token key, so it lies in the same slot, as Redis
+// Cluster requires.
+//
+// Rotation touches the old and the new refresh token, whose hashes are
+// unrelated, so every refresh token shares the one tag {r}: all refresh
+// tokens of a store live in one slot, on one node. Refresh tokens are used
+// only at the token endpoint, far less often than access tokens; this is the
+// price of single-script rotation. The tags do not include the prefix:
+// stores with different prefixes on one cluster share these 17 slots. The
+// prefix may therefore contain no braces, which would change the tags.
+//
+// A revocation written to 17 keys is not one atomic step: should the
+// pipeline fail half-way, RevokeGrant returns the error and some groups
+// already refuse the grant's tokens (a refusal, never an acceptance); the
+// caller retries or refuses its request.
+package redisstore

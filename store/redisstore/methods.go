@@ -1,0 +1,284 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// GetClient implements [store.ClientStore] (RFC 6749 §2): one GET.
+func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	if _, err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	data, err := s.c.Get(ctx, s.clientKey(id)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, "GetClient", err)
+	}
+	return decodeClient(data)
+}
+
+// SaveClient implements [store.ClientStore]: one SET, without expiry,
+// replacing any client with the same id.
+func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
+	if _, err := s.begin(ctx); err != nil {
+		return err
+	}
+	if c == nil || c.ID == "" {
+		return errors.New("redisstore: client without id")
+	}
+	data, err := encodeClient(c)
+	if err != nil {
+		return fmt.Errorf("redisstore: SaveClient: %w", err)
+	}
+	if err := s.c.Set(ctx, s.clientKey(c.ID), data, 0).Err(); err != nil {
+		return fail(ctx, "SaveClient", err)
+	}
+	return nil
+}
+
+// put stores a framed record under key until exp (SET with PXAT); a record
+// already expired is not stored, and whatever key held is deleted.
+func (s *Store) put(ctx context.Context, op, key string, now, exp time.Time, grant string, record []byte) error {
+	expMs := exp.UnixMilli()
+	var err error
+	if expMs <= now.UnixMilli() {
+		err = s.c.Del(ctx, key).Err()
+	} else {
+		err = s.c.SetArgs(ctx, key, frame(expMs, grant, record), redis.SetArgs{ExpireAt: time.UnixMilli(expMs)}).Err()
+	}
+	if err != nil {
+		return fail(ctx, op, err)
+	}
+	return nil
+}
+
+// SaveCode implements [store.CodeStore] (RFC 6749 §4.1.2): one SET with
+// PXAT code.ExpiresAt.
+func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.AuthorizationCode) error {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := encodeCode(code)
+	if err != nil {
+		return fmt.Errorf("redisstore: SaveCode: %w", err)
+	}
+	return s.put(ctx, "SaveCode", s.codeKey(h), now, code.ExpiresAt, "", data)
+}
+
+// ConsumeCode implements [store.CodeStore]: one script reads the code and
+// marks it consumed, so of any number of concurrent calls, on any number of
+// instances, exactly one gets the record without an error. The consumed
+// code stays until it expires; later calls get it with store.ErrConsumed,
+// so that the caller can revoke its grant (RFC 6749 §4.1.2).
+func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	status, rec, err := s.runLookup(ctx, "ConsumeCode", consumeScript, []string{s.codeKey(h)}, "", now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	return result(status, rec, decodeCode)
+}
+
+// SaveAccessToken implements [store.AccessTokenStore]: one SET with PXAT
+// t.ExpiresAt.
+func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := encodeToken(*t)
+	if err != nil {
+		return fmt.Errorf("redisstore: SaveAccessToken: %w", err)
+	}
+	return s.put(ctx, "SaveAccessToken", s.accessKey(h), now, t.ExpiresAt, t.GrantID, data)
+}
+
+// GetAccessToken implements [store.AccessTokenStore]: one script reads the
+// token and the revocation of its grant together, so that a token is never
+// returned after RevokeGrant of its grant has returned.
+func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	status, rec, err := s.runLookup(ctx, "GetAccessToken", lookupScript, []string{s.accessKey(h)},
+		s.grantPrefix(accessTag(h)), now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	return result(status, rec, decodeAccess)
+}
+
+// RevokeAccessToken implements [store.AccessTokenStore] (RFC 7009 §2.1): one
+// DEL; an unknown token is not an error (RFC 7009 §2.2).
+func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
+	if _, err := s.begin(ctx); err != nil {
+		return err
+	}
+	if err := s.c.Del(ctx, s.accessKey(h)).Err(); err != nil {
+		return fail(ctx, "RevokeAccessToken", err)
+	}
+	return nil
+}
+
+// SaveRefreshToken implements [store.RefreshTokenStore]: one SET with PXAT
+// t.ExpiresAt.
+func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := encodeToken(store.AccessToken(*t))
+	if err != nil {
+		return fmt.Errorf("redisstore: SaveRefreshToken: %w", err)
+	}
+	return s.put(ctx, "SaveRefreshToken", s.refreshKey(h), now, t.ExpiresAt, t.GrantID, data)
+}
+
+// GetRefreshToken implements [store.RefreshTokenStore]: one script reads the
+// token and its grant's revocation together. A rotated token is returned
+// with store.ErrConsumed until it expires (RFC 9700 §4.14.2).
+func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	status, rec, err := s.runLookup(ctx, "GetRefreshToken", lookupScript, []string{s.refreshKey(h)},
+		s.grantPrefix(refreshTag), now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	return result(status, rec, decodeRefresh)
+}
+
+// RotateRefreshToken implements [store.RefreshTokenStore] (RFC 9700
+// §4.14.2): one script checks old (expiry, consumed, grant revocation),
+// marks it consumed and stores next under h. Both keys carry the refresh
+// tag, so the script runs in one slot of a Redis Cluster.
+func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if old == h {
+		return nil, errors.New("redisstore: a refresh token cannot be rotated into itself")
+	}
+	data, err := encodeToken(store.AccessToken(*next))
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: RotateRefreshToken: %w", err)
+	}
+	expMs := next.ExpiresAt.UnixMilli()
+	status, rec, err := s.runLookup(ctx, "RotateRefreshToken", rotateScript, []string{s.refreshKey(old), s.refreshKey(h)},
+		s.grantPrefix(refreshTag), now.UnixMilli(), frame(expMs, next.GrantID, data), expMs)
+	if err != nil {
+		return nil, err
+	}
+	return result(status, rec, decodeRefresh)
+}
+
+// RevokeRefreshToken implements [store.RefreshTokenStore] (RFC 7009 §2.1):
+// one DEL; an unknown token is not an error (RFC 7009 §2.2).
+func (s *Store) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error {
+	if _, err := s.begin(ctx); err != nil {
+		return err
+	}
+	if err := s.c.Del(ctx, s.refreshKey(h)).Err(); err != nil {
+		return fail(ctx, "RevokeRefreshToken", err)
+	}
+	return nil
+}
+
+// RevokeGrant implements [store.GrantStore] (RFC 6749 §4.1.2, RFC 7009 §2.1,
+// RFC 9700 §4.14.2): it records, in one pipeline, a copy of the revocation
+// beside each group of access tokens and beside the refresh tokens, each
+// expiring at until (rounded up to the millisecond). A revocation recorded
+// before that lasts longer is kept. A revocation whose end has passed
+// records nothing.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	untilMs := ceilUnixMilli(until)
+	if grantID == "" || untilMs <= now.UnixMilli() {
+		// Tokens without a grant are never checked against one.
+		return nil
+	}
+	if err := s.runEach(ctx, revokeScript, s.grantKeys(grantID), untilMs); err != nil {
+		return fail(ctx, "RevokeGrant", err)
+	}
+	return nil
+}
+
+// Insert implements [dpop.ReplayCache] (RFC 9449 §11.1): one SET NX with a
+// relative expiry of ttl rounded up to the millisecond, so that of any
+// number of concurrent inserts of key, on any number of instances, exactly
+// one returns true. The entry is never dropped to make room as long as
+// Redis runs with maxmemory-policy noeviction (see the package
+// documentation).
+func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	if _, err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	if ttl <= 0 {
+		return false, errors.New("redisstore: replay entry needs a positive ttl")
+	}
+	ok, err := s.c.SetNX(ctx, s.replayKey(key), "1", time.Duration(ceilMillis(ttl))*time.Millisecond).Result()
+	if err != nil {
+		return false, fail(ctx, "Insert", err)
+	}
+	return ok, nil
+}
+
+func decodeAccess(rec string) (*store.AccessToken, error) {
+	t, err := decodeToken(rec, "access token")
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func decodeRefresh(rec string) (*store.RefreshToken, error) {
+	t, err := decodeToken(rec, "refresh token")
+	if err != nil {
+		return nil, err
+	}
+	r := store.RefreshToken(t)
+	return &r, nil
+}
+
+// result turns a script's answer into the record and error the store
+// contract promises.
+func result[V any](status, rec string, decode func(string) (*V, error)) (*V, error) {
+	switch status {
+	case "":
+		return nil, store.ErrNotFound
+	case statusExpired:
+		return nil, store.ErrExpired
+	case statusRevoked:
+		return nil, store.ErrRevoked
+	case statusOK, statusConsumed:
+		v, err := decode(rec)
+		if err != nil {
+			return nil, err
+		}
+		if status == statusConsumed {
+			return v, store.ErrConsumed
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("redisstore: unexpected script status %q", status)
+}

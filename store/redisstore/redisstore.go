@@ -1,0 +1,166 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "dpop:"
+
+// accessGroups is the number of hash tags access tokens are spread over (see
+// the package documentation): at most 16, one hex digit. Changing it moves
+// every access token key.
+const accessGroups = 16
+
+// Options configures [New].
+type Options struct {
+	// Client is the caller's Redis client (a single server, Sentinel or
+	// Cluster). Required. The store never closes it.
+	Client redis.UniversalClient
+	// Prefix starts every key, so that several stores (or other data) can
+	// share one database. Default DefaultPrefix. It must not contain '{'
+	// or '}', which would change the hash tags Redis Cluster routes by.
+	Prefix string
+	// Now is the clock lookups compare expiries with. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is a [store.Store] on Redis. It is safe for concurrent use, holds no
+// state of its own besides its options, and any number of Store values (in
+// any number of processes) over the same Redis and prefix see the same data.
+type Store struct {
+	c      redis.UniversalClient
+	prefix string
+	now    func() time.Time
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store over opts.Client. It does not contact Redis: an
+// unreachable server shows as errors from the methods.
+func New(opts Options) (*Store, error) {
+	if opts.Client == nil {
+		return nil, errors.New("redisstore: Options.Client is required")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, errors.New("redisstore: Options.Prefix must not contain braces (they would change the Redis Cluster hash tags)")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{c: opts.Client, prefix: opts.Prefix, now: opts.Now}, nil
+}
+
+// Close marks the store closed: every later call fails with
+// store.ErrClosed. It does not close Options.Client, which belongs to the
+// caller (and may serve other stores).
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// begin checks the context and the store before any command is sent, so
+// that a cancelled call does nothing, and returns the time now.
+func (s *Store) begin(ctx context.Context) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, fmt.Errorf("redisstore: %w", err)
+	}
+	if s.closed.Load() {
+		return time.Time{}, store.ErrClosed
+	}
+	return s.now(), nil
+}
+
+// fail wraps an error of Redis (network, timeout, context) for op. It is
+// never turned into a store sentinel: the kit answers 503 for it. When the
+// context ended during the call, the error wraps ctx.Err() too (go-redis
+// may report an expired deadline as a network timeout), so that callers can
+// tell their own deadline from an outage.
+func fail(ctx context.Context, op string, err error) error {
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+		// The socket deadline, set from ctx, fired before ctx's own timer.
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("redisstore: %s: %w: %w", op, cerr, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+// Keys; see the package documentation for the scheme.
+
+var b64 = base64.RawURLEncoding
+
+const refreshTag = "{r}"
+
+func (s *Store) clientKey(id string) string {
+	return s.prefix + "cl:" + b64.EncodeToString([]byte(id))
+}
+
+func (s *Store) codeKey(h store.TokenHash) string { return s.prefix + "c:" + h.String() }
+
+func (s *Store) replayKey(k dpop.ReplayKey) string { return s.prefix + "rp:" + k.String() }
+
+// accessTag is the hash tag of an access token's group: the low four bits of
+// the hash's first byte, as one hex digit.
+func accessTag(h store.TokenHash) string {
+	return "{a" + string("0123456789abcdef"[h[0]%accessGroups]) + "}"
+}
+
+func (s *Store) accessKey(h store.TokenHash) string {
+	return s.prefix + accessTag(h) + "at:" + h.String()
+}
+
+func (s *Store) refreshKey(h store.TokenHash) string {
+	return s.prefix + refreshTag + "rt:" + h.String()
+}
+
+// grantPrefix is the start of the revocation keys beside tokens of tag; the
+// scripts append the encoded grant id they find in a record.
+func (s *Store) grantPrefix(tag string) string { return s.prefix + tag + "g:" }
+
+// grantKeys are every copy of grant's revocation: one per access group and
+// one beside the refresh tokens.
+func (s *Store) grantKeys(grant string) []string {
+	id := b64.EncodeToString([]byte(grant))
+	keys := make([]string, 0, accessGroups+1)
+	var h store.TokenHash
+	for i := range accessGroups {
+		h[0] = byte(i)
+		keys = append(keys, s.grantPrefix(accessTag(h))+id)
+	}
+	return append(keys, s.grantPrefix(refreshTag)+id)
+}
+
+// ceilMillis is d in whole milliseconds, rounded up.
+func ceilMillis(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond > 0 {
+		ms++
+	}
+	return ms
+}
+
+// ceilUnixMilli is t in Unix milliseconds, rounded up.
+func ceilUnixMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
+}

@@ -1,0 +1,140 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua scripts. Each runs atomically on the server; each touches only
+// KEYS[1], KEYS[2] and keys that share KEYS[1]'s hash tag (see the package
+// documentation), so all of them lie in one slot.
+//
+// The lookup scripts answer nil (unknown key) or a pair {status, record}:
+// status is "ok", "expired", "consumed" or "revoked", and record is the JSON
+// record ("" when expired or revoked).
+
+// parseValue splits a stored value into state, expiry (Unix ms), encoded
+// grant id and JSON record.
+const parseValue = `
+local function parse(v)
+  local a = string.find(v, ':', 2, true)
+  local b = string.find(v, ':', a + 1, true)
+  return string.sub(v, 1, 1), tonumber(string.sub(v, 2, a - 1)), string.sub(v, a + 1, b - 1), string.sub(v, b + 1)
+end
+`
+
+// checkLive reads KEYS[1] and returns its answer unless the record is live;
+// ARGV[1] is the grant key prefix of its tag (nil: no grant check) and
+// ARGV[2] the time now in Unix ms.
+const checkLive = parseValue + `
+local now = tonumber(ARGV[2])
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local state, exp, grant, rec = parse(v)
+if exp <= now then return {'expired', ''} end
+if state == 'C' then return {'consumed', rec} end
+if ARGV[1] ~= '' and grant ~= '' then
+  local untl = redis.call('GET', ARGV[1] .. grant)
+  if untl and tonumber(untl) > now then return {'revoked', ''} end
+end
+`
+
+// lookupScript returns a token (GetAccessToken, GetRefreshToken).
+var lookupScript = redis.NewScript(checkLive + `
+return {'ok', rec}
+`)
+
+// consumeScript redeems a code: ARGV[1] is "" (codes have no grant check).
+var consumeScript = redis.NewScript(checkLive + `
+redis.call('SETRANGE', KEYS[1], 0, 'C')
+return {'ok', rec}
+`)
+
+// rotateScript consumes the refresh token KEYS[1] and stores ARGV[3] under
+// KEYS[2] until ARGV[4] (Unix ms).
+var rotateScript = redis.NewScript(checkLive + `
+redis.call('SETRANGE', KEYS[1], 0, 'C')
+if tonumber(ARGV[4]) > now then
+  redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[4])
+else
+  redis.call('DEL', KEYS[2])
+end
+return {'ok', rec}
+`)
+
+// revokeScript records a grant revocation lasting until ARGV[1] (Unix ms),
+// unless one lasting as long or longer is recorded.
+var revokeScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
+return 1
+`)
+
+// Script statuses.
+const (
+	statusOK       = "ok"
+	statusExpired  = "expired"
+	statusConsumed = "consumed"
+	statusRevoked  = "revoked"
+)
+
+// runLookup runs a lookup script and returns its status and record;
+// status "" means the key does not exist.
+func (s *Store) runLookup(ctx context.Context, op string, sc *redis.Script, keys []string, args ...any) (status, record string, err error) {
+	res, err := sc.Run(ctx, s.c, keys, args...).Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", "", nil
+	case err != nil:
+		return "", "", fail(ctx, op, err)
+	}
+	if len(res) != 2 {
+		return "", "", fail(ctx, op, fmt.Errorf("unexpected script reply %v", res))
+	}
+	status, ok1 := res[0].(string)
+	record, ok2 := res[1].(string)
+	if !ok1 || !ok2 {
+		return "", "", fail(ctx, op, fmt.Errorf("unexpected script reply %v", res))
+	}
+	return status, record, nil
+}
+
+// runEach runs sc once for each key, with the same arguments, in one
+// pipeline (one round trip per node). Scripts the server does not hold are
+// sent again in full.
+func (s *Store) runEach(ctx context.Context, sc *redis.Script, keys []string, args ...any) error {
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = sc.EvalSha(ctx, p, []string{k}, args...)
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	var missing []string
+	for i, c := range cmds {
+		switch err := c.Err(); {
+		case err == nil:
+		case redis.HasErrorPrefix(err, "NOSCRIPT"):
+			missing = append(missing, keys[i])
+		default:
+			return err
+		}
+	}
+	if len(missing) == 0 {
+		return err
+	}
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range missing {
+			sc.Eval(ctx, p, []string{k}, args...)
+		}
+		return nil
+	})
+	return err
+}
