@@ -1,0 +1,387 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// GetClient implements [store.ClientStore]: one SELECT by id.
+func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if !validText(id) {
+		return nil, store.ErrNotFound // SaveClient refuses such ids
+	}
+	c := &store.Client{ID: id}
+	var access, refresh int64
+	err = s.pool.QueryRow(ctx, s.q.getClient, id).Scan(
+		&c.SecretHash, &c.GrantTypes, &c.RedirectURIs, &c.Scopes, &c.DPoPBound, &access, &refresh)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fail(ctx, "get client", err)
+	}
+	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(access), time.Duration(refresh)
+	return c, nil
+}
+
+// SaveClient implements [store.ClientStore]: one upsert by id.
+func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if c == nil || c.ID == "" {
+		return errors.New("pgstore: client without id")
+	}
+	grants, ok1 := textArray(c.GrantTypes)
+	uris, ok2 := textArray(c.RedirectURIs)
+	scopes, ok3 := textArray(c.Scopes)
+	if !ok1 || !ok2 || !ok3 || !validText(c.ID) {
+		return ErrInvalidText
+	}
+	var secret []byte
+	if len(c.SecretHash) > 0 {
+		secret = c.SecretHash
+	}
+	_, err = s.pool.Exec(ctx, s.q.saveClient, c.ID, secret, grants, uris, scopes, c.DPoPBound,
+		int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL))
+	if err != nil {
+		return fail(ctx, "save client", err)
+	}
+	return nil
+}
+
+// SaveCode implements [store.CodeStore]: one upsert by hash.
+func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.AuthorizationCode) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c := code
+	if !validText(c.GrantID, c.ClientID, c.RedirectURI, c.Scope, c.Subject, c.CodeChallenge, c.CodeChallengeMethod, c.DPoPJKT) {
+		return ErrInvalidText
+	}
+	_, err = s.pool.Exec(ctx, s.q.saveCode, h[:], c.GrantID, c.ClientID, c.RedirectURI, c.Scope, c.Subject,
+		c.CodeChallenge, c.CodeChallengeMethod, c.DPoPJKT, c.ExpiresAt)
+	if err != nil {
+		return fail(ctx, "save code", err)
+	}
+	return nil
+}
+
+// ConsumeCode implements [store.CodeStore]: a code is redeemed once
+// (RFC 6749 §4.1.2). One statement locks the code's row and marks it
+// consumed only when the locked version is live and unconsumed, so of any
+// number of concurrent callers exactly one gets the record without an error;
+// the others, and later callers until the code expires, get the record with
+// store.ErrConsumed. An expired code is store.ErrExpired, an unknown one
+// store.ErrNotFound.
+func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var (
+		c                   store.AuthorizationCode
+		consumed, live, won bool
+	)
+	err = s.pool.QueryRow(ctx, s.q.consumeCode, h[:], s.now()).Scan(&c.GrantID, &c.ClientID, &c.RedirectURI,
+		&c.Scope, &c.Subject, &c.CodeChallenge, &c.CodeChallengeMethod, &c.DPoPJKT, &c.ExpiresAt, &consumed, &live, &won)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, "consume code", err)
+	case won:
+		return &c, nil
+	case !live:
+		return nil, store.ErrExpired
+	case consumed:
+		return &c, store.ErrConsumed
+	}
+	return nil, errors.New("pgstore: consume code: a live code was not consumed")
+}
+
+// SaveAccessToken implements [store.AccessTokenStore]: one upsert by hash.
+func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if !validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT) {
+		return ErrInvalidText
+	}
+	_, err = s.pool.Exec(ctx, s.q.saveAccess, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt)
+	if err != nil {
+		return fail(ctx, "save access token", err)
+	}
+	return nil
+}
+
+// GetAccessToken implements [store.AccessTokenStore]: one SELECT that also
+// looks up the grant's revocation. It returns store.ErrNotFound for an
+// unknown or revoked token, store.ErrExpired for an expired one and
+// store.ErrRevoked when its grant was revoked.
+func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var (
+		t             store.AccessToken
+		live, revoked bool
+	)
+	err = s.pool.QueryRow(ctx, s.q.getAccess, h[:], s.now()).Scan(&t.GrantID, &t.ClientID, &t.Subject, &t.Scope,
+		&t.JKT, &t.IssuedAt, &t.ExpiresAt, &live, &revoked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, "get access token", err)
+	case !live:
+		return nil, store.ErrExpired
+	case revoked:
+		return nil, store.ErrRevoked
+	}
+	return &t, nil
+}
+
+// RevokeAccessToken implements [store.AccessTokenStore]: one DELETE;
+// revoking an unknown token is not an error (RFC 7009 §2.2).
+func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := s.pool.Exec(ctx, s.q.revokeAccess, h[:]); err != nil {
+		return fail(ctx, "revoke access token", err)
+	}
+	return nil
+}
+
+// SaveRefreshToken implements [store.RefreshTokenStore]: one upsert by hash.
+func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if !validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT) {
+		return ErrInvalidText
+	}
+	_, err = s.pool.Exec(ctx, s.q.saveRefresh, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt)
+	if err != nil {
+		return fail(ctx, "save refresh token", err)
+	}
+	return nil
+}
+
+// GetRefreshToken implements [store.RefreshTokenStore]: one SELECT that also
+// looks up the grant's revocation, with the errors of GetAccessToken, and
+// store.ErrConsumed with the record once the token was rotated, so that the
+// caller can revoke the grant (RFC 9700 §4.14.2).
+func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var (
+		t                       store.RefreshToken
+		consumed, live, revoked bool
+	)
+	err = s.pool.QueryRow(ctx, s.q.getRefresh, h[:], s.now()).Scan(&t.GrantID, &t.ClientID, &t.Subject, &t.Scope,
+		&t.JKT, &t.IssuedAt, &t.ExpiresAt, &consumed, &live, &revoked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, "get refresh token", err)
+	case !live:
+		return nil, store.ErrExpired
+	case consumed:
+		return &t, store.ErrConsumed
+	case revoked:
+		return nil, store.ErrRevoked
+	}
+	return &t, nil
+}
+
+// RotateRefreshToken implements [store.RefreshTokenStore]: refresh token
+// rotation (RFC 9700 §4.14.2) in one statement that locks old's row,
+// consumes it only when the locked version is live, unconsumed and of a
+// grant not revoked, and inserts next under h only if it did. Of any number
+// of concurrent rotations of old exactly one succeeds and returns old's
+// record; the others get old's record with store.ErrConsumed. An unknown,
+// expired or revoked old gets the error GetRefreshToken would give, and
+// nothing is stored.
+func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if old == h {
+		return nil, errors.New("pgstore: a refresh token cannot be rotated into itself")
+	}
+	n := next
+	if !validText(n.GrantID, n.ClientID, n.Subject, n.Scope, n.JKT) {
+		return nil, ErrInvalidText
+	}
+	var (
+		t                            store.RefreshToken
+		consumed, live, revoked, won bool
+	)
+	err = s.pool.QueryRow(ctx, s.q.rotate, old[:], h[:], s.now(),
+		n.GrantID, n.ClientID, n.Subject, n.Scope, n.JKT, n.IssuedAt, n.ExpiresAt).Scan(
+		&t.GrantID, &t.ClientID, &t.Subject, &t.Scope, &t.JKT, &t.IssuedAt, &t.ExpiresAt, &consumed, &live, &revoked, &won)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, "rotate refresh token", err)
+	case won:
+		return &t, nil
+	case !live:
+		return nil, store.ErrExpired
+	case consumed:
+		return &t, store.ErrConsumed
+	case revoked:
+		return nil, store.ErrRevoked
+	}
+	return nil, errors.New("pgstore: rotate refresh token: a live token was not consumed")
+}
+
+// RevokeRefreshToken implements [store.RefreshTokenStore]: one DELETE;
+// revoking an unknown token is not an error (RFC 7009 §2.2).
+func (s *Store) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := s.pool.Exec(ctx, s.q.revokeRefr, h[:]); err != nil {
+		return fail(ctx, "revoke refresh token", err)
+	}
+	return nil
+}
+
+// RevokeGrant implements [store.GrantStore] (RFC 6749 §4.1.2, RFC 9700
+// §4.14.2, RFC 7009 §2.1): one upsert into revoked_grants that keeps the
+// later of the old and new ends. Token lookups and rotations check that
+// table in their own statement, so tokens saved before or after the call are
+// refused with store.ErrRevoked until the revocation ends.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if !validText(grantID) {
+		return ErrInvalidText
+	}
+	if _, err := s.pool.Exec(ctx, s.q.revokeGrant, grantID, until); err != nil {
+		return fail(ctx, "revoke grant", err)
+	}
+	return nil
+}
+
+// Insert implements [dpop.ReplayCache] (RFC 9449 §11.1) with one INSERT ...
+// ON CONFLICT DO UPDATE that renews only an expired entry: it reports true
+// exactly when a row came back. The entry lives until Now()+ttl.
+func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	if ttl <= 0 {
+		return false, errors.New("pgstore: replay entry needs a positive ttl")
+	}
+	now := s.now()
+	var inserted bool
+	err = s.pool.QueryRow(ctx, s.q.replayInsert, key[:], now.Add(ttl), now).Scan(&inserted)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fail(ctx, "insert replay entry", err)
+	}
+	return inserted, nil
+}
+
+// DeleteExpired deletes every expired row (codes, tokens, ended grant
+// revocations, replay entries) in statements of at most Options.CleanupBatch
+// rows, up to 100 statements per table, and returns how many rows it
+// deleted. The background cleanup calls it; run it yourself when
+// Options.CleanupInterval is negative.
+func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
+	_, done, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	done()
+	return s.deleteExpired(ctx)
+}
+
+// deleteExpired is DeleteExpired without the closed check, for the
+// background loop, which Close stops through ctx. QueryTimeout bounds each
+// statement rather than the whole run.
+func (s *Store) deleteExpired(ctx context.Context) (int64, error) {
+	now := s.now()
+	var total int64
+	for _, table := range []string{"replay", "access_tokens", "codes", "refresh_tokens", "revoked_grants"} {
+		for range maxBatchesPerRun {
+			if err := ctx.Err(); err != nil {
+				return total, fmt.Errorf("pgstore: delete expired: %w", err)
+			}
+			sctx, done := s.statementContext(ctx)
+			tag, err := s.pool.Exec(sctx, s.q.cleanup[table], now, s.batch)
+			done()
+			if err != nil {
+				return total, fail(sctx, "delete expired "+table, err)
+			}
+			total += tag.RowsAffected()
+			if tag.RowsAffected() < int64(s.batch) {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// cleanupLoop runs DeleteExpired every interval until ctx ends.
+func (s *Store) cleanupLoop(ctx context.Context, interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.deleteExpired(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("pgstore: deleting expired rows failed", "schema", s.schema, "deleted", n, "error", err)
+		}
+		s.runs.Add(1)
+	}
+}

@@ -1,0 +1,141 @@
+package pgstore
+
+import "strings"
+
+// queries are the store's statements with the schema filled in. Each method
+// but DeleteExpired sends exactly one of them.
+type queries struct {
+	getClient, saveClient                       string
+	saveCode, consumeCode                       string
+	saveAccess, getAccess, revokeAccess         string
+	saveRefresh, getRefresh, rotate, revokeRefr string
+	revokeGrant                                 string
+	replayInsert                                string
+	cleanup                                     map[string]string // table -> batched DELETE
+}
+
+// revokedExpr is true when the grant of the row aliased t was revoked and
+// the revocation has not ended at $now. A record without a grant id is never
+// revoked, as in store.Memory.
+const revokedExpr = `(t.grant_id <> '' AND EXISTS (SELECT 1 FROM {s}.revoked_grants g WHERE g.grant_id = t.grant_id AND g.until > $now))`
+
+// buildQueries fills the schema and the positional parameter of $now into
+// every statement.
+func buildQueries(schema string) queries {
+	f := func(sql, now string) string {
+		sql = strings.ReplaceAll(sql, "{revoked}", revokedExpr)
+		sql = strings.ReplaceAll(sql, "$now", now)
+		return strings.ReplaceAll(sql, "{s}", schema)
+	}
+	q := queries{
+		getClient: f(`SELECT secret_hash, grant_types, redirect_uris, scopes, dpop_bound, access_token_ttl, refresh_token_ttl
+			FROM {s}.clients WHERE id = $1`, ""),
+		saveClient: f(`INSERT INTO {s}.clients AS c
+			(id, secret_hash, grant_types, redirect_uris, scopes, dpop_bound, access_token_ttl, refresh_token_ttl)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, grant_types = EXCLUDED.grant_types,
+				redirect_uris = EXCLUDED.redirect_uris, scopes = EXCLUDED.scopes, dpop_bound = EXCLUDED.dpop_bound,
+				access_token_ttl = EXCLUDED.access_token_ttl, refresh_token_ttl = EXCLUDED.refresh_token_ttl`, ""),
+
+		// Saving replaces any record under the hash, consumed or not, as
+		// store.Memory does.
+		saveCode: f(`INSERT INTO {s}.codes
+			(hash, grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt, expires_at, consumed)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false)
+			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
+				redirect_uri = EXCLUDED.redirect_uri, scope = EXCLUDED.scope, subject = EXCLUDED.subject,
+				code_challenge = EXCLUDED.code_challenge, code_challenge_method = EXCLUDED.code_challenge_method,
+				dpop_jkt = EXCLUDED.dpop_jkt, expires_at = EXCLUDED.expires_at, consumed = false`, ""),
+		// cur locks the row and reads its latest committed version (a
+		// caller that waited for the lock sees the winner's consumed =
+		// true); won marks it consumed only if that version is live and
+		// unconsumed. won has a row for exactly one caller.
+		consumeCode: f(`WITH cur AS MATERIALIZED (
+				SELECT t.hash, t.grant_id, t.client_id, t.redirect_uri, t.scope, t.subject, t.code_challenge,
+					t.code_challenge_method, t.dpop_jkt, t.expires_at, t.consumed, t.expires_at > $now AS live
+				FROM {s}.codes t WHERE t.hash = $1 FOR UPDATE
+			), won AS (
+				UPDATE {s}.codes t SET consumed = true FROM cur
+				WHERE t.hash = cur.hash AND cur.live AND NOT cur.consumed
+				RETURNING t.hash
+			)
+			SELECT grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt,
+				expires_at, consumed, live, EXISTS (SELECT 1 FROM won)
+			FROM cur`, "$2"),
+
+		saveAccess: f(`INSERT INTO {s}.access_tokens
+			(hash, grant_id, client_id, subject, scope, jkt, issued_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
+				subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+				issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at`, ""),
+		getAccess: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
+				t.expires_at > $now, {revoked}
+			FROM {s}.access_tokens t WHERE t.hash = $1`, "$2"),
+		revokeAccess: f(`DELETE FROM {s}.access_tokens WHERE hash = $1`, ""),
+
+		saveRefresh: f(`INSERT INTO {s}.refresh_tokens
+			(hash, grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
+				subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+				issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, consumed = false`, ""),
+		getRefresh: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
+				t.consumed, t.expires_at > $now, {revoked}
+			FROM {s}.refresh_tokens t WHERE t.hash = $1`, "$2"),
+		// As consumeCode, with the grant's revocation checked on the locked
+		// row, and the new token inserted from won's result: it exists if and
+		// only if this statement consumed old. $1 old hash, $2 new hash, $3
+		// now, $4.. the new record.
+		rotate: f(`WITH cur AS MATERIALIZED (
+				SELECT t.hash, t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
+					t.consumed, t.expires_at > $now AS live, {revoked} AS revoked
+				FROM {s}.refresh_tokens t WHERE t.hash = $1 FOR UPDATE OF t
+			), won AS (
+				UPDATE {s}.refresh_tokens t SET consumed = true FROM cur
+				WHERE t.hash = cur.hash AND cur.live AND NOT cur.consumed AND NOT cur.revoked
+				RETURNING t.hash
+			), ins AS (
+				INSERT INTO {s}.refresh_tokens
+					(hash, grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed)
+				SELECT $2::bytea, $4::text, $5::text, $6::text, $7::text, $8::text, $9::timestamptz, $10::timestamptz, false
+				FROM won
+				ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
+					subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+					issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, consumed = false
+			)
+			SELECT grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed, live, revoked,
+				EXISTS (SELECT 1 FROM won)
+			FROM cur`, "$3::timestamptz"),
+		revokeRefr: f(`DELETE FROM {s}.refresh_tokens WHERE hash = $1`, ""),
+
+		// A revocation only ever grows.
+		revokeGrant: f(`INSERT INTO {s}.revoked_grants AS r (grant_id, until) VALUES ($1, $2)
+			ON CONFLICT (grant_id) DO UPDATE SET until = GREATEST(r.until, EXCLUDED.until)`, ""),
+
+		// A row comes back when the key was absent (insert) or its entry had
+		// expired (renewed); a live entry is left alone and nothing comes
+		// back. Concurrent inserts of one key are serialised on the primary
+		// key, and the WHERE is evaluated on the latest version of the row.
+		replayInsert: f(`INSERT INTO {s}.replay AS r (key, expires_at) VALUES ($1, $2)
+			ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+			WHERE r.expires_at <= $now
+			RETURNING true`, "$3"),
+
+		cleanup: map[string]string{},
+	}
+	// One batch: lock at most $2 expired rows that nobody else holds (a
+	// request in flight, or another instance's cleanup), then delete them by
+	// their tuple id; the outer condition is checked again on the row
+	// actually deleted.
+	for table, col := range map[string]string{
+		"codes": "expires_at", "access_tokens": "expires_at", "refresh_tokens": "expires_at",
+		"revoked_grants": "until", "replay": "expires_at",
+	} {
+		q.cleanup[table] = f(`WITH doomed AS (
+				SELECT ctid FROM {s}.`+table+` WHERE `+col+` <= $now LIMIT $2 FOR UPDATE SKIP LOCKED
+			)
+			DELETE FROM {s}.`+table+` WHERE ctid = ANY (ARRAY (SELECT ctid FROM doomed)) AND `+col+` <= $now`, "$1")
+	}
+	return q
+}
