@@ -1,0 +1,420 @@
+// Package customstore is a template for writing a store of one's own: a
+// complete store.Store over plain maps and one mutex, and a test that runs
+// the kit's conformance suite (adaptertest.Run) against it.
+//
+// Copy it and replace the maps with your database. What must survive the
+// move is written next to each method: atomic consumption of codes and
+// rotation of refresh tokens, expiry on every lookup, grant revocation that
+// also covers tokens stored later, copies in and out, and a context checked
+// before anything is done. The suite checks each of these.
+//
+// Being in memory, this store protects one process only, like
+// store.NewMemory; a store worth writing is usually one that several
+// instances share.
+package customstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+)
+
+// DefaultLimit is how many records of each kind a Store holds by default.
+const DefaultLimit = 100_000
+
+// sweepInterval is the least time between two sweeps of expired records.
+const sweepInterval = time.Second
+
+// Options configures New.
+type Options struct {
+	// Limit bounds each kind of record: clients, codes, access tokens,
+	// refresh tokens, revoked grants and replay entries. When a kind is
+	// full even after dropping expired records, saving fails with
+	// store.ErrFull (Insert with dpop.ErrReplayCacheFull): the request is
+	// refused, nothing live is forgotten. Default DefaultLimit.
+	Limit int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is a store.Store in process memory. It is safe for concurrent use.
+type Store struct {
+	now   func() time.Time
+	limit int
+
+	// mu guards everything below. One lock makes every method atomic,
+	// which is what ConsumeCode, RotateRefreshToken and Insert need; a
+	// database gets the same from a transaction, a conditional update
+	// (UPDATE ... WHERE consumed = false) or an atomic SET NX.
+	mu        sync.Mutex
+	closed    bool
+	lastSweep time.Time
+	clients   map[string]*store.Client
+	codes     map[store.TokenHash]*entry[store.AuthorizationCode]
+	access    map[store.TokenHash]*entry[store.AccessToken]
+	refresh   map[store.TokenHash]*entry[store.RefreshToken]
+	grants    map[string]time.Time         // revoked grant id -> revoked until
+	replay    map[dpop.ReplayKey]time.Time // proof -> remembered until
+}
+
+// entry is a stored record. consumed marks a redeemed code or a rotated
+// refresh token: it is kept until it expires, so that a second use is told
+// apart from an unknown value and its grant can be revoked.
+type entry[T any] struct {
+	rec      T
+	expires  time.Time
+	consumed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Limit <= 0 {
+		opts.Limit = DefaultLimit
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{
+		now:     opts.Now,
+		limit:   opts.Limit,
+		clients: map[string]*store.Client{},
+		codes:   map[store.TokenHash]*entry[store.AuthorizationCode]{},
+		access:  map[store.TokenHash]*entry[store.AccessToken]{},
+		refresh: map[store.TokenHash]*entry[store.RefreshToken]{},
+		grants:  map[string]time.Time{},
+		replay:  map[dpop.ReplayKey]time.Time{},
+	}
+}
+
+// Close releases the store; every later call fails with store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// lock checks the context first (a cancelled call must do nothing), takes
+// the lock and returns the time. The caller unlocks when err is nil.
+func (s *Store) lock(ctx context.Context) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return time.Time{}, store.ErrClosed
+	}
+	return s.now(), nil
+}
+
+// GetClient implements store.ClientStore. The caller gets a copy.
+func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	if _, err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return c.Clone(), nil
+}
+
+// SaveClient implements store.ClientStore. The store keeps a copy, so the
+// caller may go on changing its own.
+func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
+	if c == nil || c.ID == "" {
+		return errors.New("customstore: client without an id")
+	}
+	if _, err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; !ok && len(s.clients) >= s.limit {
+		return store.ErrFull
+	}
+	s.clients[c.ID] = c.Clone()
+	return nil
+}
+
+// SaveCode implements store.CodeStore.
+func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.AuthorizationCode) error {
+	if code == nil {
+		return errors.New("customstore: nil code")
+	}
+	now, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.codes[h]; !s.roomLocked(func() int { return len(s.codes) }, !ok, now) {
+		return store.ErrFull
+	}
+	put(s.codes, h, *code, code.ExpiresAt)
+	return nil
+}
+
+// ConsumeCode implements store.CodeStore: the first call gets the record,
+// every later one the record and store.ErrConsumed, until the code expires.
+func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	e, err := live(s.codes, h, now)
+	if err != nil {
+		return nil, err
+	}
+	rec := e.rec // a copy: the record only holds strings and times
+	if e.consumed {
+		return &rec, store.ErrConsumed
+	}
+	e.consumed = true
+	return &rec, nil
+}
+
+// SaveAccessToken implements store.AccessTokenStore.
+func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	if t == nil {
+		return errors.New("customstore: nil access token")
+	}
+	now, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.access[h]; !s.roomLocked(func() int { return len(s.access) }, !ok, now) {
+		return store.ErrFull
+	}
+	put(s.access, h, *t, t.ExpiresAt)
+	return nil
+}
+
+// GetAccessToken implements store.AccessTokenStore. A token of a revoked
+// grant is refused even if it was saved after the revocation.
+func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	e, err := live(s.access, h, now)
+	if err != nil {
+		return nil, err
+	}
+	if s.revokedLocked(e.rec.GrantID, now) {
+		return nil, store.ErrRevoked
+	}
+	rec := e.rec
+	return &rec, nil
+}
+
+// RevokeAccessToken implements store.AccessTokenStore.
+func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
+	if _, err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	delete(s.access, h)
+	return nil
+}
+
+// SaveRefreshToken implements store.RefreshTokenStore.
+func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
+	if t == nil {
+		return errors.New("customstore: nil refresh token")
+	}
+	now, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.refresh[h]; !s.roomLocked(func() int { return len(s.refresh) }, !ok, now) {
+		return store.ErrFull
+	}
+	put(s.refresh, h, *t, t.ExpiresAt)
+	return nil
+}
+
+// GetRefreshToken implements store.RefreshTokenStore.
+func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	e, err := live(s.refresh, h, now)
+	if err != nil {
+		return nil, err
+	}
+	rec := e.rec
+	switch {
+	case e.consumed:
+		// Returned with the record: the caller revokes the grant.
+		return &rec, store.ErrConsumed
+	case s.revokedLocked(rec.GrantID, now):
+		return nil, store.ErrRevoked
+	}
+	return &rec, nil
+}
+
+// RotateRefreshToken implements store.RefreshTokenStore: consuming old and
+// storing next happen under one lock, so of concurrent rotations of one
+// token exactly one stores its successor.
+func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	if next == nil {
+		return nil, errors.New("customstore: nil refresh token")
+	}
+	if old == h {
+		return nil, errors.New("customstore: a refresh token cannot be rotated into itself")
+	}
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	e, err := live(s.refresh, old, now)
+	if err != nil {
+		return nil, err
+	}
+	rec := e.rec
+	switch {
+	case e.consumed:
+		return &rec, store.ErrConsumed
+	case s.revokedLocked(rec.GrantID, now):
+		return nil, store.ErrRevoked
+	}
+	if _, ok := s.refresh[h]; !s.roomLocked(func() int { return len(s.refresh) }, !ok, now) {
+		return nil, store.ErrFull
+	}
+	put(s.refresh, h, *next, next.ExpiresAt)
+	e.consumed = true
+	return &rec, nil
+}
+
+// RevokeRefreshToken implements store.RefreshTokenStore.
+func (s *Store) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error {
+	if _, err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	delete(s.refresh, h)
+	return nil
+}
+
+// RevokeGrant implements store.GrantStore. The revocation is a record of its
+// own, checked by every token lookup, rather than a sweep over the tokens:
+// that also covers tokens stored after it by requests already in flight.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if prev, ok := s.grants[grantID]; ok {
+		if until.After(prev) {
+			s.grants[grantID] = until
+		}
+		return nil
+	}
+	if !s.roomLocked(func() int { return len(s.grants) }, true, now) {
+		// Forgetting a live revocation would bring tokens back.
+		return store.ErrFull
+	}
+	s.grants[grantID] = until
+	return nil
+}
+
+func (s *Store) revokedLocked(grantID string, now time.Time) bool {
+	until, ok := s.grants[grantID]
+	return ok && grantID != "" && until.After(now)
+}
+
+// Insert implements dpop.ReplayCache: it reports whether the proof is new
+// and remembers it for ttl. A full cache refuses the proof rather than
+// forget one that is still fresh.
+func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	if until, ok := s.replay[key]; ok && until.After(now) {
+		return false, nil
+	}
+	_, ok := s.replay[key] // present but expired: reused in place
+	if !s.roomLocked(func() int { return len(s.replay) }, !ok, now) {
+		return false, dpop.ErrReplayCacheFull
+	}
+	s.replay[key] = now.Add(ttl)
+	return true, nil
+}
+
+// live returns the unexpired entry under h. An expired one is deleted and
+// reported as store.ErrExpired (which wraps store.ErrNotFound): no lookup
+// ever returns an expired record.
+func live[T any](m map[store.TokenHash]*entry[T], h store.TokenHash, now time.Time) (*entry[T], error) {
+	e, ok := m[h]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	if !e.expires.After(now) {
+		delete(m, h)
+		return nil, store.ErrExpired
+	}
+	return e, nil
+}
+
+// put stores a copy of rec under h until expires, replacing what was there.
+func put[T any](m map[store.TokenHash]*entry[T], h store.TokenHash, rec T, expires time.Time) {
+	m[h] = &entry[T]{rec: rec, expires: expires}
+}
+
+// roomLocked reports whether a kind of record now holding n (of which the
+// one to be saved is not yet one: isNew) may take one more. When it is full
+// the expired records of every kind are dropped, at most once per
+// sweepInterval so that a full store does not rescan on every call. A full
+// store refuses: the request fails, nothing live is forgotten.
+func (s *Store) roomLocked(n func() int, isNew bool, now time.Time) bool {
+	if !isNew || n() < s.limit {
+		return true
+	}
+	if now.Sub(s.lastSweep) >= sweepInterval {
+		s.sweepLocked(now)
+	}
+	return n() < s.limit
+}
+
+// sweepLocked drops every expired record.
+func (s *Store) sweepLocked(now time.Time) {
+	s.lastSweep = now
+	sweep(s.codes, now)
+	sweep(s.access, now)
+	sweep(s.refresh, now)
+	for id, until := range s.grants {
+		if !until.After(now) {
+			delete(s.grants, id)
+		}
+	}
+	for k, until := range s.replay {
+		if !until.After(now) {
+			delete(s.replay, k)
+		}
+	}
+}
+
+func sweep[T any](m map[store.TokenHash]*entry[T], now time.Time) {
+	for h, e := range m {
+		if !e.expires.After(now) {
+			delete(m, h)
+		}
+	}
+}

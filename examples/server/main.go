@@ -1,0 +1,251 @@
+// Command server is the dpopkit demo: an OAuth 2.0 authorization server that
+// issues DPoP-bound access tokens (package handlers) and an API that accepts
+// them (package middleware), mounted on one http.ServeMux as a host
+// application would do it.
+//
+//	go run ./examples/server                     # http://127.0.0.1:8080
+//	go run ./examples/server -require-nonce -token-format jwt
+//
+// It registers two clients, a confidential "demo" (secret "demo-secret") and
+// a public "demo-public" (PKCE), and one end user, alice / wonderland, who
+// logs in with HTTP Basic at the authorization endpoint. Everything is kept
+// in memory unless -store names a shared store.
+//
+// This is a demonstration: the secrets are fixed and printed, and it speaks
+// plain HTTP on a loopback address. See the repository README for what a
+// real deployment must do differently.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is what the command line selects.
+type config struct {
+	addr         string
+	issuer       string
+	requireNonce bool
+	tokenFormat  string
+	store        string
+	redisURL     string
+	postgresURL  string
+	nonceSecret  string
+}
+
+// nonceSecretEnv names the environment variable read when -nonce-secret is
+// not given.
+const nonceSecretEnv = "DPOPKIT_NONCE_SECRET"
+
+// shutdownTimeout bounds how long in-flight requests may take once a signal
+// asks the server to stop.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the command line; usage and errors go to errOut.
+func parseFlags(args []string, errOut io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`address` to listen on (port 0 picks a free port)")
+	fs.StringVar(&cfg.issuer, "issuer", "", "public base `URL` of the server, the OAuth issuer (default \"http://\" + the address)")
+	fs.BoolVar(&cfg.requireNonce, "require-nonce", false, "require server nonces (DPoP-Nonce) at the token endpoint and the API")
+	fs.StringVar(&cfg.tokenFormat, "token-format", "opaque", "access token `format`: opaque or jwt (jwt signs with an ES256 key generated at start)")
+	fs.StringVar(&cfg.store, "store", "memory", "`kind` of store: memory, redis or postgres")
+	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis `URL` for -store redis, such as redis://127.0.0.1:6379/0")
+	fs.StringVar(&cfg.postgresURL, "postgres-url", "", "PostgreSQL `URL` for -store postgres, such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	fs.StringVar(&cfg.nonceSecret, "nonce-secret", "", "`secret` (at least 32 bytes) keying the server nonces, the same on every instance; default $"+nonceSecretEnv+", or random per process")
+	fs.Usage = func() {
+		fmt.Fprintf(errOut, "Usage: go run ./examples/server [flags]\n\n")
+		fmt.Fprintf(errOut, "The dpopkit demo: an authorization server and a DPoP-protected API in one process.\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(errOut, "\nEnvironment:\n  %s\n    \tthe nonce secret, when -nonce-secret is not given (preferred: a flag shows in the process list)\n", nonceSecretEnv)
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch cfg.tokenFormat {
+	case "opaque", "jwt":
+	default:
+		return config{}, fmt.Errorf("-token-format must be opaque or jwt, not %q", cfg.tokenFormat)
+	}
+	switch cfg.store {
+	case "memory", "redis", "postgres":
+	default:
+		return config{}, fmt.Errorf("-store must be memory, redis or postgres, not %q", cfg.store)
+	}
+	if cfg.store == "redis" && cfg.redisURL == "" {
+		return config{}, errors.New("-store redis needs -redis-url")
+	}
+	if cfg.store == "postgres" && cfg.postgresURL == "" {
+		return config{}, errors.New("-store postgres needs -postgres-url")
+	}
+	if cfg.nonceSecret == "" {
+		cfg.nonceSecret = os.Getenv(nonceSecretEnv)
+	}
+	return cfg, nil
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	issuer := cfg.issuer
+	if issuer == "" {
+		issuer = defaultIssuer(cfg.addr, ln.Addr())
+	}
+	issuer = strings.TrimSuffix(issuer, "/")
+
+	app, err := newApp(ctx, cfg, issuer, logger)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+
+	srv := &http.Server{
+		Handler:           logRequests(logger, app.handler),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	printBanner(out, cfg, issuer, ln.Addr().String())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// defaultIssuer is "http://" + the address, with the port actually bound
+// (for -addr host:0) and a loopback host in place of an unspecified one
+// (":8080", "0.0.0.0:8080"), since an issuer must name a host.
+func defaultIssuer(addr string, bound net.Addr) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = ""
+	}
+	_, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// printBanner tells the user where the server is and how to try it.
+func printBanner(out io.Writer, cfg config, issuer, bound string) {
+	nonces := "off"
+	if cfg.requireNonce {
+		nonces = "required"
+	}
+	fmt.Fprintf(out, "dpopkit demo listening on %s\n", issuer)
+	fmt.Fprintf(out, "  bound to %s; access tokens %s; store %s; server nonces %s\n", bound, cfg.tokenFormat, cfg.store, nonces)
+	fmt.Fprintf(out, "clients (DPoP-bound, redirect URI %s):\n", redirectURI)
+	fmt.Fprintf(out, "  %-12s %-19s client_credentials, authorization_code, refresh_token; scopes read write\n", demoClient, "secret "+demoSecret)
+	fmt.Fprintf(out, "  %-12s %-19s authorization_code (PKCE required), refresh_token; scopes read write\n", publicClient, "public, no secret")
+	fmt.Fprintf(out, "end user at %s: %s / %s (HTTP Basic)\n", issuer+"/oauth2/authorize", demoUser, demoPassword)
+	fmt.Fprintf(out, "API: GET %s/api/hello with Authorization: DPoP <token>\n", issuer)
+	fmt.Fprintf(out, "try: curl -s -u %s:%s -H \"DPoP: $(go run ./examples/proof -method POST -url %s/oauth2/token)\" -d grant_type=client_credentials %s/oauth2/token\n",
+		demoClient, demoSecret, issuer, issuer)
+	fmt.Fprintf(out, " or: go run ./examples/client -issuer %s\n", issuer)
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// logRequests writes one log record per request. It logs the path only:
+// queries of the authorization endpoint and bodies of the token endpoint
+// carry codes, secrets and tokens that do not belong in logs.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Int("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr),
+		)
+	})
+}
