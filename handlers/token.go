@@ -199,16 +199,8 @@ func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proo
 	}
 	old := store.HashToken(token)
 	rec, err := s.cfg.Store.GetRefreshToken(ctx, old)
-	switch {
-	case errors.Is(err, store.ErrConsumed):
-		// A rotated refresh token used again: someone holds a copy, so the
-		// whole grant is revoked (RFC 9700 §4.14.2).
-		s.revokeGrant(ctx, client, rec.GrantID)
-		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrRefreshReplayed)
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
-		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrInvalidGrant)
-	case err != nil:
-		return nil, s.storeErr(ctx, err)
+	if err != nil {
+		return nil, s.refreshError(ctx, client, rec, err)
 	}
 	if rec.ClientID != client.ID {
 		return nil, badRequest(CodeInvalidGrant, "the refresh token was issued to another client", ErrInvalidGrant)
@@ -233,22 +225,32 @@ func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proo
 		// key binding (RFC 9449 §5, RFC 9700 §4.14.2).
 		next := randomToken()
 		now := s.cfg.Now()
-		_, err := s.cfg.Store.RotateRefreshToken(ctx, old, store.HashToken(next), &store.RefreshToken{
+		rotatedFrom, err := s.cfg.Store.RotateRefreshToken(ctx, old, store.HashToken(next), &store.RefreshToken{
 			GrantID: rec.GrantID, ClientID: client.ID, Subject: rec.Subject, Scope: rec.Scope, JKT: rec.JKT,
 			IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
 		})
-		switch {
-		case errors.Is(err, store.ErrConsumed):
-			s.revokeGrant(ctx, client, rec.GrantID)
-			return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrRefreshReplayed)
-		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
-			return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", ErrInvalidGrant)
-		case err != nil:
-			return nil, s.storeErr(ctx, err)
+		if err != nil {
+			// Lost a race with another use of the same token: a replay too.
+			return nil, s.refreshError(ctx, client, rotatedFrom, err)
 		}
 		out.rotated = next
 	}
 	return s.issue(ctx, client, out)
+}
+
+// refreshError answers a failed refresh token lookup or rotation. A rotated
+// refresh token used again means someone holds a copy: the whole grant is
+// revoked (RFC 9700 §4.14.2).
+func (s *Server) refreshError(ctx context.Context, client *store.Client, rec *store.RefreshToken, err error) *Error {
+	const desc = "the refresh token is invalid, expired or revoked"
+	switch {
+	case errors.Is(err, store.ErrConsumed) && rec != nil:
+		s.revokeGrant(ctx, client, rec.GrantID)
+		return badRequest(CodeInvalidGrant, desc, ErrRefreshReplayed)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrConsumed):
+		return badRequest(CodeInvalidGrant, desc, ErrInvalidGrant)
+	}
+	return s.storeErr(ctx, err)
 }
 
 // issued describes the tokens one successful request gets.
