@@ -14,7 +14,32 @@
 //
 // The suite uses real time: expiry subtests save records that live about a
 // second and wait for them to expire, in parallel, so a run takes a few
-// seconds. It imports only the standard library and the kit.
+// seconds.
+//
+// A store meant to be shared by several instances of a service (processes
+// behind one load balancer) should also pass RunInstances. Its constructor
+// returns two stores over the same data, each with its own connection, as
+// two processes would have:
+//
+//	func TestInstances(t *testing.T) {
+//		adaptertest.RunInstances(t, func(t *testing.T) (a, b store.Store, cleanup func()) {
+//			ns := freshNamespace()            // one fresh database, schema or prefix
+//			a, b = mystore.New(conn1, ns), mystore.New(conn2, ns)
+//			return a, b, func() { a.Close(); b.Close() }
+//		})
+//	}
+//
+// A store that lives in the process passes adaptertest.SameStore(newStore).
+// Each subtest starts two complete instances, the authorization server of
+// package handlers and an API behind package middleware, on loopback
+// listeners of their own, A over the first store and B over the second, and
+// checks over HTTP that they act as one service: replayed proofs, tokens,
+// concurrent code redemptions, server nonces and revocations across
+// instances. State a store keeps in its own memory (a local cache, say) is
+// caught because A and B have separate store values, as long as the
+// constructor gives them separate ones.
+//
+// The package imports only the standard library and the kit's packages.
 package adaptertest
 
 import (

@@ -2,6 +2,9 @@ package adaptertest_test
 
 import (
 	"context"
+	"maps"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -220,4 +223,103 @@ func (s textKeys) SaveCode(ctx context.Context, h store.TokenHash, c *store.Auth
 
 func (s textKeys) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
 	return s.memory.ConsumeCode(ctx, textKey(h))
+}
+
+// Faults that only several instances show. Each instance of a service is a
+// process with a store value of its own; the instances of RunInstances run
+// in one process over one store value, so these stores tell them apart by
+// the listener that served the request, which net/http puts in the request
+// context. Calls made outside a request, as Run makes them, all come from
+// one instance, for which the store is correct.
+
+// instanceOf names the instance a call comes from.
+func instanceOf(ctx context.Context) string {
+	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return a.String()
+	}
+	return ""
+}
+
+// perInstanceReplay keeps the replay cache in each instance's memory, a
+// dpop.MemoryReplayCache that spares the database a write per request,
+// and everything else in the shared store: each instance refuses only the
+// proofs it saw itself.
+type perInstanceReplay struct {
+	*memory
+	mu     sync.Mutex
+	caches map[string]*dpop.MemoryReplayCache
+}
+
+func (s *perInstanceReplay) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	c, ok := s.caches[instanceOf(ctx)]
+	if !ok {
+		var err error
+		if c, err = dpop.NewMemoryReplayCache(dpop.MemoryReplayCacheOptions{Capacity: 1 << 12}); err != nil {
+			s.mu.Unlock()
+			return false, err
+		}
+		s.caches[instanceOf(ctx)] = c
+	}
+	s.mu.Unlock()
+	return c.Insert(ctx, k, ttl)
+}
+
+// perInstanceTokenCache caches access token lookups in each instance's
+// memory, sparing the database a read per API call, and drops an entry
+// only when that instance revokes the token or its grant: a token revoked
+// at one instance stays good at the others until it expires.
+type perInstanceTokenCache struct {
+	*memory
+	mu     sync.Mutex
+	caches map[string]map[store.TokenHash]store.AccessToken
+}
+
+// cache is the instance's cache; s.mu must be held.
+func (s *perInstanceTokenCache) cache(ctx context.Context) map[store.TokenHash]store.AccessToken {
+	c, ok := s.caches[instanceOf(ctx)]
+	if !ok {
+		c = map[store.TokenHash]store.AccessToken{}
+		s.caches[instanceOf(ctx)] = c
+	}
+	return c
+}
+
+func (s *perInstanceTokenCache) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	t, ok := s.cache(ctx)[h]
+	s.mu.Unlock()
+	if ok && t.ExpiresAt.After(time.Now()) {
+		return &t, nil
+	}
+	rec, err := s.memory.GetAccessToken(ctx, h)
+	if err == nil {
+		s.mu.Lock()
+		s.cache(ctx)[h] = *rec
+		s.mu.Unlock()
+	}
+	return rec, err
+}
+
+func (s *perInstanceTokenCache) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
+	if err := s.memory.RevokeAccessToken(ctx, h); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.cache(ctx), h)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *perInstanceTokenCache) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	if err := s.memory.RevokeGrant(ctx, grantID, until); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	maps.DeleteFunc(s.cache(ctx), func(_ store.TokenHash, t store.AccessToken) bool { return t.GrantID == grantID })
+	s.mu.Unlock()
+	return nil
 }

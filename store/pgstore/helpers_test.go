@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpopkit/dpop/adaptertest"
+	"github.com/dpopkit/dpop/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -92,6 +94,19 @@ func openStore(t testing.TB, pool *pgxpool.Pool, schema string, edit func(*Optio
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// suiteStores is the constructor the adaptertest suites get: each subtest
+// gets a store over a fresh schema of its own, dropped when it ends.
+func suiteStores(pool *pgxpool.Pool) adaptertest.NewStore {
+	return func(t *testing.T) (store.Store, func()) {
+		schema := freshSchema(t, pool)
+		s, err := New(bg, Options{Pool: pool, Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func() { s.Close() }
+	}
 }
 
 // countRows counts the rows of a table of schema.

@@ -20,19 +20,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// TestConformance runs the store conformance suite, each subtest on a fresh
-// schema of its own.
-func TestConformance(t *testing.T) {
-	pool := testPool(t)
-	adaptertest.Run(t, func(t *testing.T) (store.Store, func()) {
-		schema := freshSchema(t, pool)
-		s, err := New(bg, Options{Pool: pool, Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s, func() { s.Close() }
-	})
-}
+// TestConformance runs the store conformance suite.
+func TestConformance(t *testing.T) { adaptertest.Run(t, suiteStores(testPool(t))) }
 
 func TestMigrate(t *testing.T) {
 	pool := testPool(t)

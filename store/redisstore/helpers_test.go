@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpopkit/dpop/adaptertest"
+	"github.com/dpopkit/dpop/store"
 	"github.com/dpopkit/dpop/store/redisstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -120,4 +122,24 @@ func newStore(tb testing.TB, c redis.UniversalClient) (*redisstore.Store, string
 		deleteUnder(tb, c, prefix)
 	})
 	return s, prefix
+}
+
+// suiteStores is the constructor the adaptertest suites get: each subtest
+// gets a store over c under its own prefix, whose keys are deleted, and
+// checked gone, when the subtest ends.
+func suiteStores(c redis.UniversalClient) adaptertest.NewStore {
+	return func(t *testing.T) (store.Store, func()) {
+		prefix := freshPrefix()
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func() {
+			s.Close()
+			deleteUnder(t, c, prefix)
+			if left := keysUnder(t, c, prefix); len(left) > 0 {
+				t.Errorf("%d keys left after cleanup", len(left))
+			}
+		}
+	}
 }

@@ -15,25 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestConformance runs the store contract's conformance suite: each subtest
-// gets a store under its own prefix, whose keys are deleted afterwards.
-func TestConformance(t *testing.T) {
-	c := newClient(t)
-	adaptertest.Run(t, func(t *testing.T) (store.Store, func()) {
-		prefix := freshPrefix()
-		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s, func() {
-			s.Close()
-			deleteUnder(t, c, prefix)
-			if left := keysUnder(t, c, prefix); len(left) > 0 {
-				t.Errorf("%d keys left after cleanup", len(left))
-			}
-		}
-	})
-}
+// TestConformance runs the store contract's conformance suite.
+func TestConformance(t *testing.T) { adaptertest.Run(t, suiteStores(newClient(t))) }
 
 func TestNewValidates(t *testing.T) {
 	if _, err := redisstore.New(redisstore.Options{}); err == nil {
