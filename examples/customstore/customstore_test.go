@@ -15,10 +15,20 @@ import (
 // TestConformance runs the kit's store conformance suite: the one test every
 // custom store needs. Each subtest gets a fresh, empty store.
 func TestConformance(t *testing.T) {
-	adaptertest.Run(t, func(t *testing.T) (store.Store, func()) {
-		s := customstore.New(customstore.Options{})
-		return s, func() { s.Close() }
-	})
+	adaptertest.Run(t, newStore)
+}
+
+// TestInstances runs the several-instances suite: two complete kits over one
+// store act as one service. This store lives in the process, so both
+// instances share the one value (adaptertest.SameStore); a store over a
+// database would give each instance its own connection.
+func TestInstances(t *testing.T) {
+	adaptertest.RunInstances(t, adaptertest.SameStore(newStore))
+}
+
+func newStore(t *testing.T) (store.Store, func()) {
+	s := customstore.New(customstore.Options{})
+	return s, func() { s.Close() }
 }
 
 // The tests below cover what the suite leaves to each store: its limits.
