@@ -39,6 +39,9 @@ var (
 	ErrATH            = errors.New("dpop: ath does not match the access token")
 	ErrNonce          = errors.New("dpop: missing or invalid nonce")
 	ErrReplay         = errors.New("dpop: proof replayed")
+	// ErrKeyMismatch: the proof is by another key than the one the access
+	// token is bound to (Request.BoundJKT, RFC 9449 §7.1).
+	ErrKeyMismatch = errors.New("dpop: proof key does not match the token binding")
 	// ErrReplayCacheFull is returned by a [ReplayCache] that has no room for a
 	// new entry; the proof is refused rather than an entry evicted early.
 	ErrReplayCacheFull = errors.New("dpop: replay cache full")

@@ -27,6 +27,11 @@ type Request struct {
 	// resource. When it is non-empty the proof must carry a matching ath
 	// (RFC 9449 §4.3 check 12, §7).
 	AccessToken string
+	// BoundJKT, when set, is the thumbprint the access token is bound to
+	// (cnf.jkt, RFC 9449 §6): a proof by another key is refused with
+	// ErrKeyMismatch before its signature is checked and before it takes a
+	// place in the replay cache.
+	BoundJKT string
 }
 
 // Proof is a DPoP proof that passed every check.
@@ -101,16 +106,20 @@ func (v *Verifier) Nonce(ctx context.Context) (string, error) {
 // request's path, and the proofs are every DPoP header. accessToken is the
 // token the request presented, or "" at a token endpoint.
 func (v *Verifier) VerifyHTTP(ctx context.Context, r *http.Request, accessToken string) (*Proof, error) {
+	req := v.RequestOf(r)
+	req.AccessToken = accessToken
+	return v.Verify(ctx, req)
+}
+
+// RequestOf returns what a proof sent with r must match: r.Method, BaseURL
+// followed by the request's path (never the Host or X-Forwarded-* headers),
+// and every DPoP header. Callers add AccessToken and BoundJKT.
+func (v *Verifier) RequestOf(r *http.Request) Request {
 	path := r.URL.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
-	return v.Verify(ctx, Request{
-		Method:      r.Method,
-		URL:         v.opts.BaseURL + path,
-		Proofs:      r.Header.Values("DPoP"),
-		AccessToken: accessToken,
-	})
+	return Request{Method: r.Method, URL: v.opts.BaseURL + path, Proofs: r.Header.Values("DPoP")}
 }
 
 // Verify checks a DPoP proof against a request, performing every check of
@@ -146,6 +155,9 @@ func (v *Verifier) verify(ctx context.Context, req Request) (*Proof, *Error) {
 	hdr, e := v.header(jws[:d1])
 	if e != nil {
 		return nil, e
+	}
+	if req.BoundJKT != "" && !equalConstantTime(hdr.jkt, req.BoundJKT) {
+		return nil, invalid(ErrKeyMismatch, "the proof key is not the key the token is bound to")
 	}
 	payloadSeg, sigSeg := jws[d1+1:d2], jws[d2+1:]
 	buf := make([]byte, b64.DecodedLen(len(payloadSeg))+b64.DecodedLen(len(sigSeg)))

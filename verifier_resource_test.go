@@ -196,3 +196,29 @@ func TestRFC9449Vectors(t *testing.T) {
 		wantRefused(t, p, err, CodeInvalidProof, ErrReplay)
 	})
 }
+
+// A proof by another key than the token's binding is refused before the
+// signature check and takes no place in the replay cache: a holder of a
+// stolen token cannot fill the cache with proofs of its own key.
+func TestVerifyBoundJKT(t *testing.T) {
+	cache := mustMemoryCache(t, 16)
+	v := newTestVerifier(t, func(o *VerifierOptions) { o.ReplayCache = cache })
+	owner, thief := newTestKey(t, ES256), namedTestKey(t, "thief", ES256)
+	ownerJKT, _ := Thumbprint(owner.priv.Public())
+	const token = "stolen-token"
+	req := func(k *testKey) Request {
+		c := defaultClaims()
+		c["htm"], c["htu"], c["ath"] = "GET", "https://server.example.com/api", ATH(token)
+		return Request{Method: "GET", URL: "https://server.example.com/api", Proofs: []string{k.sign(t, k.header(), c)}, AccessToken: token, BoundJKT: ownerJKT}
+	}
+	for range 20 {
+		p, err := v.Verify(bg, req(thief))
+		wantRefused(t, p, err, CodeInvalidProof, ErrKeyMismatch)
+	}
+	if cache.Len() != 0 {
+		t.Fatalf("refused proofs took %d replay entries", cache.Len())
+	}
+	if _, err := v.Verify(bg, req(owner)); err != nil {
+		t.Fatal(err)
+	}
+}

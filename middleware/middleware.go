@@ -132,13 +132,19 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	if p.JKT == "" {
 		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is not DPoP-bound", ErrUnboundToken)
 	}
-	proof, err := st.verifier.VerifyHTTP(r.Context(), r, token)
+	// §7.1: the token is bound to the key that signed the proof. The
+	// verifier checks the binding before the signature and before the
+	// replay cache, so that proofs by other keys take no place there.
+	req := st.verifier.RequestOf(r)
+	req.AccessToken, req.BoundJKT = token, p.JKT
+	proof, err := st.verifier.Verify(r.Context(), req)
+	if errors.Is(err, dpop.ErrKeyMismatch) {
+		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", errors.Join(ErrKeyMismatch, err))
+	}
 	if err != nil {
 		return nil, st.proofError(err)
 	}
-	// §7.1: the token is bound to the key that signed the proof. Thumbprints
-	// are public values; the comparison is constant-time anyway.
-	if !equalConstantTime(proof.JKT, p.JKT) {
+	if !equalConstantTime(proof.JKT, p.JKT) { // belt and braces
 		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", ErrKeyMismatch)
 	}
 	return p, nil
