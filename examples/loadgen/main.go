@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ type config struct {
 	store, redisURL, pgURL     string
 	requireNonce               bool
 	tokenFormat                string
+	replayCap                  int
 	rssInterval                time.Duration
 	progressQuiet              bool
 	passThrough, spawnSettings []string
@@ -155,6 +157,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.pgURL, "postgres-url", "", "with -spawn: the demo's -postgres-url (`URL`)")
 	fs.BoolVar(&cfg.requireNonce, "require-nonce", false, "with -spawn: start the demo with -require-nonce")
 	fs.StringVar(&cfg.tokenFormat, "token-format", "opaque", "with -spawn: the demo's -token-format (`format`: opaque or jwt)")
+	fs.IntVar(&cfg.replayCap, "replay-capacity", 0, "with -spawn: the demo's -replay-capacity (`entries`; 0 keeps its default)")
 	fs.DurationVar(&cfg.rssInterval, "rss-interval", time.Second, "how often to sample a spawned server's RSS (`duration`)")
 	fs.Usage = func() {
 		fmt.Fprint(errOut, usageText)
@@ -237,6 +240,9 @@ func (cfg config) serverArgs() []string {
 	}
 	if cfg.requireNonce {
 		args = append(args, "-require-nonce")
+	}
+	if cfg.replayCap > 0 {
+		args = append(args, "-replay-capacity", strconv.Itoa(cfg.replayCap))
 	}
 	return args
 }

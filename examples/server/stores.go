@@ -22,7 +22,7 @@ const connectTimeout = 10 * time.Second
 func openStore(ctx context.Context, cfg config, logger *slog.Logger) (store.Store, func(), error) {
 	switch cfg.store {
 	case "memory":
-		m, err := store.NewMemory(store.MemoryOptions{})
+		m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: cfg.replayCap, MaxAccessTokens: cfg.replayCap})
 		if err != nil {
 			return nil, nil, err
 		}
