@@ -13,7 +13,6 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +55,9 @@ func newKitServer(t testing.TB, nonces dpop.NonceSource) *httptest.Server {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
-	m, err := store.NewMemory(store.MemoryOptions{})
+	// Room for every proof of a few seconds at full speed: a full replay
+	// cache would refuse (503) and count as failures.
+	m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: 2_000_000, MaxAccessTokens: 2_000_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,48 +474,30 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
-// TestProfileKit profiles the in-process kit under load, for
-// `go tool pprof`: it runs only when LOADGEN_CPUPROFILE names the output
-// file (LOADGEN_TARGET chooses token or api, default token), since the demo
-// server exposes no pprof endpoint. The profile holds loadgen's client side
-// too; focus on the server with -focus 'ServeHTTP$' or a package name.
+// BenchmarkKitUnderLoad drives the in-process kit with 8 connections for 5
+// seconds per iteration and reports requests per second; with go test's
+// -cpuprofile it is the way to profile the kit under load, since the demo
+// server exposes no pprof endpoint (LOADGEN_TARGET chooses token or api,
+// default token). The profile holds loadgen's client side too; focus on the
+// server with -focus 'ServeHTTP$' or a package name.
 //
-//	LOADGEN_CPUPROFILE=/tmp/kit.prof go test -run ProfileKit -v ./loadgen
-func TestProfileKit(t *testing.T) {
-	path := os.Getenv("LOADGEN_CPUPROFILE")
-	if path == "" {
-		t.Skip("set LOADGEN_CPUPROFILE to take a CPU profile of the in-process kit")
-	}
+//	go test -run '^$' -bench KitUnderLoad -benchtime 1x -cpuprofile /tmp/kit.prof ./loadgen
+func BenchmarkKitUnderLoad(b *testing.B) {
 	target := os.Getenv("LOADGEN_TARGET")
 	if target == "" {
 		target = targetToken
 	}
-	kit := newKitServer(t, nil)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	opts := loadOptions{URL: kit.URL, Target: target, Conns: 8, Duration: 10 * time.Second, Warmup: time.Second, IATAhead: -1,
-		ClientID: "demo", ClientSecret: "demo-secret",
-		OnMeasure: func(start bool) {
-			if start {
-				if err := pprof.StartCPUProfile(f); err != nil {
-					t.Error(err)
-				}
-				return
-			}
-			pprof.StopCPUProfile()
-		}}
-	r, err := runLoad(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	printResult(&out, r)
-	t.Logf("\n%s", out.String())
-	if r.Failures != 0 {
-		t.Fatalf("%d failures", r.Failures)
+	kit := newKitServer(b, nil)
+	for range b.N {
+		r, err := runLoad(context.Background(), loadOptions{URL: kit.URL, Target: target, Conns: 8, Duration: 5 * time.Second,
+			Warmup: time.Second, IATAhead: -1, ClientID: "demo", ClientSecret: "demo-secret"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Failures != 0 {
+			b.Fatalf("%d failures, e.g. %+v", r.Failures, r.FailureSamples)
+		}
+		b.ReportMetric(r.RPS, "req/s")
 	}
 }
 
