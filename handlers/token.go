@@ -156,10 +156,12 @@ func (s *Server) authorizationCode(ctx context.Context, client *store.Client, f 
 	}
 	rec, err := s.cfg.Store.ConsumeCode(ctx, store.HashToken(code))
 	switch {
-	case errors.Is(err, store.ErrConsumed):
+	case errors.Is(err, store.ErrConsumed) && rec != nil:
 		// A code used twice: revoke what the first use issued (RFC 6749
-		// §4.1.2).
-		s.revokeGrant(ctx, client, rec.GrantID)
+		// §4.1.2), for as long as the owner's tokens can live.
+		s.revokeGrant(ctx, s.ownerOf(ctx, client, rec.ClientID), rec.GrantID)
+		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrCodeReplayed)
+	case errors.Is(err, store.ErrConsumed):
 		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrCodeReplayed)
 	case errors.Is(err, store.ErrNotFound):
 		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrInvalidGrant)
@@ -220,22 +222,36 @@ func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proo
 		scope = strings.Join(strings.Fields(requested), " ")
 	}
 	out := issued{subject: rec.Subject, scope: scope, grantID: rec.GrantID, proof: proof}
-	if client.Public() {
-		// Public clients' refresh tokens rotate on every use and keep their
-		// key binding (RFC 9449 §5, RFC 9700 §4.14.2).
-		next := randomToken()
-		now := s.cfg.Now()
-		rotatedFrom, err := s.cfg.Store.RotateRefreshToken(ctx, old, store.HashToken(next), &store.RefreshToken{
-			GrantID: rec.GrantID, ClientID: client.ID, Subject: rec.Subject, Scope: rec.Scope, JKT: rec.JKT,
-			IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
-		})
-		if err != nil {
-			// Lost a race with another use of the same token: a replay too.
-			return nil, s.refreshError(ctx, client, rotatedFrom, err)
-		}
-		out.rotated = next
+	if !client.Public() {
+		return s.issue(ctx, client, out)
 	}
-	return s.issue(ctx, client, out)
+	// Public clients' refresh tokens rotate on every use and keep their key
+	// binding (RFC 9449 §5, RFC 9700 §4.14.2). The access token is minted
+	// first: if that failed after the rotation, the client would never see
+	// the new refresh token, and its retry with the old one would look like
+	// a replay and revoke the grant.
+	next := randomToken()
+	out.rotated = next
+	resp, e := s.issue(ctx, client, out)
+	if e != nil {
+		return nil, e
+	}
+	now := s.cfg.Now()
+	rotatedFrom, err := s.cfg.Store.RotateRefreshToken(ctx, old, store.HashToken(next), &store.RefreshToken{
+		GrantID: rec.GrantID, ClientID: client.ID, Subject: rec.Subject, Scope: rec.Scope, JKT: rec.JKT,
+		IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
+	})
+	if err != nil {
+		// Lost a race with another use of the same token (a replay too), or
+		// the store failed: the access token minted above is withdrawn.
+		if s.cfg.AccessTokenFormat == FormatOpaque {
+			if rerr := s.cfg.Store.RevokeAccessToken(ctx, store.HashToken(resp.AccessToken)); rerr != nil {
+				s.cfg.Logger.ErrorContext(ctx, "withdrawing an access token after a failed rotation", "err", rerr)
+			}
+		}
+		return nil, s.refreshError(ctx, client, rotatedFrom, err)
+	}
+	return resp, nil
 }
 
 // refreshError answers a failed refresh token lookup or rotation. A rotated
@@ -245,7 +261,7 @@ func (s *Server) refreshError(ctx context.Context, client *store.Client, rec *st
 	const desc = "the refresh token is invalid, expired or revoked"
 	switch {
 	case errors.Is(err, store.ErrConsumed) && rec != nil:
-		s.revokeGrant(ctx, client, rec.GrantID)
+		s.revokeGrant(ctx, s.ownerOf(ctx, client, rec.ClientID), rec.GrantID)
 		return badRequest(CodeInvalidGrant, desc, ErrRefreshReplayed)
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrConsumed):
 		return badRequest(CodeInvalidGrant, desc, ErrInvalidGrant)
@@ -318,6 +334,20 @@ func (s *Server) refreshTTL(c *store.Client) time.Duration {
 		return c.RefreshTokenTTL
 	}
 	return s.cfg.RefreshTokenTTL
+}
+
+// ownerOf returns the client a record belongs to: the requesting client, or
+// the owner looked up, whose token lifetimes a revocation must outlast. On a
+// lookup failure the requesting client stands in (revocations also last past
+// the server's own lifetimes).
+func (s *Server) ownerOf(ctx context.Context, client *store.Client, ownerID string) *store.Client {
+	if ownerID == client.ID {
+		return client
+	}
+	if owner, err := s.cfg.Store.GetClient(ctx, ownerID); err == nil {
+		return owner
+	}
+	return client
 }
 
 // revokeGrant revokes every token of a grant until none of them can still be

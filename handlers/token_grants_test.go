@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,4 +237,48 @@ func TestTokenRefresh(t *testing.T) {
 		h := newHarness(t, nil)
 		wantError(t, h.publicTokenRequest(refreshForm("nope"), h.signer), 400, CodeInvalidGrant)
 	})
+}
+
+// flakyAccess is a store whose next SaveAccessToken fails.
+type flakyAccess struct {
+	*store.Memory
+	fail atomic.Bool
+}
+
+func (f *flakyAccess) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	if f.fail.Swap(false) {
+		return errDown
+	}
+	return f.Memory.SaveAccessToken(ctx, h, t)
+}
+
+// Regression (second review): a store failure while minting the access token
+// of a public client's refresh must not rotate the refresh token, or the
+// client's retry would look like a replay and revoke the grant.
+func TestTokenRefreshStoreFailureKeepsTheGrant(t *testing.T) {
+	h := newHarness(t, nil)
+	flaky := &flakyAccess{Memory: h.store}
+	srv, err := New(Config{Issuer: h.ts.URL, Store: flaky})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Mount(mux)
+	first := wantToken(t, h.publicTokenRequest(codeForm(h.saveCode(pubID, nil)), h.signer), TokenTypeDPoP)
+	refresh := func() *httptest.ResponseRecorder {
+		f := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.str("refresh_token")}, "client_id": {pubID}}
+		req := httptest.NewRequest("POST", DefaultPaths.Token, strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("DPoP", h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{}))
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	flaky.fail.Store(true)
+	if r := refresh(); r.Code != http.StatusServiceUnavailable {
+		t.Fatalf("with the store failing: %d %s", r.Code, r.Body)
+	}
+	if r := refresh(); r.Code != http.StatusOK {
+		t.Fatalf("the retry after a store failure: %d %s", r.Code, r.Body)
+	}
 }
