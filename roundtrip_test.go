@@ -125,3 +125,28 @@ func TestTransportAgainstVerifier(t *testing.T) {
 		})
 	}
 }
+
+// Regression (second review): Go leaves '[' and ']' raw in a request path,
+// where RFC 3986 does not allow them; the expected htu encodes them, so a
+// request to such a path verifies with the kit's own Signer.
+func TestVerifyHTTPBracketsInPath(t *testing.T) {
+	v := newTestVerifier(t, nil)
+	s, err := NewSigner(newTestKey(t, ES256).priv, SignerOptions{Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/items/a[1]", nil)
+	r.Header.Set("DPoP", proofFor(t, s, "GET", testBase+"/items/a[1]"))
+	if _, err := v.VerifyHTTP(bg, r, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func proofFor(t *testing.T, s *Signer, method, u string) string {
+	t.Helper()
+	p, err := s.Proof(method, u, ProofOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -374,11 +374,17 @@ func proofHTU(u *url.URL) (string, error) {
 	if scheme != "http" && scheme != "https" {
 		return "", errors.New("dpop: proof URL must be http or https")
 	}
-	t := url.URL{Scheme: scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	if t.Path == "" {
-		t.Path, t.RawPath = "/", ""
+	t := url.URL{Path: u.Path, RawPath: u.RawPath}
+	path := t.EscapedPath()
+	if path == "" {
+		path = "/"
 	}
-	return t.String(), nil
+	// '[' and ']' are not allowed in a path (RFC 3986 §3.3), though Go
+	// leaves them raw; the verifier expects them percent-encoded.
+	if strings.ContainsAny(path, "[]") {
+		path = strings.NewReplacer("[", "%5B", "]", "%5D").Replace(path)
+	}
+	return scheme + "://" + u.Host + path, nil
 }
 
 // encodeB64 is unpadded base64url (RFC 7515 §2).

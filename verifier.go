@@ -78,7 +78,9 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	}
 	// A proof passes the freshness check from iat-Leeway to iat+MaxAge, so
 	// an entry made at its first use must live MaxAge+Leeway (§11.1).
-	return &Verifier{opts: o, algs: algs, replay: o.MaxAge + o.Leeway, keys: keys}, nil
+	// A second more closes the boundary instant, where freshness and the
+	// cache's expiry would otherwise disagree.
+	return &Verifier{opts: o, algs: algs, replay: o.MaxAge + o.Leeway + time.Second, keys: keys}, nil
 }
 
 // Algorithms returns the accepted JWS algorithms, for
@@ -118,6 +120,11 @@ func (v *Verifier) RequestOf(r *http.Request) Request {
 	path := r.URL.EscapedPath()
 	if path == "" {
 		path = "/"
+	}
+	// Go leaves '[' and ']' unescaped in paths; RFC 3986 allows them only in
+	// a host, so they are compared in their percent-encoded form.
+	if strings.ContainsAny(path, "[]") {
+		path = strings.NewReplacer("[", "%5B", "]", "%5D").Replace(path)
 	}
 	return Request{Method: r.Method, URL: v.opts.BaseURL + path, Proofs: r.Header.Values("DPoP")}
 }
@@ -193,28 +200,32 @@ func (v *Verifier) verify(ctx context.Context, req Request) (*Proof, *Error) {
 			return nil, invalid(ErrATH, "ath does not match the access token")
 		}
 	}
-	// §4.3 check 6: the signature, with the key of the header.
-	if !verifySignature(hdr.spec, hdr.key, jws[:d2], sig) {
-		return nil, invalid(ErrSignature, "signature does not verify")
-	}
-
-	// §4.3 checks 10 and 11: nonce, then freshness.
+	// §4.3 check 10: the nonce, before the costly signature check, so that
+	// a client's first request (which cannot know the nonce) is cheap.
 	now := v.opts.Now()
-	iat := floatTime(c.iat)
-	fresh := !iat.Before(now.Add(-v.opts.MaxAge)) && !iat.After(now.Add(v.opts.Leeway))
-	ttl := v.replay
+	var nonceUntil time.Time
 	if v.opts.Nonces != nil {
-		until, ok := time.Time{}, false
+		ok := false
 		if c.hasNonce {
-			until, ok = v.opts.Nonces.Check(ctx, c.nonce)
+			nonceUntil, ok = v.opts.Nonces.Check(ctx, c.nonce)
 		}
 		if !ok {
 			return nil, v.useNonce(ctx, ErrNonce, "a valid server nonce is required")
 		}
-		// A valid nonce proves freshness, whatever the client's clock says;
-		// the entry then lives as long as the nonce is accepted.
+	}
+	// §4.3 check 6: the signature, with the key of the header.
+	if !verifySignature(hdr.spec, hdr.key, jws[:d2], sig) {
+		return nil, invalid(ErrSignature, "signature does not verify")
+	}
+	// §4.3 check 11: freshness. A valid nonce proves it, whatever the
+	// client's clock says; the entry then lives as long as the nonce is
+	// accepted.
+	iat := floatTime(c.iat)
+	fresh := !iat.Before(now.Add(-v.opts.MaxAge)) && !iat.After(now.Add(v.opts.Leeway))
+	ttl := v.replay
+	if v.opts.Nonces != nil {
 		fresh = true
-		ttl = max(ttl, until.Sub(now))
+		ttl = max(ttl, nonceUntil.Sub(now)+time.Second)
 	}
 	if !fresh {
 		return nil, invalid(ErrStale, "iat is outside the acceptable window")
