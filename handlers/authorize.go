@@ -117,7 +117,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	client, err := s.cfg.Store.GetClient(ctx, clientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		log.InfoContext(ctx, "authorization request refused: unknown client", "client_id", clientID)
+		log.InfoContext(ctx, "authorization request refused: unknown client", "client_id", logValue(clientID))
 		writeAuthorizePage(w, http.StatusBadRequest, authzPageClient)
 		return
 	case err != nil:
@@ -128,7 +128,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	sentURI := f["redirect_uri"]
 	uri, ok := authorizeRedirectURI(client, sentURI)
 	if !ok {
-		log.InfoContext(ctx, "authorization request refused: redirect_uri not registered", "client_id", clientID, "redirect_uri", sentURI)
+		log.InfoContext(ctx, "authorization request refused: redirect_uri not registered", "client_id", logValue(clientID), "redirect_uri", logValue(sentURI))
 		writeAuthorizePage(w, http.StatusBadRequest, authzPageRedirect)
 		return
 	}
@@ -334,4 +334,16 @@ func writeAuthorizePage(w http.ResponseWriter, status int, text string) {
 	title := html.EscapeString(http.StatusText(status))
 	io.WriteString(w, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>"+title+
 		"</title></head>\n<body>\n<h1>Authorization request refused</h1>\n<p>"+html.EscapeString(text)+"</p>\n</body>\n</html>\n")
+}
+
+// maxLoggedValue bounds request values written to the log: a query string
+// can be large, and the log is not the place for attacker-sized strings.
+const maxLoggedValue = 128
+
+// logValue truncates an unverified request value for logging.
+func logValue(v string) string {
+	if len(v) <= maxLoggedValue {
+		return v
+	}
+	return v[:maxLoggedValue] + "…"
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -195,14 +197,19 @@ func (c Config) normalize() (Config, error) {
 	return c, nil
 }
 
-// loopbackURL reports whether an http URL names a loopback host.
+// loopbackURL reports whether an http URL names a loopback host, without
+// user information: localhost or a loopback IP address.
 func loopbackURL(u string) bool {
-	host := strings.TrimPrefix(u, "http://")
-	host, _, _ = strings.Cut(host, "/")
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
-		host = host[:i]
+	p, err := url.Parse(u)
+	if err != nil || p.User != nil {
+		return false
 	}
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "[::1]"
+	host := p.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // RegisteredScopes is the default ScopePolicy: every requested scope must be

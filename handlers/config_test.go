@@ -53,21 +53,23 @@ func TestConfigRefused(t *testing.T) {
 		return Config{Issuer: "https://as.example", Store: m, AccessTokenFormat: FormatJWT, SigningKeys: keySet(keys...)}
 	}
 	for name, c := range map[string]Config{
-		"no issuer":                 {Store: m},
-		"relative issuer":           {Issuer: "/as", Store: m},
-		"issuer with query":         {Issuer: "https://as.example/?x=1", Store: m},
-		"plain http, not loopback":  {Issuer: "http://as.example", Store: m},
-		"no store":                  {Issuer: "https://as.example"},
-		"code TTL above 10 minutes": {Issuer: "https://as.example", Store: m, CodeTTL: 11 * time.Minute},
-		"sub-second token TTL":      {Issuer: "https://as.example", Store: m, AccessTokenTTL: time.Millisecond},
-		"unknown format":            {Issuer: "https://as.example", Store: m, AccessTokenFormat: "paseto"},
-		"jwt without keys":          {Issuer: "https://as.example", Store: m, AccessTokenFormat: FormatJWT},
-		"HMAC key after a good one": jwtWith(good, hmacKey),
-		"key without kid":           jwtWith(noKid),
-		"key without alg":           jwtWith(noAlg),
-		"public key only":           jwtWith(public),
-		"path without slash":        {Issuer: "https://as.example", Store: m, Paths: Paths{Token: "token"}},
-		"negative body limit":       {Issuer: "https://as.example", Store: m, MaxBodyBytes: -1},
+		"no issuer":                   {Store: m},
+		"relative issuer":             {Issuer: "/as", Store: m},
+		"issuer with query":           {Issuer: "https://as.example/?x=1", Store: m},
+		"plain http, not loopback":    {Issuer: "http://as.example", Store: m},
+		"http, loopback-looking host": {Issuer: "http://127.evil.example", Store: m},
+		"http, userinfo trick":        {Issuer: "http://localhost:1@evil.example", Store: m},
+		"no store":                    {Issuer: "https://as.example"},
+		"code TTL above 10 minutes":   {Issuer: "https://as.example", Store: m, CodeTTL: 11 * time.Minute},
+		"sub-second token TTL":        {Issuer: "https://as.example", Store: m, AccessTokenTTL: time.Millisecond},
+		"unknown format":              {Issuer: "https://as.example", Store: m, AccessTokenFormat: "paseto"},
+		"jwt without keys":            {Issuer: "https://as.example", Store: m, AccessTokenFormat: FormatJWT},
+		"HMAC key after a good one":   jwtWith(good, hmacKey),
+		"key without kid":             jwtWith(noKid),
+		"key without alg":             jwtWith(noAlg),
+		"public key only":             jwtWith(public),
+		"path without slash":          {Issuer: "https://as.example", Store: m, Paths: Paths{Token: "token"}},
+		"negative body limit":         {Issuer: "https://as.example", Store: m, MaxBodyBytes: -1},
 	} {
 		if _, err := New(c); err == nil {
 			t.Errorf("%s: accepted", name)
