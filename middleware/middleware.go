@@ -163,13 +163,14 @@ func (st *settings) credentials(r *http.Request) (scheme, token string, e *Error
 	case len(auths) > 1 || (len(auths) == 1 && queryToken):
 		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "use exactly one authentication method", ErrMultipleMethods)
 	case queryToken:
-		return "", "", st.refuse(http.StatusUnauthorized, CodeInvalidRequest, "send the access token in the Authorization header", ErrMalformedHeader)
+		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "send the access token in the Authorization header", ErrMalformedHeader)
 	}
 	s, t, ok := strings.Cut(auths[0], " ")
 	t = strings.TrimLeft(t, " ")
 	scheme = strings.ToLower(s)
 	if !ok || t == "" || strings.ContainsAny(t, " \t,") {
-		return "", "", st.refuse(http.StatusUnauthorized, CodeInvalidRequest, "malformed Authorization header", ErrMalformedHeader)
+		// RFC 6750 §3.1: invalid_request is answered with 400.
+		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "malformed Authorization header", ErrMalformedHeader)
 	}
 	switch scheme {
 	case "dpop":

@@ -254,8 +254,8 @@ func TestResourceRefusals(t *testing.T) {
 		}, 400, CodeInvalidRequest},
 		{"malformed Authorization", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP a b"}, "DPoP": {r.proof(r.signer, "GET", apiPath, "a b", "")}}
-		}, 401, CodeInvalidRequest},
-		{"empty token", func() map[string][]string { return map[string][]string{"Authorization": {"DPoP "}} }, 401, CodeInvalidRequest},
+		}, 400, CodeInvalidRequest},
+		{"empty token", func() map[string][]string { return map[string][]string{"Authorization": {"DPoP "}} }, 400, CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.headers()
