@@ -27,9 +27,10 @@ type MemoryOptions struct {
 	MaxClients int
 	// MaxCodes, MaxAccessTokens and MaxRefreshTokens bound each kind of
 	// record (defaults DefaultMaxCodes, DefaultMaxAccessTokens,
-	// DefaultMaxRefreshTokens). When one is full, saving evicts the oldest
-	// record of that kind, which then stops working: a refusal, never an
-	// acceptance.
+	// DefaultMaxRefreshTokens). When one is full, saving reclaims expired
+	// records and otherwise fails with ErrFull: a live record is never
+	// dropped to make room, so a client minting many tokens cannot
+	// invalidate the others'.
 	MaxCodes         int
 	MaxAccessTokens  int
 	MaxRefreshTokens int
@@ -159,8 +160,7 @@ func (m *Memory) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationC
 	if err != nil {
 		return err
 	}
-	m.codes.put(h, *code, code.ExpiresAt.UnixNano(), now)
-	return nil
+	return m.codes.put(h, *code, code.ExpiresAt.UnixNano(), now)
 }
 
 // ConsumeCode implements [CodeStore].
@@ -179,8 +179,7 @@ func (m *Memory) SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToke
 	if err != nil {
 		return err
 	}
-	m.access.put(h, *t, t.ExpiresAt.UnixNano(), now)
-	return nil
+	return m.access.put(h, *t, t.ExpiresAt.UnixNano(), now)
 }
 
 // GetAccessToken implements [AccessTokenStore].
@@ -211,8 +210,7 @@ func (m *Memory) SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshTo
 	if err != nil {
 		return err
 	}
-	m.refresh.put(h, *t, t.ExpiresAt.UnixNano(), now)
-	return nil
+	return m.refresh.put(h, *t, t.ExpiresAt.UnixNano(), now)
 }
 
 // GetRefreshToken implements [RefreshTokenStore].

@@ -11,8 +11,9 @@ import (
 // so list order is insertion order: the oldest entry is the next to expire in
 // the common case of one lifetime per kind. Each write reclaims up to two
 // expired entries from the old end, so expired records are freed without a
-// sweep; when a shard is full its oldest entry is evicted (the record stops
-// working, which fails closed).
+// sweep. A full shard never evicts a live record (that would let one client
+// invalidate everybody's tokens by minting many): it reclaims expired ones
+// from the old end and otherwise refuses the write with ErrFull.
 type table[V any] struct {
 	shards []tableShard[V]
 }
@@ -78,20 +79,25 @@ func (s *tableShard[V]) reclaim(now int64) {
 }
 
 // put stores v under h until exp, replacing any record there.
-func (t *table[V]) put(h TokenHash, v V, exp, now int64) {
+func (t *table[V]) put(h TokenHash, v V, exp, now int64) error {
 	s := t.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.putLocked(h, v, exp, now)
+	return s.putLocked(h, v, exp, now)
 }
 
-func (s *tableShard[V]) putLocked(h TokenHash, v V, exp, now int64) {
+func (s *tableShard[V]) putLocked(h TokenHash, v V, exp, now int64) error {
 	s.reclaim(now)
 	s.lru.Remove(h)
-	if s.lru.Len() >= s.cap {
+	for s.lru.Len() >= s.cap {
+		_, it, ok := s.lru.GetOldest()
+		if !ok || it.exp > now {
+			return ErrFull
+		}
 		s.lru.RemoveOldest()
 	}
 	s.lru.Add(h, &item[V]{v: v, exp: exp})
+	return nil
 }
 
 // getLocked looks h up, removing it if it has expired.
@@ -159,8 +165,10 @@ func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, check func(V) e
 	if err := check(it.v); err != nil {
 		return it.v, st, err
 	}
+	if err := b.putLocked(h, v, exp, now); err != nil {
+		return it.v, st, err
+	}
 	it.consumed = true
-	b.putLocked(h, v, exp, now)
 	return it.v, live, nil
 }
 
