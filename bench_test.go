@@ -1,11 +1,10 @@
 package dpop
 
 import (
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"strings"
 	"testing"
+
+	"github.com/dpopkit/dpop/internal/benchref"
 )
 
 // BenchmarkVerifyES256 is a full verification of a fresh ES256 proof, replay
@@ -41,23 +40,8 @@ func BenchmarkVerifyES256Resource(b *testing.B) {
 // message as long as a proof's signing input and verifying a P-256 signature
 // with the standard library.
 func BenchmarkRawECDSAVerify(b *testing.B) {
-	k := newTestKey(b, ES256)
-	p := k.proof(b, nil)
-	msg := []byte(p[:strings.LastIndexByte(p, '.')])
-	priv := k.priv.(*ecdsa.PrivateKey)
-	h := sha256.Sum256(msg)
-	sig, err := ecdsa.SignASN1(rand.Reader, priv, h[:])
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		h := sha256.Sum256(msg)
-		if !ecdsa.VerifyASN1(&priv.PublicKey, h[:], sig) {
-			b.Fatal("signature does not verify")
-		}
-	}
+	p := newTestKey(b, ES256).proof(b, nil)
+	benchref.RawECDSAVerify(b, strings.LastIndexByte(p, '.'))
 }
 
 // BenchmarkVerifyES256NewKey is the cache-miss path: every proof comes with a
