@@ -118,6 +118,12 @@ func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.Auth
 
 // SaveAccessToken implements [store.AccessTokenStore]: one upsert by hash.
 func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	return s.saveToken(ctx, s.q.saveAccess, "save access token", h, *t)
+}
+
+// saveToken runs the upsert query of one token table; access and refresh
+// token records have the same fields.
+func (s *Store) saveToken(ctx context.Context, query, what string, h store.TokenHash, t store.AccessToken) error {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -126,9 +132,8 @@ func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store
 	if !validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT) {
 		return ErrInvalidText
 	}
-	_, err = s.pool.Exec(ctx, s.q.saveAccess, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt)
-	if err != nil {
-		return fail(ctx, "save access token", err)
+	if _, err = s.pool.Exec(ctx, query, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt); err != nil {
+		return fail(ctx, what, err)
 	}
 	return nil
 }
@@ -178,19 +183,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error 
 
 // SaveRefreshToken implements [store.RefreshTokenStore]: one upsert by hash.
 func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if !validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT) {
-		return ErrInvalidText
-	}
-	_, err = s.pool.Exec(ctx, s.q.saveRefresh, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt)
-	if err != nil {
-		return fail(ctx, "save refresh token", err)
-	}
-	return nil
+	return s.saveToken(ctx, s.q.saveRefresh, "save refresh token", h, store.AccessToken(*t))
 }
 
 // GetRefreshToken implements [store.RefreshTokenStore]: one SELECT that also
