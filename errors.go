@@ -2,7 +2,9 @@ package dpop
 
 import (
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // OAuth error codes used by DPoP (RFC 9449 §5, §7.1, §8, §9, §12.2).
@@ -17,6 +19,11 @@ const (
 	// The request is refused; the client is not at fault (RFC 6749 §5.2 leaves
 	// server failures to HTTP 5xx).
 	CodeServerError = "server_error"
+	// CodeTemporarilyUnavailable is used when the party a proof is charged
+	// to has used its share of the replay cache (ErrQuota): the proof is
+	// refused for now, and Error.RetryAfter says when to try again. Servers
+	// answer it with HTTP 429 and Retry-After (RFC 6585 §4).
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Sentinel causes of a refused proof. An [*Error] returned by the verifier
@@ -47,10 +54,17 @@ var (
 	ErrReplayCacheFull = errors.New("dpop: replay cache full")
 	// ErrReplayCacheUnavailable wraps any other failure of the replay cache.
 	ErrReplayCacheUnavailable = errors.New("dpop: replay cache unavailable")
+	// ErrQuota: the client, grant or access token the proof is charged to
+	// has used its share of the replay cache ([Quota]). The proof took no
+	// place there.
+	ErrQuota = errors.New("dpop: party over its replay cache quota")
+	// ErrNotChecked: Accept was given a proof this verifier did not check.
+	ErrNotChecked = errors.New("dpop: proof was not checked by this verifier")
 )
 
 // Error is the single error type the verifier returns. Code is the OAuth error
-// code to send ([CodeInvalidProof], [CodeUseNonce] or [CodeServerError]),
+// code to send ([CodeInvalidProof], [CodeUseNonce], [CodeTemporarilyUnavailable]
+// or [CodeServerError]),
 // Description a short fixed text that never contains input from the request,
 // and Nonce, for [CodeUseNonce], the fresh nonce to send in the DPoP-Nonce
 // header (RFC 9449 §8). Err is the sentinel cause.
@@ -58,7 +72,10 @@ type Error struct {
 	Code        string
 	Description string
 	Nonce       string
-	Err         error
+	// RetryAfter is, for CodeTemporarilyUnavailable, how long until the
+	// party has room again.
+	RetryAfter time.Duration
+	Err        error
 }
 
 // Error implements error.
@@ -78,4 +95,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // invalid builds an invalid_dpop_proof error with a fixed description.
 func invalid(cause error, description string) *Error {
 	return &Error{Code: CodeInvalidProof, Description: description, Err: cause}
+}
+
+// RetryAfterSeconds formats a delay for the Retry-After header (RFC 9110
+// §10.2.3): whole seconds, rounded up, at least 1.
+func RetryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
 }

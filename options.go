@@ -28,10 +28,20 @@ const (
 )
 
 // DefaultAlgorithms is the allow-list used when VerifierOptions.Algorithms is
-// empty: every asymmetric algorithm real DPoP clients use. It is what the
-// handlers advertise as dpop_signing_alg_values_supported and the middleware
-// as algs (RFC 9449 §5.1, §7.1).
-var DefaultAlgorithms = []string{ES256, ES384, ES512, Ed25519, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512}
+// empty: the asymmetric algorithms real DPoP clients use whose worst-case
+// check costs at most 10× an ES256 check, so that no proof a client chooses
+// to send makes the server work much harder than for the common case (RFC
+// 9449 §11.6 leaves the choice of acceptable algorithms to the server). It is
+// what the handlers advertise as dpop_signing_alg_values_supported and the
+// middleware as algs (RFC 9449 §5.1, §7.1).
+//
+// ES512 (P-521, about 25× an ES256 check) is not in the list; it is still
+// supported when listed explicitly in VerifierOptions.Algorithms. RSA keys
+// (RS256/384/512, PS256/384/512) must have a modulus of 2048 to 4096 bits
+// and the public exponent 65537, with this list or any other (RFC 7518 §3.3,
+// NIST SP 800-131A): larger keys or exponents would make a single check
+// cost up to about 40× an ES256 one.
+var DefaultAlgorithms = []string{ES256, ES384, Ed25519, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512}
 
 // Defaults of VerifierOptions.
 const (
@@ -85,6 +95,15 @@ type VerifierOptions struct {
 	// MaxJTILength bounds the jti claim in bytes. Default
 	// DefaultMaxJTILength (256); at least 16.
 	MaxJTILength int
+	// Quota bounds the replay-cache room one party may take (see [Quota]):
+	// proofs are charged to the Client and Grant a caller names in
+	// [Request]. Zero fields take the defaults: a tenth of the replay
+	// cache per client and a fortieth per grant or token (DefaultClientQuota
+	// and DefaultTokenQuota when the cache does not tell its capacity); the
+	// handlers package gives each grant at its token endpoint
+	// DefaultGrantQuota.
+	Quota Quota
+
 	// KeyCacheSize is the number of distinct protected headers whose parsed
 	// key and thumbprint are kept (an LRU keyed by the exact header bytes).
 	// Default DefaultKeyCacheSize (1024). Memory is bounded by
@@ -160,6 +179,9 @@ func (o VerifierOptions) normalize() (VerifierOptions, error) {
 	}
 	if o.KeyCacheSize == 0 {
 		o.KeyCacheSize = DefaultKeyCacheSize
+	}
+	if o.Quota, err = o.Quota.withDefaults(o.ReplayCache); err != nil {
+		return o, err
 	}
 	return o, nil
 }

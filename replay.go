@@ -157,6 +157,15 @@ func (c *MemoryReplayCache) Insert(ctx context.Context, key ReplayKey, ttl time.
 	return true, nil
 }
 
+// Capacity returns the number of entries the cache holds when full.
+func (c *MemoryReplayCache) Capacity() int {
+	n := 0
+	for i := range c.shards {
+		n += c.shards[i].cap
+	}
+	return n
+}
+
 // Len returns the number of entries held, expired ones not yet reclaimed
 // included.
 func (c *MemoryReplayCache) Len() int {

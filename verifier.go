@@ -32,6 +32,13 @@ type Request struct {
 	// ErrKeyMismatch before its signature is checked and before it takes a
 	// place in the replay cache.
 	BoundJKT string
+	// Client and Grant name the parties the proof's replay entry is charged
+	// to (VerifierOptions.Quota): the client the request is from, and
+	// within it the grant (at a token endpoint) or the access token (at a
+	// resource). Name only parties the request has shown its right to act
+	// for (an authenticated client, a grant or token it holds), so that no
+	// one can spend another's share. Empty: not charged.
+	Client, Grant string
 }
 
 // Proof is a DPoP proof that passed every check.
@@ -51,6 +58,13 @@ type Proof struct {
 	// JKT is the RFC 7638 SHA-256 thumbprint of PublicKey, base64url: the
 	// value access tokens are bound to (RFC 9449 §6).
 	JKT string
+
+	// What Accept needs: the verifier that checked the proof, its replay
+	// entry, and the parties it is charged to.
+	by            *Verifier
+	replayKey     ReplayKey
+	ttl           time.Duration
+	client, grant string
 }
 
 // Verifier checks DPoP proofs (RFC 9449 §4.3). It is safe for concurrent use;
@@ -60,6 +74,7 @@ type Verifier struct {
 	algs   map[string]struct{}
 	replay time.Duration // lifetime of a replay entry without a nonce
 	keys   *lru.Cache[string, *header]
+	quotas *quotas
 }
 
 // NewVerifier returns a verifier, or an error if the options are unusable.
@@ -80,7 +95,12 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	// an entry made at its first use must live MaxAge+Leeway (§11.1).
 	// A second more closes the boundary instant, where freshness and the
 	// cache's expiry would otherwise disagree.
-	return &Verifier{opts: o, algs: algs, replay: o.MaxAge + o.Leeway + time.Second, keys: keys}, nil
+	replay := o.MaxAge + o.Leeway + time.Second
+	q, err := newQuotas(o.Quota, replay)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{opts: o, algs: algs, replay: replay, keys: keys, quotas: q}, nil
 }
 
 // Algorithms returns the accepted JWS algorithms, for
@@ -130,17 +150,66 @@ func (v *Verifier) RequestOf(r *http.Request) Request {
 }
 
 // Verify checks a DPoP proof against a request, performing every check of
-// RFC 9449 §4.3, and records it in the replay cache. Any error is an *Error
-// wrapping one of the sentinel causes.
+// RFC 9449 §4.3, and records it in the replay cache: Check followed by
+// Accept. Any error is an *Error wrapping one of the sentinel causes.
 func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
-	p, err := v.verify(ctx, req)
+	p, err := v.check(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.accept(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Check performs every check of RFC 9449 §4.3 but the replay check, and
+// records nothing: a refused proof, and one that is never accepted, costs no
+// shared state. A server that has more to check before it lets a request
+// take room in the replay cache (a token endpoint checking the grant) calls
+// Check, then its own checks, then Accept. Any error is an *Error.
+func (v *Verifier) Check(ctx context.Context, req Request) (*Proof, error) {
+	p, err := v.check(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func (v *Verifier) verify(ctx context.Context, req Request) (*Proof, *Error) {
+// Accept charges a proof that Check returned to its parties' quotas and
+// records it in the replay cache (RFC 9449 §11.1). It fails with ErrQuota
+// (CodeTemporarilyUnavailable, with RetryAfter) when a party has used its
+// share, ErrReplay when the proof was accepted before, and a
+// CodeServerError when the cache is full or down; the proof must then be
+// refused. Any error is an *Error.
+func (v *Verifier) Accept(ctx context.Context, p *Proof) error {
+	if err := v.accept(ctx, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (v *Verifier) accept(ctx context.Context, p *Proof) *Error {
+	if p == nil || p.by != v {
+		return invalid(ErrNotChecked, "proof was not checked")
+	}
+	if retry, ok := v.quotas.charge(p.client, p.grant, p.ttl, v.opts.Now()); !ok {
+		return &Error{Code: CodeTemporarilyUnavailable, Description: "too many proofs; retry later", RetryAfter: retry, Err: ErrQuota}
+	}
+	// §11.1: replay, last, so that refused proofs take no room.
+	inserted, err := v.opts.ReplayCache.Insert(ctx, p.replayKey, p.ttl)
+	switch {
+	case errors.Is(err, ErrReplayCacheFull):
+		return &Error{Code: CodeServerError, Description: "replay cache is full", Err: ErrReplayCacheFull}
+	case err != nil:
+		return &Error{Code: CodeServerError, Description: "replay cache is unavailable", Err: ErrReplayCacheUnavailable}
+	case !inserted:
+		return invalid(ErrReplay, "proof has already been used")
+	}
+	return nil
+}
+
+func (v *Verifier) check(ctx context.Context, req Request) (*Proof, *Error) {
 	// §4.3 check 1: exactly one DPoP header.
 	switch len(req.Proofs) {
 	case 0:
@@ -230,20 +299,10 @@ func (v *Verifier) verify(ctx context.Context, req Request) (*Proof, *Error) {
 	if !fresh {
 		return nil, invalid(ErrStale, "iat is outside the acceptable window")
 	}
-
-	// §11.1: replay, last, so that refused proofs take no room.
-	inserted, err := v.opts.ReplayCache.Insert(ctx, NewReplayKey(hdr.jkt, c.jti), ttl)
-	switch {
-	case errors.Is(err, ErrReplayCacheFull):
-		return nil, &Error{Code: CodeServerError, Description: "replay cache is full", Err: ErrReplayCacheFull}
-	case err != nil:
-		return nil, &Error{Code: CodeServerError, Description: "replay cache is unavailable", Err: ErrReplayCacheUnavailable}
-	case !inserted:
-		return nil, invalid(ErrReplay, "proof has already been used")
-	}
 	return &Proof{
 		JTI: c.jti, HTM: c.htm, HTU: c.htu, IAT: iat, Nonce: c.nonce, ATH: c.ath,
 		Algorithm: hdr.alg, PublicKey: hdr.key, JKT: hdr.jkt,
+		by: v, replayKey: NewReplayKey(hdr.jkt, c.jti), ttl: ttl, client: req.Client, grant: req.Grant,
 	}, nil
 }
 

@@ -74,8 +74,11 @@ type Config struct {
 	// Store keeps clients, codes, tokens and the proof replay cache.
 	// Required.
 	Store store.Store
-	// DPoP configures proof checking. BaseURL is set to Issuer and, when
-	// nil, ReplayCache to Store; the rest keeps the dpop package defaults.
+	// DPoP configures proof checking. BaseURL is set to Issuer, when nil
+	// ReplayCache to Store, and a zero Quota.PerGrant to
+	// dpop.DefaultGrantQuota (proofs are charged to the authenticated
+	// client and to the grant they redeem); the rest keeps the dpop
+	// package defaults.
 	DPoP dpop.VerifierOptions
 	// AccessTokenTTL (default 1h), RefreshTokenTTL (default 24h) and
 	// CodeTTL (default 1m; at most 10m, RFC 6749 §4.1.2) are lifetimes.
@@ -193,6 +196,11 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.DPoP.Now == nil {
 		c.DPoP.Now = c.Now
+	}
+	// A grant at the token endpoint is one user's authorization or one
+	// refresh token chain; dpop fills the client's share.
+	if c.DPoP.Quota.PerGrant == 0 {
+		c.DPoP.Quota.PerGrant = dpop.DefaultGrantQuota
 	}
 	return c, nil
 }

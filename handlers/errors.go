@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
+
+	"github.com/dpopkit/dpop"
 )
 
 // OAuth error codes (RFC 6749 §4.1.2.1, §5.2; RFC 7009 §2.2.1; RFC 9449 §5,
@@ -21,6 +24,10 @@ const (
 	CodeServerError             = "server_error"
 	CodeInvalidDPoPProof        = "invalid_dpop_proof"
 	CodeUseDPoPNonce            = "use_dpop_nonce"
+	// CodeTemporarilyUnavailable answers, with 429 and Retry-After (RFC
+	// 6585 §4), a client or grant that has used its share of the replay
+	// cache (dpop.Quota).
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Sentinel causes of an [*Error], for logs and for hosts that inspect errors
@@ -48,13 +55,15 @@ var (
 // Error is the one error type of the handlers: an OAuth error code, a fixed
 // description that never echoes the request, the HTTP status to answer with,
 // and the cause. Nonce is set for use_dpop_nonce (RFC 9449 §8); Basic marks
-// an invalid_client answered with a Basic challenge (RFC 6749 §5.2).
+// an invalid_client answered with a Basic challenge (RFC 6749 §5.2);
+// RetryAfter is the delay sent with a 429.
 type Error struct {
 	Code        string
 	Description string
 	Status      int
 	Nonce       string
 	Basic       bool
+	RetryAfter  time.Duration
 	Err         error
 }
 
@@ -80,6 +89,9 @@ func writeError(w http.ResponseWriter, e *Error) {
 	}
 	if e.Basic {
 		h.Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", dpop.RetryAfterSeconds(e.RetryAfter))
 	}
 	writeJSON(w, e.Status, map[string]string{"error": e.Code, "error_description": e.Description})
 }

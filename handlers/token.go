@@ -76,41 +76,67 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if !slices.Contains(client.GrantTypes, grant) || (grant == GrantClientCredentials && client.Public()) {
 		return nil, badRequest(CodeUnauthorizedClient, "the client may not use this grant type", ErrGrantType)
 	}
-	proof, e := s.tokenProof(r, client)
-	if e != nil {
-		return nil, e
-	}
+	// Each grant checks, in this order: the client (above), the grant
+	// without spending it, the proof without recording it, and only then
+	// the proof takes its place in the replay cache (within the client's
+	// and the grant's quota) and the grant is spent. A request that is
+	// refused spends nothing another party needs.
 	switch grant {
 	case GrantClientCredentials:
-		return s.clientCredentials(r.Context(), client, f, proof)
+		return s.clientCredentials(r, client, f)
 	case GrantAuthorizationCode:
-		return s.authorizationCode(r.Context(), client, f, proof)
+		return s.authorizationCode(r, client, f)
 	default:
-		return s.refresh(r.Context(), client, f, proof)
+		return s.refresh(r, client, f)
 	}
 }
 
 // tokenProof checks the DPoP proof of a token request against the token
-// endpoint's public URL (RFC 9449 §4.3, §5). It returns nil without a proof
-// only when the client may receive a Bearer token.
-func (s *Server) tokenProof(r *http.Request, client *store.Client) (*dpop.Proof, *Error) {
+// endpoint's public URL (RFC 9449 §4.3, §5), without recording it: the
+// caller accepts it (acceptProof) once the grant has passed its checks.
+// jkt is the key the grant is bound to ("" for none): a proof by another key
+// is refused before its signature is checked. grantID names the grant the
+// proof is charged to (dpop.Quota). It returns nil without a proof only when
+// the client may receive a Bearer token and the grant is not bound.
+func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID string) (*dpop.Proof, *Error) {
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) == 0 {
-		if client.DPoPBound || !s.cfg.AllowBearer {
+		if client.DPoPBound || !s.cfg.AllowBearer || jkt != "" {
 			return nil, badRequest(CodeInvalidDPoPProof, "a DPoP proof is required", ErrProofRequired)
 		}
 		return nil, nil
 	}
-	p, err := s.verifier.Verify(r.Context(), dpop.Request{Method: r.Method, URL: s.url(s.cfg.Paths.Token), Proofs: proofs})
+	p, err := s.verifier.Check(r.Context(), dpop.Request{
+		Method: r.Method, URL: s.url(s.cfg.Paths.Token), Proofs: proofs,
+		BoundJKT: jkt, Client: client.ID, Grant: grantID,
+	})
+	if errors.Is(err, dpop.ErrKeyMismatch) {
+		// RFC 9449 §5, §10: the grant is bound to another key.
+		return nil, badRequest(CodeInvalidGrant, "the DPoP key does not match the grant's binding", errors.Join(ErrKeyMismatch, err))
+	}
 	if err != nil {
 		return nil, proofError(err)
 	}
 	return p, nil
 }
 
+// acceptProof records a checked proof in the replay cache, charged to the
+// client's and the grant's quotas (RFC 9449 §11.1). A nil proof (a Bearer
+// request) has nothing to record.
+func (s *Server) acceptProof(ctx context.Context, p *dpop.Proof) *Error {
+	if p == nil {
+		return nil
+	}
+	if err := s.verifier.Accept(ctx, p); err != nil {
+		return proofError(err)
+	}
+	return nil
+}
+
 // proofError maps a verifier error to the token endpoint's answer (RFC 9449
-// §5, §8): 400 invalid_dpop_proof or use_dpop_nonce with the nonce, and 503
-// when the proof could not be checked.
+// §5, §8): 400 invalid_dpop_proof or use_dpop_nonce with the nonce, 429
+// with Retry-After when the client or grant is over its quota, and 503 when
+// the proof could not be checked.
 func proofError(err error) *Error {
 	var de *dpop.Error
 	if !errors.As(err, &de) {
@@ -121,55 +147,56 @@ func proofError(err error) *Error {
 		e := badRequest(CodeUseDPoPNonce, "use the server-provided DPoP nonce", err)
 		e.Nonce = de.Nonce
 		return e
+	case dpop.CodeTemporarilyUnavailable:
+		e := oauthError(http.StatusTooManyRequests, CodeTemporarilyUnavailable, de.Description, err)
+		e.RetryAfter = de.RetryAfter
+		return e
 	case dpop.CodeServerError:
 		return oauthError(http.StatusServiceUnavailable, CodeServerError, "the proof could not be checked", err)
 	}
 	return badRequest(CodeInvalidDPoPProof, de.Description, err)
 }
 
-// requireKey checks a binding to a key (dpop_jkt of a code, jkt of a
-// refresh token): the request's proof must be by that key.
-func requireKey(proof *dpop.Proof, jkt string) *Error {
-	switch {
-	case jkt == "":
-		return nil
-	case proof == nil:
-		return badRequest(CodeInvalidDPoPProof, "a DPoP proof by the bound key is required", ErrProofRequired)
-	case proof.JKT != jkt:
-		return badRequest(CodeInvalidGrant, "the DPoP key does not match the grant's binding", ErrKeyMismatch)
-	}
-	return nil
-}
-
-func (s *Server) clientCredentials(ctx context.Context, client *store.Client, f form, proof *dpop.Proof) (*tokenResponse, *Error) {
+func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
+	ctx := r.Context()
 	scope, e := s.grantScopes(ctx, client, f["scope"])
 	if e != nil {
+		return nil, e
+	}
+	// The client is the party: a client credentials grant lives as long
+	// as the request.
+	proof, e := s.tokenProof(r, client, "", "")
+	if e != nil {
+		return nil, e
+	}
+	if e := s.acceptProof(ctx, proof); e != nil {
 		return nil, e
 	}
 	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, grantID: randomToken(), proof: proof})
 }
 
-func (s *Server) authorizationCode(ctx context.Context, client *store.Client, f form, proof *dpop.Proof) (*tokenResponse, *Error) {
+// codeRefused is the one answer to a code that cannot be redeemed by this
+// request, whatever the reason (unknown, expired, used, another client's):
+// the answer must not tell which codes exist.
+func codeRefused(cause error) *Error {
+	return badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", cause)
+}
+
+func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
+	ctx := r.Context()
 	code := f["code"]
 	if code == "" {
 		return nil, badRequest(CodeInvalidRequest, "code is required", ErrMissingParam)
 	}
-	rec, err := s.cfg.Store.ConsumeCode(ctx, store.HashToken(code))
-	switch {
-	case errors.Is(err, store.ErrConsumed) && rec != nil:
-		// A code used twice: revoke what the first use issued (RFC 6749
-		// §4.1.2), for as long as the owner's tokens can live.
-		s.revokeGrant(ctx, s.ownerOf(ctx, client, rec.ClientID), rec.GrantID)
-		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrCodeReplayed)
-	case errors.Is(err, store.ErrConsumed):
-		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrCodeReplayed)
-	case errors.Is(err, store.ErrNotFound):
-		return nil, badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", ErrInvalidGrant)
-	case err != nil:
-		return nil, s.storeErr(ctx, err)
+	h := store.HashToken(code)
+	rec, err := s.cfg.Store.GetCode(ctx, h)
+	if e := s.codeError(ctx, client, rec, err); e != nil {
+		return nil, e
 	}
+	// Another client's code is refused like an unknown one, and stays
+	// redeemable by its owner.
 	if rec.ClientID != client.ID {
-		return nil, badRequest(CodeInvalidGrant, "the code was issued to another client", ErrInvalidGrant)
+		return nil, codeRefused(ErrInvalidGrant)
 	}
 	// RFC 6749 §4.1.3: redirect_uri as in the authorization request.
 	if uri := f["redirect_uri"]; uri != rec.RedirectURI && (rec.RedirectURI != "" || !slices.Contains(client.RedirectURIs, uri)) {
@@ -185,7 +212,16 @@ func (s *Server) authorizationCode(ctx context.Context, client *store.Client, f 
 		return nil, badRequest(CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
 	}
 	// RFC 9449 §10: a code bound with dpop_jkt needs a proof by that key.
-	if e := requireKey(proof, rec.DPoPJKT); e != nil {
+	proof, e := s.tokenProof(r, client, rec.DPoPJKT, rec.GrantID)
+	if e != nil {
+		return nil, e
+	}
+	if e := s.acceptProof(ctx, proof); e != nil {
+		return nil, e
+	}
+	// Everything passed: redeem the code, exactly once.
+	rec, err = s.cfg.Store.ConsumeCode(ctx, h)
+	if e := s.codeError(ctx, client, rec, err); e != nil {
 		return nil, e
 	}
 	return s.issue(ctx, client, issued{
@@ -194,7 +230,24 @@ func (s *Server) authorizationCode(ctx context.Context, client *store.Client, f 
 	})
 }
 
-func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proof *dpop.Proof) (*tokenResponse, *Error) {
+// codeError answers a failed code lookup or redemption. The owner using a
+// code twice revokes what the first use issued (RFC 6749 §4.1.2); another
+// client presenting a used code changes nothing.
+func (s *Server) codeError(ctx context.Context, client *store.Client, rec *store.AuthorizationCode, err error) *Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrConsumed) && rec != nil && rec.ClientID == client.ID:
+		s.revokeGrant(ctx, client, rec.GrantID)
+		return codeRefused(ErrCodeReplayed)
+	case errors.Is(err, store.ErrConsumed), errors.Is(err, store.ErrNotFound):
+		return codeRefused(ErrInvalidGrant)
+	}
+	return s.storeErr(ctx, err)
+}
+
+func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
+	ctx := r.Context()
 	token := f["refresh_token"]
 	if token == "" {
 		return nil, badRequest(CodeInvalidRequest, "refresh_token is required", ErrMissingParam)
@@ -205,11 +258,9 @@ func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proo
 		return nil, s.refreshError(ctx, client, rec, err)
 	}
 	if rec.ClientID != client.ID {
-		return nil, badRequest(CodeInvalidGrant, "the refresh token was issued to another client", ErrInvalidGrant)
-	}
-	// RFC 9449 §5: a bound refresh token is used with its key.
-	if e := requireKey(proof, rec.JKT); e != nil {
-		return nil, e
+		// Refused like an unknown token: the answer must not tell which
+		// tokens exist.
+		return nil, refreshRefused(ErrInvalidGrant)
 	}
 	scope := rec.Scope
 	if requested := f["scope"]; requested != "" {
@@ -220,6 +271,14 @@ func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proo
 			}
 		}
 		scope = strings.Join(strings.Fields(requested), " ")
+	}
+	// RFC 9449 §5: a bound refresh token is used with its key.
+	proof, e := s.tokenProof(r, client, rec.JKT, rec.GrantID)
+	if e != nil {
+		return nil, e
+	}
+	if e := s.acceptProof(ctx, proof); e != nil {
+		return nil, e
 	}
 	out := issued{subject: rec.Subject, scope: scope, grantID: rec.GrantID, proof: proof}
 	if !client.Public() {
@@ -254,17 +313,23 @@ func (s *Server) refresh(ctx context.Context, client *store.Client, f form, proo
 	return resp, nil
 }
 
+// refreshRefused is the one answer to a refresh token that cannot be used
+// by this request.
+func refreshRefused(cause error) *Error {
+	return badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", cause)
+}
+
 // refreshError answers a failed refresh token lookup or rotation. A rotated
-// refresh token used again means someone holds a copy: the whole grant is
-// revoked (RFC 9700 §4.14.2).
+// refresh token used again by its client means someone holds a copy: the
+// whole grant is revoked (RFC 9700 §4.14.2). Another client presenting it
+// changes nothing.
 func (s *Server) refreshError(ctx context.Context, client *store.Client, rec *store.RefreshToken, err error) *Error {
-	const desc = "the refresh token is invalid, expired or revoked"
 	switch {
-	case errors.Is(err, store.ErrConsumed) && rec != nil:
-		s.revokeGrant(ctx, s.ownerOf(ctx, client, rec.ClientID), rec.GrantID)
-		return badRequest(CodeInvalidGrant, desc, ErrRefreshReplayed)
+	case errors.Is(err, store.ErrConsumed) && rec != nil && rec.ClientID == client.ID:
+		s.revokeGrant(ctx, client, rec.GrantID)
+		return refreshRefused(ErrRefreshReplayed)
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrConsumed):
-		return badRequest(CodeInvalidGrant, desc, ErrInvalidGrant)
+		return refreshRefused(ErrInvalidGrant)
 	}
 	return s.storeErr(ctx, err)
 }
@@ -334,20 +399,6 @@ func (s *Server) refreshTTL(c *store.Client) time.Duration {
 		return c.RefreshTokenTTL
 	}
 	return s.cfg.RefreshTokenTTL
-}
-
-// ownerOf returns the client a record belongs to: the requesting client, or
-// the owner looked up, whose token lifetimes a revocation must outlast. On a
-// lookup failure the requesting client stands in (revocations also last past
-// the server's own lifetimes).
-func (s *Server) ownerOf(ctx context.Context, client *store.Client, ownerID string) *store.Client {
-	if ownerID == client.ID {
-		return client
-	}
-	if owner, err := s.cfg.Store.GetClient(ctx, ownerID); err == nil {
-		return owner
-	}
-	return client
 }
 
 // revokeGrant revokes every token of a grant until none of them can still be

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/dpopkit/dpop"
 )
 
 // Error codes of a protected resource (RFC 6750 §3.1, RFC 9449 §7.1, §9).
@@ -15,6 +18,10 @@ const (
 	CodeInvalidDPoPProof  = "invalid_dpop_proof"
 	CodeUseDPoPNonce      = "use_dpop_nonce"
 	CodeServerError       = "server_error"
+	// CodeTemporarilyUnavailable answers a request whose client or access
+	// token has used its share of the replay cache (dpop.Quota), with 429
+	// and Retry-After (RFC 6585 §4).
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Causes of a refusal, besides the dpop package's proof sentinels and the
@@ -32,14 +39,15 @@ var (
 
 // Error is a refused request: the status, the OAuth error code ("" when no
 // credentials were presented, RFC 6750 §3.1), a fixed description, the
-// WWW-Authenticate challenge to send, a DPoP-Nonce for use_dpop_nonce, and
-// the cause.
+// WWW-Authenticate challenge to send, a DPoP-Nonce for use_dpop_nonce, for a
+// 429 the delay to send in Retry-After, and the cause.
 type Error struct {
 	Status      int
 	Code        string
 	Description string
 	Challenge   string
 	Nonce       string
+	RetryAfter  time.Duration
 	Err         error
 }
 
@@ -59,7 +67,8 @@ func (e *Error) Unwrap() error { return e.Err }
 type ErrorHandler func(w http.ResponseWriter, r *http.Request, e *Error)
 
 // WriteError is the default ErrorHandler: the status, WWW-Authenticate,
-// DPoP-Nonce when set, and {"error","error_description"} when there is a code.
+// DPoP-Nonce and Retry-After when set, and {"error","error_description"}
+// when there is a code.
 func WriteError(w http.ResponseWriter, _ *http.Request, e *Error) {
 	h := w.Header()
 	if e.Challenge != "" {
@@ -67,6 +76,9 @@ func WriteError(w http.ResponseWriter, _ *http.Request, e *Error) {
 	}
 	if e.Nonce != "" {
 		h.Set("DPoP-Nonce", e.Nonce)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", dpop.RetryAfterSeconds(e.RetryAfter))
 	}
 	h.Set("Cache-Control", "no-store")
 	if e.Code == "" {

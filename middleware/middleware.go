@@ -135,8 +135,12 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	// §7.1: the token is bound to the key that signed the proof. The
 	// verifier checks the binding before the signature and before the
 	// replay cache, so that proofs by other keys take no place there.
+	// The replay entry is charged to the token's client and to the token
+	// itself (dpop.Quota), so that one token's holder cannot fill the
+	// cache that every other client's requests need.
 	req := st.verifier.RequestOf(r)
 	req.AccessToken, req.BoundJKT = token, p.JKT
+	req.Client, req.Grant = p.ClientID, token
 	proof, err := st.verifier.Verify(r.Context(), req)
 	if errors.Is(err, dpop.ErrKeyMismatch) {
 		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", errors.Join(ErrKeyMismatch, err))
@@ -191,10 +195,15 @@ func (st *settings) proofError(err error) *Error {
 	if !errors.As(err, &de) || de.Code == dpop.CodeServerError {
 		return st.refuse(http.StatusServiceUnavailable, CodeServerError, "the proof cannot be checked now", err)
 	}
-	if de.Code == dpop.CodeUseNonce {
+	switch de.Code {
+	case dpop.CodeUseNonce:
 		e := st.refuse(http.StatusUnauthorized, CodeUseDPoPNonce, "use the server-provided DPoP nonce", err)
 		e.Nonce = de.Nonce
 		return e
+	case dpop.CodeTemporarilyUnavailable:
+		// Over the quota: the client's credentials are fine, so no error
+		// goes in a challenge (RFC 6585 §4).
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeTemporarilyUnavailable, Description: de.Description, RetryAfter: de.RetryAfter, Err: err}
 	}
 	return st.refuse(http.StatusUnauthorized, CodeInvalidDPoPProof, de.Description, err)
 }

@@ -18,6 +18,9 @@ const (
 	DefaultMaxAccessTokens  = 100_000
 	DefaultMaxRefreshTokens = 100_000
 	DefaultMaxRevokedGrants = 100_000
+	// DefaultClientShare is the percentage of each table of codes, access
+	// tokens and refresh tokens that one client may hold.
+	DefaultClientShare = 10
 )
 
 // MemoryOptions configures [NewMemory]. Every zero field takes its default.
@@ -34,6 +37,15 @@ type MemoryOptions struct {
 	MaxCodes         int
 	MaxAccessTokens  int
 	MaxRefreshTokens int
+	// ClientShare is the percentage (1 to 100) of each of those tables
+	// that the records of one client may take (default DefaultClientShare,
+	// 10%): beyond it, saving a record of that client fails with ErrFull
+	// while the other clients keep their room. All users of a public
+	// client share its part; size the tables for them. A record counts
+	// until it is removed or reclaimed; expired records are reclaimed from
+	// the oldest end of the table, so when lifetimes in one table differ
+	// widely an expired record may count a while longer.
+	ClientShare int
 	// MaxRevokedGrants bounds remembered grant revocations (default
 	// DefaultMaxRevokedGrants). A live revocation is never forgotten to make
 	// room: RevokeGrant fails with ErrFull instead.
@@ -74,6 +86,9 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 			return nil, errors.New("store: negative capacity")
 		}
 	}
+	if opts.ClientShare < 0 || opts.ClientShare > 100 {
+		return nil, errors.New("store: ClientShare must be a percentage, 1 to 100")
+	}
 	or := func(n, def int) int {
 		if n == 0 {
 			return def
@@ -92,12 +107,15 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	if err != nil {
 		return nil, err
 	}
+	share := or(opts.ClientShare, DefaultClientShare)
+	perClient := func(capacity int) int { return max(capacity*share/100, 1) }
+	nCodes, nAccess, nRefresh := or(opts.MaxCodes, DefaultMaxCodes), or(opts.MaxAccessTokens, DefaultMaxAccessTokens), or(opts.MaxRefreshTokens, DefaultMaxRefreshTokens)
 	return &Memory{
 		now:        opts.Now,
 		replay:     replay,
-		codes:      newTable[AuthorizationCode](or(opts.MaxCodes, DefaultMaxCodes)),
-		access:     newTable[AccessToken](or(opts.MaxAccessTokens, DefaultMaxAccessTokens)),
-		refresh:    newTable[RefreshToken](or(opts.MaxRefreshTokens, DefaultMaxRefreshTokens)),
+		codes:      newTable(nCodes, perClient(nCodes), func(c *AuthorizationCode) string { return c.ClientID }),
+		access:     newTable(nAccess, perClient(nAccess), func(t *AccessToken) string { return t.ClientID }),
+		refresh:    newTable(nRefresh, perClient(nRefresh), func(t *RefreshToken) string { return t.ClientID }),
 		clients:    map[string]*Client{},
 		maxClients: or(opts.MaxClients, DefaultMaxClients),
 		grants:     grants,
@@ -161,6 +179,16 @@ func (m *Memory) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationC
 		return err
 	}
 	return m.codes.put(h, *code, code.ExpiresAt.UnixNano(), now)
+}
+
+// GetCode implements [CodeStore].
+func (m *Memory) GetCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, st := m.codes.get(h, now)
+	return result(&v, st)
 }
 
 // ConsumeCode implements [CodeStore].
@@ -235,7 +263,7 @@ func (m *Memory) RotateRefreshToken(ctx context.Context, old, h TokenHash, next 
 	if old == h {
 		return nil, errors.New("store: a refresh token cannot be rotated into itself")
 	}
-	v, st, err := m.refresh.rotate(old, h, *next, next.ExpiresAt.UnixNano(), now, func(t RefreshToken) error {
+	v, st, err := m.refresh.rotate(old, h, *next, next.ExpiresAt.UnixNano(), now, ConsumedRefreshTokensPerGrant, func(t RefreshToken) error {
 		if m.grantRevoked(t.GrantID, now) {
 			return ErrRevoked
 		}
@@ -298,6 +326,10 @@ func (m *Memory) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Durati
 	}
 	return m.replay.Insert(ctx, key, ttl)
 }
+
+// Capacity returns the capacity of the proof replay cache, from which the
+// verifiers size each party's share (dpop.Quota).
+func (m *Memory) Capacity() int { return m.replay.Capacity() }
 
 // result turns a table lookup into the record and error the interfaces
 // promise.

@@ -20,6 +20,14 @@ type ClientStore interface {
 type CodeStore interface {
 	// SaveCode stores a code until code.ExpiresAt.
 	SaveCode(ctx context.Context, h TokenHash, code *AuthorizationCode) error
+	// GetCode returns a code without redeeming it, with the errors of
+	// ConsumeCode: ErrNotFound when unknown, ErrExpired when expired, and
+	// ErrConsumed with the record once redeemed. The token endpoint checks
+	// a code this way (client, redirect_uri, PKCE, dpop_jkt) before the
+	// request may take any shared capacity, and redeems it with
+	// ConsumeCode only after every other check passed, so that a request
+	// that is refused spends nothing (RFC 6749 §4.1.3).
+	GetCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error)
 	// ConsumeCode redeems a code exactly once: of any number of concurrent
 	// calls, one gets the record. Later calls get the record and
 	// ErrConsumed until the code expires; an unknown code gives ErrNotFound,
@@ -52,11 +60,25 @@ type RefreshTokenStore interface {
 	// succeeds and returns old's record. The others get ErrConsumed and
 	// old's record; an unknown, expired or revoked old gets the error
 	// GetRefreshToken would give, and nothing is stored.
+	//
+	// A consumed token is kept, so that its reuse is recognised (RFC 9700
+	// §4.14.2), but only the ConsumedRefreshTokensPerGrant most recently
+	// consumed tokens of a grant: a rotation forgets the grant's older
+	// consumed tokens (they become unknown, ErrNotFound), so that one
+	// grant's rotations cannot fill a table.
 	RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error)
 	// RevokeRefreshToken deletes a token; revoking an unknown token is not
 	// an error (RFC 7009 §2.2).
 	RevokeRefreshToken(ctx context.Context, h TokenHash) error
 }
+
+// ConsumedRefreshTokensPerGrant is how many rotated refresh tokens of one
+// grant a store remembers for reuse detection (RFC 9700 §4.14.2): exactly
+// this many, the most recent. A rotated token older than that is forgotten
+// and its reuse is refused as an unknown token, without revoking the grant.
+// The bound keeps a grant's records at ConsumedRefreshTokensPerGrant + 1
+// however often it is rotated.
+const ConsumedRefreshTokensPerGrant = 8
 
 // GrantStore revokes everything issued from one authorization grant: when a
 // code is redeemed twice (RFC 6749 §4.1.2), when a rotated refresh token is

@@ -14,8 +14,17 @@ import (
 // sweep. A full shard never evicts a live record (that would let one client
 // invalidate everybody's tokens by minting many): it reclaims expired ones
 // from the old end and otherwise refuses the write with ErrFull.
+//
+// Each record has an owner (the client it was issued to): an owner may hold
+// at most perOwner records of the table, so that one client cannot fill it
+// for the others. Records count until they are removed or reclaimed.
 type table[V any] struct {
-	shards []tableShard[V]
+	shards   []tableShard[V]
+	owner    func(*V) string
+	perOwner int
+
+	ownersMu sync.Mutex
+	owners   map[string]int // records held per owner
 }
 
 type tableShard[V any] struct {
@@ -25,11 +34,14 @@ type tableShard[V any] struct {
 }
 
 // item is one record; exp is its expiry in Unix nanoseconds, consumed marks a
-// redeemed code or rotated refresh token kept until it expires.
+// redeemed code or rotated refresh token kept until it expires. chain holds,
+// for a refresh token, the tokens it was rotated from that are still kept
+// (oldest first), so that a rotation can forget the oldest.
 type item[V any] struct {
 	v        V
 	exp      int64
 	consumed bool
+	chain    []TokenHash
 }
 
 // state is the outcome of a lookup.
@@ -49,18 +61,45 @@ const (
 	reclaimPerWrite = 2
 )
 
-func newTable[V any](capacity int) *table[V] {
+// newTable returns a table of capacity records, of which one owner may hold
+// perOwner.
+func newTable[V any](capacity, perOwner int, owner func(*V) string) *table[V] {
 	n := min(max(capacity/entriesPerShard, 1), maxShards)
-	t := &table[V]{shards: make([]tableShard[V], n)}
+	t := &table[V]{shards: make([]tableShard[V], n), owner: owner, perOwner: max(perOwner, 1), owners: map[string]int{}}
 	for i := range t.shards {
 		size := capacity / n
 		if i < capacity%n {
 			size++
 		}
-		l, _ := simplelru.NewLRU[TokenHash, *item[V]](max(size, 1), nil)
+		// Every removal (explicit, reclaimed, replaced) passes through the
+		// eviction callback, which keeps the owner counts exact.
+		l, _ := simplelru.NewLRU[TokenHash, *item[V]](max(size, 1), func(_ TokenHash, it *item[V]) { t.release(t.owner(&it.v)) })
 		t.shards[i] = tableShard[V]{lru: l, cap: max(size, 1)}
 	}
 	return t
+}
+
+// claim counts one more record for owner, or reports false when the owner
+// holds its share already.
+func (t *table[V]) claim(owner string) bool {
+	t.ownersMu.Lock()
+	defer t.ownersMu.Unlock()
+	if t.owners[owner] >= t.perOwner {
+		return false
+	}
+	t.owners[owner]++
+	return true
+}
+
+// release counts one record of owner less.
+func (t *table[V]) release(owner string) {
+	t.ownersMu.Lock()
+	defer t.ownersMu.Unlock()
+	if n := t.owners[owner]; n > 1 {
+		t.owners[owner] = n - 1
+	} else {
+		delete(t.owners, owner)
+	}
 }
 
 func (t *table[V]) shard(h TokenHash) *tableShard[V] {
@@ -83,20 +122,37 @@ func (t *table[V]) put(h TokenHash, v V, exp, now int64) error {
 	s := t.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.putLocked(h, v, exp, now)
+	return t.putLocked(s, h, &item[V]{v: v, exp: exp}, now)
 }
 
-func (s *tableShard[V]) putLocked(h TokenHash, v V, exp, now int64) error {
+// putLocked stores it under h in s, whose lock is held. It fails with
+// ErrFull when the shard has no room without dropping a live record, or when
+// the record's owner holds its share of the table.
+func (t *table[V]) putLocked(s *tableShard[V], h TokenHash, it *item[V], now int64) error {
 	s.reclaim(now)
 	s.lru.Remove(h)
 	for s.lru.Len() >= s.cap {
-		_, it, ok := s.lru.GetOldest()
-		if !ok || it.exp > now {
+		_, old, ok := s.lru.GetOldest()
+		if !ok || old.exp > now {
 			return ErrFull
 		}
 		s.lru.RemoveOldest()
 	}
-	s.lru.Add(h, &item[V]{v: v, exp: exp})
+	if !t.claim(t.owner(&it.v)) {
+		// Expired records of the owner may be waiting at the old end.
+		for {
+			_, old, ok := s.lru.GetOldest()
+			if !ok || old.exp > now {
+				break
+			}
+			s.lru.RemoveOldest()
+		}
+		if !t.claim(t.owner(&it.v)) {
+			return ErrFull
+		}
+	}
+	// The LRU has room (checked above), so Add evicts nothing uncounted.
+	s.lru.Add(h, it)
 	return nil
 }
 
@@ -138,8 +194,16 @@ func (t *table[V]) lookup(h TokenHash, now int64, consume bool) (V, state) {
 }
 
 // rotate consumes old, if check accepts its record, and stores v under h, as
-// one step: both shards are locked, in a fixed order.
-func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, check func(V) error) (V, state, error) {
+// one step: both shards are locked, in a fixed order. The new record's chain
+// is old's chain followed by old, cut to its keep most recent tokens; the
+// tokens cut off are removed after the locks are released.
+func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, keep int, check func(V) error) (V, state, error) {
+	var forget []TokenHash
+	defer func() {
+		for _, f := range forget {
+			t.remove(f)
+		}
+	}()
 	a, b := t.shard(old), t.shard(h)
 	if a == b {
 		a.mu.Lock()
@@ -165,10 +229,16 @@ func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, check func(V) e
 	if err := check(it.v); err != nil {
 		return it.v, st, err
 	}
-	if err := b.putLocked(h, v, exp, now); err != nil {
+	chain := append(append(make([]TokenHash, 0, len(it.chain)+1), it.chain...), old)
+	if n := len(chain) - keep; n > 0 {
+		forget, chain = chain[:n], chain[n:]
+	}
+	if err := t.putLocked(b, h, &item[V]{v: v, exp: exp, chain: chain}, now); err != nil {
+		forget = nil
 		return it.v, st, err
 	}
 	it.consumed = true
+	it.chain = nil
 	return it.v, live, nil
 }
 
