@@ -4,9 +4,10 @@
 //
 // Copy it and replace the maps with your database. What must survive the
 // move is written next to each method: atomic consumption of codes and
-// rotation of refresh tokens, expiry on every lookup, grant revocation that
-// also covers tokens stored later, copies in and out, and a context checked
-// before anything is done. The suite checks each of these.
+// rotation of refresh tokens, a bound on the rotated refresh tokens kept per
+// grant, expiry on every lookup, grant revocation that also covers tokens
+// stored later, copies in and out, and a context checked before anything is
+// done. The suite checks each of these.
 //
 // Being in memory, this store protects one process only, like
 // store.NewMemory; a store worth writing is usually one that several
@@ -16,6 +17,7 @@ package customstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +61,12 @@ type Store struct {
 	refresh   map[store.TokenHash]*entry[store.RefreshToken]
 	grants    map[string]time.Time         // revoked grant id -> revoked until
 	replay    map[dpop.ReplayKey]time.Time // proof -> remembered until
+	// rotated lists, per grant id, the rotated refresh tokens kept for
+	// reuse detection, oldest first: at most
+	// store.ConsumedRefreshTokensPerGrant. A database keeps the same list
+	// (a list per grant in Redis), or finds them by a query (consumed
+	// rows of the grant, most recent first).
+	rotated map[string][]store.TokenHash
 }
 
 // entry is a stored record. consumed marks a redeemed code or a rotated
@@ -89,6 +97,7 @@ func New(opts Options) *Store {
 		refresh: map[store.TokenHash]*entry[store.RefreshToken]{},
 		grants:  map[string]time.Time{},
 		replay:  map[dpop.ReplayKey]time.Time{},
+		rotated: map[string][]store.TokenHash{},
 	}
 }
 
@@ -159,6 +168,27 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 	}
 	put(s.codes, h, *code, code.ExpiresAt)
 	return nil
+}
+
+// GetCode implements store.CodeStore: ConsumeCode without the consuming,
+// with the same answers (store.ErrConsumed and the record once redeemed).
+// The token endpoint checks a code this way before it redeems it, so a
+// lookup must change nothing.
+func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	e, err := live(s.codes, h, now)
+	if err != nil {
+		return nil, err
+	}
+	rec := e.rec
+	if e.consumed {
+		return &rec, store.ErrConsumed
+	}
+	return &rec, nil
 }
 
 // ConsumeCode implements store.CodeStore: the first call gets the record,
@@ -268,7 +298,10 @@ func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.
 
 // RotateRefreshToken implements store.RefreshTokenStore: consuming old and
 // storing next happen under one lock, so of concurrent rotations of one
-// token exactly one stores its successor.
+// token exactly one stores its successor. The same step forgets the grant's
+// rotated tokens beyond the store.ConsumedRefreshTokensPerGrant most recent
+// (see keepRotatedLocked), so that a grant rotated forever holds a bounded
+// number of records.
 func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
 	if next == nil {
 		return nil, errors.New("customstore: nil refresh token")
@@ -297,7 +330,44 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 	}
 	put(s.refresh, h, *next, next.ExpiresAt)
 	e.consumed = true
+	s.keepRotatedLocked(rec.GrantID, old, now)
 	return &rec, nil
+}
+
+// keepRotatedLocked records that old, of grant, was just rotated, and
+// deletes the grant's rotated tokens beyond the
+// store.ConsumedRefreshTokensPerGrant most recent: they become unknown
+// (store.ErrNotFound). Only a record that is still a consumed token of the
+// grant is deleted, never a live one (a hash saved again since). A database
+// does this in the rotation's own transaction or script.
+func (s *Store) keepRotatedLocked(grant string, old store.TokenHash, now time.Time) {
+	if _, ok := s.rotated[grant]; !ok {
+		// A new list. When there are Limit lists, the sweep drops those
+		// whose tokens are all gone: each list left names a stored refresh
+		// token, so there are about as many as refresh tokens at most.
+		s.roomLocked(func() int { return len(s.rotated) }, true, now)
+	}
+	// old was consumed just now: it moves to the end, as the most recent.
+	list := slices.DeleteFunc(s.rotatedLocked(grant), func(h store.TokenHash) bool { return h == old })
+	list = append(list, old)
+	for len(list) > store.ConsumedRefreshTokensPerGrant {
+		delete(s.refresh, list[0]) // a consumed token of grant: rotatedLocked checked
+		list = list[1:]
+	}
+	s.rotated[grant] = list
+}
+
+// rotatedLocked returns the list of grant's rotated tokens without those
+// that are gone (expired, revoked) or are no longer a consumed token of the
+// grant, in a new slice.
+func (s *Store) rotatedLocked(grant string) []store.TokenHash {
+	var list []store.TokenHash
+	for _, h := range s.rotated[grant] {
+		if e, ok := s.refresh[h]; ok && e.consumed && e.rec.GrantID == grant {
+			list = append(list, h)
+		}
+	}
+	return list
 }
 
 // RevokeRefreshToken implements store.RefreshTokenStore.
@@ -399,6 +469,13 @@ func (s *Store) sweepLocked(now time.Time) {
 	sweep(s.codes, now)
 	sweep(s.access, now)
 	sweep(s.refresh, now)
+	for grant := range s.rotated {
+		if list := s.rotatedLocked(grant); len(list) > 0 {
+			s.rotated[grant] = list
+		} else {
+			delete(s.rotated, grant)
+		}
+	}
 	for id, until := range s.grants {
 		if !until.After(now) {
 			delete(s.grants, id)

@@ -56,7 +56,15 @@
 //     consumption and grant revocation on the locked version, and inserts
 //     the new token from the UPDATE's result in the same statement, so that
 //     the new token exists if and only if the old one was consumed by this
-//     call.
+//     call. Only then does that statement also delete the grant's consumed
+//     tokens beyond the store.ConsumedRefreshTokensPerGrant most recent
+//     (the old one, then the others by issued_at), locking them with SKIP
+//     LOCKED so that it never waits for, or deadlocks with, another
+//     rotation, and checking that each is still consumed: a live token is
+//     never deleted. Rotations of several tokens of one grant at the same
+//     moment may miss each other's consumption and leave a token more than
+//     the bound for each, which the grant's next rotation removes.
+//   - GetCode is a plain SELECT without a lock; it changes nothing.
 //
 // # Clock
 //

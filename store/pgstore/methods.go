@@ -82,6 +82,35 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 	return nil
 }
 
+// GetCode implements [store.CodeStore]: one SELECT by hash, without a lock,
+// that changes nothing. It answers as ConsumeCode would: store.ErrNotFound
+// for an unknown code, store.ErrExpired for an expired one, and the record
+// with store.ErrConsumed once it was redeemed.
+func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var (
+		c              store.AuthorizationCode
+		consumed, live bool
+	)
+	err = s.pool.QueryRow(ctx, s.q.getCode, h[:], s.now()).Scan(&c.GrantID, &c.ClientID, &c.RedirectURI,
+		&c.Scope, &c.Subject, &c.CodeChallenge, &c.CodeChallengeMethod, &c.DPoPJKT, &c.ExpiresAt, &consumed, &live)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, "get code", err)
+	case !live:
+		return nil, store.ErrExpired
+	case consumed:
+		return &c, store.ErrConsumed
+	}
+	return &c, nil
+}
+
 // ConsumeCode implements [store.CodeStore]: a code is redeemed once
 // (RFC 6749 §4.1.2). One statement locks the code's row and marks it
 // consumed only when the locked version is live and unconsumed, so of any
@@ -225,6 +254,11 @@ func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.
 // record; the others get old's record with store.ErrConsumed. An unknown,
 // expired or revoked old gets the error GetRefreshToken would give, and
 // nothing is stored.
+//
+// The same statement, when it consumed old, deletes the consumed tokens of
+// old's grant beyond the store.ConsumedRefreshTokensPerGrant most recent
+// (old itself, then the others by issued_at and hash), never an unconsumed
+// one; they become unknown (store.ErrNotFound).
 func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {

@@ -354,6 +354,7 @@ func calls(ctx context.Context, s *Store) map[string]call {
 	run("GetClient", func() error { _, err := s.GetClient(ctx, "demo"); return err })
 	run("SaveClient", func() error { return s.SaveClient(ctx, &store.Client{ID: "demo"}) })
 	run("SaveCode", func() error { return s.SaveCode(ctx, h, &store.AuthorizationCode{ExpiresAt: exp}) })
+	run("GetCode", func() error { _, err := s.GetCode(ctx, h); return err })
 	run("ConsumeCode", func() error { _, err := s.ConsumeCode(ctx, h); return err })
 	run("SaveAccessToken", func() error { return s.SaveAccessToken(ctx, h, &store.AccessToken{ExpiresAt: exp}) })
 	run("GetAccessToken", func() error { _, err := s.GetAccessToken(ctx, h); return err })

@@ -1,12 +1,17 @@
 package pgstore
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/dpopkit/dpop/store"
+)
 
 // queries are the store's statements with the schema filled in. Each method
 // but DeleteExpired sends exactly one of them.
 type queries struct {
 	getClient, saveClient                       string
-	saveCode, consumeCode                       string
+	saveCode, getCode, consumeCode              string
 	saveAccess, getAccess, revokeAccess         string
 	saveRefresh, getRefresh, rotate, revokeRefr string
 	revokeGrant                                 string
@@ -24,6 +29,9 @@ const revokedExpr = `(t.grant_id <> '' AND EXISTS (SELECT 1 FROM {s}.revoked_gra
 func buildQueries(schema string) queries {
 	f := func(sql, now string) string {
 		sql = strings.ReplaceAll(sql, "{revoked}", revokedExpr)
+		// A rotation keeps the token it consumes and the grant's other
+		// most recently consumed tokens up to the bound.
+		sql = strings.ReplaceAll(sql, "{keepOthers}", strconv.Itoa(store.ConsumedRefreshTokensPerGrant-1))
 		sql = strings.ReplaceAll(sql, "$now", now)
 		return strings.ReplaceAll(sql, "{s}", schema)
 	}
@@ -46,6 +54,10 @@ func buildQueries(schema string) queries {
 				redirect_uri = EXCLUDED.redirect_uri, scope = EXCLUDED.scope, subject = EXCLUDED.subject,
 				code_challenge = EXCLUDED.code_challenge, code_challenge_method = EXCLUDED.code_challenge_method,
 				dpop_jkt = EXCLUDED.dpop_jkt, expires_at = EXCLUDED.expires_at, consumed = false`, ""),
+		// A plain read, without a lock: the statuses of consumeCode.
+		getCode: f(`SELECT grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt,
+				expires_at, consumed, expires_at > $now
+			FROM {s}.codes WHERE hash = $1`, "$2"),
 		// cur locks the row and reads its latest committed version (a
 		// caller that waited for the lock sees the winner's consumed =
 		// true); won marks it consumed only if that version is live and
@@ -87,6 +99,25 @@ func buildQueries(schema string) queries {
 		// row, and the new token inserted from won's result: it exists if and
 		// only if this statement consumed old. $1 old hash, $2 new hash, $3
 		// now, $4.. the new record.
+		//
+		// When it consumed old, the statement also forgets the grant's
+		// older consumed tokens (store.ConsumedRefreshTokensPerGrant): old,
+		// consumed now, is the most recent, so beyond lists the grant's
+		// other consumed tokens past the ConsumedRefreshTokensPerGrant-1
+		// most recent (by issued_at, then hash), never old or the new
+		// token. doomed locks them, skipping rows another transaction holds
+		// (a concurrent rotation forgetting the same rows, or a reuse of
+		// one being refused), so that no statement waits for another and
+		// none can deadlock; a skipped row is forgotten by a later
+		// rotation. The lock rechecks the condition on the latest committed
+		// version, and the DELETE checks consumed again: a row saved live
+		// again is never deleted.
+		//
+		// All parts see one snapshot: old is not yet consumed there, and a
+		// concurrent rotation's consumption is not visible, so concurrent
+		// rotations of one grant (of several live tokens) may leave up to
+		// one consumed token more than the bound per rotation in flight,
+		// until the grant's next rotation.
 		rotate: f(`WITH cur AS MATERIALIZED (
 				SELECT t.hash, t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
 					t.consumed, t.expires_at > $now AS live, {revoked} AS revoked
@@ -103,6 +134,19 @@ func buildQueries(schema string) queries {
 				ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
 					subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
 					issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, consumed = false
+			), beyond AS (
+				SELECT t.hash FROM {s}.refresh_tokens t
+				WHERE EXISTS (SELECT 1 FROM won) AND t.grant_id = (SELECT grant_id FROM cur)
+					AND t.consumed AND t.hash <> $1 AND t.hash <> $2
+				ORDER BY t.issued_at DESC, t.hash DESC
+				OFFSET {keepOthers}
+			), doomed AS (
+				SELECT t.hash FROM {s}.refresh_tokens t
+				WHERE t.hash IN (SELECT hash FROM beyond) AND t.consumed AND t.grant_id = (SELECT grant_id FROM cur)
+				FOR UPDATE OF t SKIP LOCKED
+			), forgot AS (
+				DELETE FROM {s}.refresh_tokens t
+				WHERE t.hash IN (SELECT hash FROM doomed) AND t.consumed
 			)
 			SELECT grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed, live, revoked,
 				EXISTS (SELECT 1 FROM won)

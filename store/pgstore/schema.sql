@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS {schema}.refresh_tokens (
     consumed   boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_expires_at ON {schema}.refresh_tokens (expires_at);
+-- A rotation finds its grant's consumed tokens, most recent first, to keep
+-- only store.ConsumedRefreshTokensPerGrant of them.
+CREATE INDEX IF NOT EXISTS refresh_tokens_grant_id_issued_at ON {schema}.refresh_tokens (grant_id, issued_at);
 
 -- Revoked grants: every token of grant_id is refused until "until".
 CREATE TABLE IF NOT EXISTS {schema}.revoked_grants (

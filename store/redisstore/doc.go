@@ -18,9 +18,15 @@
 //
 // Redis must keep what it is given until it expires: run it with
 // maxmemory-policy noeviction (the default). Under an evicting policy a
-// replay entry or a consumed code could be dropped early and a proof
-// replayed or a code redeemed twice. With noeviction a full Redis refuses
-// writes, the store returns the error, and the kit refuses the request.
+// flood of writes makes Redis drop replay entries, consumed codes and
+// refresh tokens, and clients: a captured proof is accepted again, a code
+// redeemed twice, a refresh token replay goes unnoticed. [New] therefore
+// reads the policy (CONFIG GET maxmemory-policy, of every node of a Cluster)
+// and refuses to start unless it is noeviction, or when it cannot read it.
+// A managed Redis that disables CONFIG needs Options.SkipEvictionCheck, and
+// its operator then guarantees noeviction. With noeviction a full Redis
+// refuses writes, the store returns the error, and the kit refuses the
+// request.
 // Persistence (RDB or AOF) decides what survives a restart of Redis: without
 // it, a restart forgets every token, and clients must authorize again.
 //
@@ -35,11 +41,17 @@
 //     consumed marker in one script; the marked record stays until the code
 //     expires, so a second redemption gets ErrConsumed and the record, whose
 //     grant the handlers then revoke (RFC 6749 §4.1.2).
+//   - GetCode reads a code with the lookup script of ConsumeCode, without
+//     marking it.
 //   - GetAccessToken and GetRefreshToken read the token and its grant's
 //     revocation in one script.
 //   - RotateRefreshToken checks the old token (expiry, consumed, grant
-//     revocation), marks it consumed and stores the new one in one script
-//     (RFC 9700 §4.14.2).
+//     revocation), marks it consumed, stores the new one, appends the old
+//     one to its grant's list of consumed tokens and deletes the consumed
+//     tokens that list no longer keeps, all in one script (RFC 9700
+//     §4.14.2). A grant therefore holds at most
+//     store.ConsumedRefreshTokensPerGrant consumed tokens, the most recently
+//     rotated, at every moment; older ones are unknown (ErrNotFound).
 //   - RevokeGrant records the end of the revocation and never shortens one
 //     already recorded.
 //
@@ -60,6 +72,9 @@
 //	P {aX}at:H      access token; expires at ExpiresAt
 //	P {aX}g:I       revocation of grant I, one copy per access tag X
 //	P {r}rt:H       refresh token; expires at ExpiresAt
+//	P {r}rc:I       consumed refresh tokens of grant I: a list of their
+//	                keys, oldest first, at most ConsumedRefreshTokensPerGrant;
+//	                expires with the longest-lived of them
 //	P {r}g:I        revocation of grant I for refresh tokens
 //
 // Expiring records use native TTLs (PXAT, from ExpiresAt): Redis deletes
@@ -91,8 +106,10 @@
 // Cluster requires.
 //
 // Rotation touches the old and the new refresh token, whose hashes are
-// unrelated, so every refresh token shares the one tag {r}: all refresh
-// tokens of a store live in one slot, on one node. Refresh tokens are used
+// unrelated, and the list of consumed tokens of the old one's grant, so
+// every refresh token, and every such list, shares the one tag {r}: all
+// refresh tokens of a store live in one slot, on one node. The rotation
+// script derives the list key from the record it read, with that tag. Refresh tokens are used
 // only at the token endpoint, far less often than access tokens; this is the
 // price of single-script rotation. The tags do not include the prefix:
 // stores with different prefixes on one cluster share these 17 slots. The

@@ -78,10 +78,14 @@ func TestScriptKeysShareASlot(t *testing.T) {
 		if !found {
 			t.Fatalf("RevokeGrant writes no copy beside %q", at)
 		}
-		// Refresh lookup and rotation: old, new, derived grant key.
+		// Refresh lookup and rotation: old, new, derived grant key and
+		// derived list of the grant's consumed tokens.
 		old, nw := s.refreshKey(h), s.refreshKey(next)
 		if slot(old) != slot(nw) || slot(old) != slot(s.grantPrefix(refreshTag)+id) || keys[len(keys)-1] != s.grantPrefix(refreshTag)+id {
 			t.Fatal("refresh token keys and their grant key are in different slots")
+		}
+		if slot(s.consumedPrefix()+id) != slot(old) {
+			t.Fatal("the list of a grant's consumed refresh tokens is not in the refresh tokens' slot")
 		}
 		// Single-key records hash whole: no tag.
 		for _, k := range []string{s.codeKey(h), s.replayKey(dpop.ReplayKey(h)), s.clientKey("{" + grant + "}")} {

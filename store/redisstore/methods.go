@@ -75,6 +75,22 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 	return s.put(ctx, "SaveCode", s.codeKey(h), now, code.ExpiresAt, "", data)
 }
 
+// GetCode implements [store.CodeStore]: the lookup script of ConsumeCode
+// without the marking, so it changes nothing. An unknown code is
+// store.ErrNotFound, an expired one store.ErrExpired, and a redeemed one is
+// returned with store.ErrConsumed.
+func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	status, rec, err := s.runLookup(ctx, "GetCode", lookupScript, []string{s.codeKey(h)}, "", now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	return result(status, rec, decodeCode)
+}
+
 // ConsumeCode implements [store.CodeStore]: one script reads the code and
 // marks it consumed, so of any number of concurrent calls, on any number of
 // instances, exactly one gets the record without an error. The consumed
@@ -166,8 +182,11 @@ func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.
 
 // RotateRefreshToken implements [store.RefreshTokenStore] (RFC 9700
 // §4.14.2): one script checks old (expiry, consumed, grant revocation),
-// marks it consumed and stores next under h. Both keys carry the refresh
-// tag, so the script runs in one slot of a Redis Cluster.
+// marks it consumed, stores next under h, and records old in its grant's
+// list of consumed tokens, deleting the consumed tokens beyond the
+// store.ConsumedRefreshTokensPerGrant most recent. Every key it touches
+// carries the refresh tag, so the script runs in one slot of a Redis
+// Cluster.
 func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
 	now, err := s.begin(ctx)
 	if err != nil {
@@ -182,7 +201,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 	}
 	expMs := next.ExpiresAt.UnixMilli()
 	status, rec, err := s.runLookup(ctx, "RotateRefreshToken", rotateScript, []string{s.refreshKey(old), s.refreshKey(h)},
-		s.grantPrefix(refreshTag), now.UnixMilli(), frame(expMs, next.GrantID, data), expMs)
+		s.grantPrefix(refreshTag), now.UnixMilli(), frame(expMs, next.GrantID, data), expMs,
+		s.consumedPrefix(), store.ConsumedRefreshTokensPerGrant)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,17 @@ type Options struct {
 	Prefix string
 	// Now is the clock lookups compare expiries with. Default time.Now.
 	Now func() time.Time
+	// SkipEvictionCheck skips New's check that Redis runs with
+	// maxmemory-policy noeviction, for a managed Redis that refuses the
+	// CONFIG command. The operator then guarantees noeviction: under an
+	// evicting policy a flood of writes makes Redis drop replay entries (a
+	// captured proof is accepted again), consumed codes and refresh tokens
+	// (a replay is no longer detected) and clients.
+	SkipEvictionCheck bool
 }
+
+// evictionCheckTimeout bounds New's check of the eviction policy.
+const evictionCheckTimeout = 2 * time.Second
 
 // Store is a [store.Store] on Redis. It is safe for concurrent use, holds no
 // state of its own besides its options, and any number of Store values (in
@@ -47,8 +57,14 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// New returns a store over opts.Client. It does not contact Redis: an
-// unreachable server shows as errors from the methods.
+// New returns a store over opts.Client. Unless opts.SkipEvictionCheck is
+// set, it first reads the server's maxmemory-policy (CONFIG GET, within
+// about two seconds; on a Cluster or Ring, of every node) and fails unless
+// it is noeviction: an evicting Redis would let a flood of writes drop
+// replay entries, consumed codes and tokens, and clients. A policy it cannot
+// read (Redis unreachable, CONFIG disabled or denied) fails New as well, so
+// that the store never starts on a guess. Past New, an unreachable server
+// shows as errors from the methods.
 func New(opts Options) (*Store, error) {
 	if opts.Client == nil {
 		return nil, errors.New("redisstore: Options.Client is required")
@@ -62,7 +78,65 @@ func New(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if !opts.SkipEvictionCheck {
+		if err := checkNoEviction(opts.Client); err != nil {
+			return nil, err
+		}
+	}
 	return &Store{c: opts.Client, prefix: opts.Prefix, now: opts.Now}, nil
+}
+
+// checkNoEviction reads maxmemory-policy from every node of c and reports an
+// error unless each one runs with noeviction. The check ends after
+// evictionCheckTimeout even if the client's own timeouts are longer.
+func checkNoEviction(c redis.UniversalClient) error {
+	ctx, cancel := context.WithTimeout(context.Background(), evictionCheckTimeout)
+	defer cancel()
+	done := make(chan error, 1) // the goroutine never blocks on a late send
+	go func() {
+		// A Cluster or Ring has several servers, each with its own policy.
+		if sh, ok := c.(interface {
+			ForEachShard(context.Context, func(context.Context, *redis.Client) error) error
+		}); ok {
+			done <- sh.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
+				return evictionPolicy(ctx, n, n.Options().Addr)
+			})
+			return
+		}
+		done <- evictionPolicy(ctx, c, "")
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("redisstore: cannot read Redis's maxmemory-policy (CONFIG GET): no answer within %v; "+
+			"if the server refuses CONFIG (managed Redis), set Options.SkipEvictionCheck and make sure it runs with maxmemory-policy noeviction", evictionCheckTimeout)
+	}
+}
+
+// evictionPolicy checks the policy of one server; addr names it in errors
+// ("" for a single server).
+func evictionPolicy(ctx context.Context, c redis.Cmdable, addr string) error {
+	at := ""
+	if addr != "" {
+		at = " at " + addr
+	}
+	m, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return fmt.Errorf("redisstore: cannot read the maxmemory-policy of Redis%s (CONFIG GET): %w; "+
+			"if the server refuses CONFIG (managed Redis), set Options.SkipEvictionCheck and make sure it runs with maxmemory-policy noeviction", at, err)
+	}
+	policy, ok := m["maxmemory-policy"]
+	switch {
+	case !ok:
+		return fmt.Errorf("redisstore: Redis%s did not report its maxmemory-policy (CONFIG GET answered %v); "+
+			"set Options.SkipEvictionCheck only if it runs with maxmemory-policy noeviction", at, m)
+	case policy != "noeviction":
+		return fmt.Errorf("redisstore: Redis%s runs with maxmemory-policy %s, which evicts keys when memory is full: "+
+			"a flood of writes would drop replay entries (a captured proof accepted again), consumed codes and tokens, and clients; "+
+			"set maxmemory-policy noeviction", at, policy)
+	}
+	return nil
 }
 
 // Close marks the store closed: every later call fails with
@@ -129,6 +203,11 @@ func (s *Store) accessKey(h store.TokenHash) string {
 func (s *Store) refreshKey(h store.TokenHash) string {
 	return s.prefix + refreshTag + "rt:" + h.String()
 }
+
+// consumedPrefix is the start of the keys listing each grant's consumed
+// refresh tokens; the rotation script appends the encoded grant id it finds
+// in the rotated record.
+func (s *Store) consumedPrefix() string { return s.prefix + refreshTag + "rc:" }
 
 // grantPrefix is the start of the revocation keys beside tokens of tag; the
 // scripts append the encoded grant id they find in a record.

@@ -42,7 +42,8 @@ if ARGV[1] ~= '' and grant ~= '' then
 end
 `
 
-// lookupScript returns a token (GetAccessToken, GetRefreshToken).
+// lookupScript returns a record without changing it (GetAccessToken,
+// GetRefreshToken, and GetCode with ARGV[1] "").
 var lookupScript = redis.NewScript(checkLive + `
 return {'ok', rec}
 `)
@@ -54,7 +55,14 @@ return {'ok', rec}
 `)
 
 // rotateScript consumes the refresh token KEYS[1] and stores ARGV[3] under
-// KEYS[2] until ARGV[4] (Unix ms).
+// KEYS[2] until ARGV[4] (Unix ms). It then appends KEYS[1] to the list of
+// consumed tokens of its grant (ARGV[5], the list key prefix, followed by
+// the encoded grant id of the record) and cuts the list to its ARGV[6] most
+// recent entries, deleting the tokens cut off: a grant keeps at most ARGV[6]
+// consumed tokens however often it is rotated. A token cut off is deleted
+// only if it is still a consumed token of that grant, so a live token (a
+// hash saved again since) is never deleted. The list lives until the latest
+// expiry of the tokens it names, so that none outlives its entry.
 var rotateScript = redis.NewScript(checkLive + `
 redis.call('SETRANGE', KEYS[1], 0, 'C')
 if tonumber(ARGV[4]) > now then
@@ -62,6 +70,26 @@ if tonumber(ARGV[4]) > now then
 else
   redis.call('DEL', KEYS[2])
 end
+local list = ARGV[5] .. grant
+redis.call('LREM', list, 0, KEYS[1])
+redis.call('LREM', list, 0, KEYS[2])
+local n = redis.call('RPUSH', list, KEYS[1])
+while n > tonumber(ARGV[6]) do
+  local k = redis.call('LPOP', list)
+  local kv = redis.call('GET', k)
+  if kv then
+    local kstate, _, kgrant = parse(kv)
+    if kstate == 'C' and kgrant == grant then redis.call('DEL', k) end
+  end
+  n = n - 1
+end
+local pttl = redis.call('PTTL', list)
+local last = exp
+if pttl >= 0 then
+  local t = redis.call('TIME')
+  last = math.max(last, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + pttl)
+end
+redis.call('PEXPIREAT', list, string.format('%d', last))
 return {'ok', rec}
 `)
 

@@ -1,0 +1,265 @@
+package redisstore_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dpopkit/dpop/store"
+	"github.com/dpopkit/dpop/store/redisstore"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestGetCode: GetCode answers as ConsumeCode would, and consumes nothing.
+func TestGetCode(t *testing.T) {
+	c := newClient(t)
+	s, prefix := newStore(t, c)
+	late, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
+	must(t, err)
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	h := store.HashToken("code")
+	want := &store.AuthorizationCode{GrantID: "g", ClientID: "c", RedirectURI: "https://app.example/cb", ExpiresAt: exp}
+	must(t, s.SaveCode(bg, h, want))
+
+	for range 3 {
+		got, err := s.GetCode(bg, h)
+		if err != nil || got == nil || got.GrantID != "g" || !got.ExpiresAt.Equal(exp) {
+			t.Fatalf("GetCode of a live code: %+v, %v", got, err)
+		}
+	}
+	if got, err := s.ConsumeCode(bg, h); err != nil || got == nil || got.GrantID != "g" {
+		t.Fatalf("ConsumeCode after GetCode: %+v, %v (GetCode consumed the code)", got, err)
+	}
+	got, err := s.GetCode(bg, h)
+	if !errors.Is(err, store.ErrConsumed) || got == nil || got.GrantID != "g" {
+		t.Fatalf("GetCode of a redeemed code: %+v, %v, want the record and ErrConsumed", got, err)
+	}
+	if _, err := late.GetCode(bg, h); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("GetCode of an expired code: %v, want ErrExpired", err)
+	}
+	if _, err := s.GetCode(bg, store.HashToken("unknown")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetCode of an unknown code: %v, want ErrNotFound", err)
+	}
+
+	// A live code looked at by a clock past its expiry is not consumed
+	// either.
+	h2 := store.HashToken("code-2")
+	must(t, s.SaveCode(bg, h2, want))
+	if _, err := late.GetCode(bg, h2); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("GetCode of an expired code: %v, want ErrExpired", err)
+	}
+	if _, err := s.ConsumeCode(bg, h2); err != nil {
+		t.Fatalf("ConsumeCode after GetCode: %v", err)
+	}
+}
+
+// rotateChain saves a refresh token of grant and rotates it n times; it
+// returns the n+1 hashes, oldest first. Token i is issued i seconds after
+// base and expires at exp(i).
+func rotateChain(t *testing.T, s store.Store, grant string, n int, exp func(i int) time.Time) []store.TokenHash {
+	t.Helper()
+	base := time.Now().Truncate(time.Millisecond)
+	tok := func(i int) *store.RefreshToken {
+		return &store.RefreshToken{GrantID: grant, ClientID: "c", Subject: "s", IssuedAt: base.Add(time.Duration(i) * time.Second), ExpiresAt: exp(i)}
+	}
+	hs := make([]store.TokenHash, n+1)
+	for i := range hs {
+		hs[i] = store.HashToken(grant + "-" + string(rune('A'+i)))
+	}
+	must(t, s.SaveRefreshToken(bg, hs[0], tok(0)))
+	for i := 1; i <= n; i++ {
+		prev, err := s.RotateRefreshToken(bg, hs[i-1], hs[i], tok(i))
+		if err != nil || prev == nil || prev.GrantID != grant {
+			t.Fatalf("rotation %d: %+v, %v", i, prev, err)
+		}
+	}
+	return hs
+}
+
+// TestConsumedRefreshTokensBound: rotating one grant 30 times keeps its 8
+// most recently consumed tokens (ErrConsumed with the record), forgets the
+// older ones (ErrNotFound, also for rotation) and leaves the live one
+// working; another grant's consumed tokens are its own. In Redis the grant
+// holds its live token, its 8 consumed ones and one list, which lives as
+// long as the tokens it names.
+func TestConsumedRefreshTokensBound(t *testing.T) {
+	c := newClient(t)
+	s, prefix := newStore(t, c)
+	const n, keep = 30, store.ConsumedRefreshTokensPerGrant
+	base := time.Now()
+	// Earlier tokens expire later, so that the list's expiry must be the
+	// latest expiry, not the last one.
+	chain := rotateChain(t, s, "g", n, func(i int) time.Time { return base.Add(time.Duration(2*n-i) * time.Minute) })
+	other := rotateChain(t, s, "other", 3, func(int) time.Time { return base.Add(time.Hour) })
+
+	for i, h := range chain[:n] {
+		got, err := s.GetRefreshToken(bg, h)
+		if i >= n-keep {
+			if !errors.Is(err, store.ErrConsumed) || got == nil || got.GrantID != "g" {
+				t.Errorf("consumed token %d of %d: %+v, %v, want its record and ErrConsumed", i, n, got, err)
+			}
+			continue
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("consumed token %d of %d: %v, want ErrNotFound (forgotten)", i, n, err)
+		}
+		next := store.HashToken("reuse")
+		if _, err := s.RotateRefreshToken(bg, h, next, &store.RefreshToken{GrantID: "g", ExpiresAt: base.Add(time.Hour)}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("rotating forgotten token %d: %v, want ErrNotFound", i, err)
+		}
+		if _, err := s.GetRefreshToken(bg, next); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("rotating forgotten token %d stored a token: %v", i, err)
+		}
+	}
+	for i, h := range other[:3] {
+		if _, err := s.GetRefreshToken(bg, h); !errors.Is(err, store.ErrConsumed) {
+			t.Errorf("consumed token %d of another grant: %v, want ErrConsumed", i, err)
+		}
+	}
+	if got, err := s.GetRefreshToken(bg, chain[n]); err != nil || got.GrantID != "g" {
+		t.Fatalf("live token: %+v, %v", got, err)
+	}
+
+	var tokens, lists []string
+	for _, k := range keysUnder(t, c, prefix) {
+		switch {
+		case strings.Contains(k, "}rt:"):
+			tokens = append(tokens, k)
+		case strings.Contains(k, "}rc:"):
+			lists = append(lists, k)
+		default:
+			t.Errorf("unexpected key %q", k)
+		}
+	}
+	if len(tokens) != keep+1+4 || len(lists) != 2 {
+		t.Fatalf("%d refresh token keys and %d lists, want %d (%d consumed and a live token of g, 4 of other) and 2", len(tokens), len(lists), keep+1+4, keep)
+	}
+	for _, l := range lists {
+		names, err := c.LRange(bg, l, 0, -1).Result()
+		must(t, err)
+		lttl, err := c.PTTL(bg, l).Result()
+		must(t, err)
+		for _, k := range names {
+			kttl, err := c.PTTL(bg, k).Result()
+			must(t, err)
+			if kttl > lttl+5*time.Millisecond {
+				t.Errorf("list %q expires in %v, before the token %q it names (%v)", l, lttl, k, kttl)
+			}
+		}
+	}
+
+	// The live token goes on rotating, and the window moves with it.
+	next := store.HashToken("g-next")
+	if _, err := s.RotateRefreshToken(bg, chain[n], next, &store.RefreshToken{GrantID: "g", ExpiresAt: base.Add(time.Hour)}); err != nil {
+		t.Fatalf("rotating the live token: %v", err)
+	}
+	if _, err := s.GetRefreshToken(bg, chain[n-keep]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the oldest kept token after one more rotation: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetRefreshToken(bg, chain[n]); !errors.Is(err, store.ErrConsumed) {
+		t.Errorf("the token just rotated: %v, want ErrConsumed", err)
+	}
+}
+
+// TestConsumedBoundSparesLiveTokens: a consumed token saved again under the
+// same hash (live once more) is never deleted when its old list entry is
+// cut off.
+func TestConsumedBoundSparesLiveTokens(t *testing.T) {
+	c := newClient(t)
+	s, _ := newStore(t, c)
+	exp := time.Now().Add(time.Hour)
+	first := store.HashToken("first")
+	tok := &store.RefreshToken{GrantID: "g", ClientID: "c", ExpiresAt: exp}
+	must(t, s.SaveRefreshToken(bg, first, tok))
+	prev := first
+	for i := range 2 * store.ConsumedRefreshTokensPerGrant {
+		next := store.HashToken("t" + string(rune('a'+i)))
+		_, err := s.RotateRefreshToken(bg, prev, next, tok)
+		must(t, err)
+		if i == 0 {
+			must(t, s.SaveRefreshToken(bg, first, tok)) // live again
+		}
+		prev = next
+	}
+	if _, err := s.GetRefreshToken(bg, first); err != nil {
+		t.Fatalf("a live token was deleted by the bound on consumed tokens: %v", err)
+	}
+}
+
+// setPolicy sets the server's maxmemory-policy; restore puts back the
+// policy it had, and is also registered with t.Cleanup, so that the other
+// tests sharing the server find it as it was even if this one fails.
+func setPolicy(t *testing.T, c *redis.Client, policy string) (restore func()) {
+	t.Helper()
+	m, err := c.ConfigGet(bg, "maxmemory-policy").Result()
+	must(t, err)
+	orig, ok := m["maxmemory-policy"]
+	if !ok {
+		t.Fatalf("CONFIG GET maxmemory-policy: %v", m)
+	}
+	restore = func() {
+		if err := c.ConfigSet(bg, "maxmemory-policy", orig).Err(); err != nil {
+			t.Errorf("restoring maxmemory-policy %s: %v", orig, err)
+		}
+	}
+	t.Cleanup(restore)
+	must(t, c.ConfigSet(bg, "maxmemory-policy", policy).Err())
+	return restore
+}
+
+// TestNewRefusesEviction: New refuses a Redis that may evict keys, naming
+// its policy, unless told to skip the check.
+func TestNewRefusesEviction(t *testing.T) {
+	c := newClient(t)
+	if _, err := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix()}); err != nil {
+		t.Fatalf("New over a noeviction server: %v", err)
+	}
+	for _, policy := range []string{"allkeys-lru", "volatile-lru"} {
+		t.Run(policy, func(t *testing.T) {
+			restore := setPolicy(t, c, policy)
+			_, err := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix()})
+			skipped, serr := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix(), SkipEvictionCheck: true})
+			restore() // at once: other tests share the server
+			t.Log(err)
+			if err == nil || !strings.Contains(err.Error(), policy) || !strings.Contains(err.Error(), "noeviction") {
+				t.Errorf("New over a %s server: %v, want an error naming the policy", policy, err)
+			}
+			if serr != nil || skipped == nil {
+				t.Errorf("New with SkipEvictionCheck over a %s server: %v", policy, serr)
+			}
+		})
+	}
+}
+
+// TestNewFailsClosed: when the policy cannot be read (no server, or one that
+// never answers), New fails within its bound and names the option; with
+// SkipEvictionCheck it does not contact Redis.
+func TestNewFailsClosed(t *testing.T) {
+	for _, tc := range []struct{ name, addr string }{
+		{"closed port", "127.0.0.1:1"},
+		{"silent server", silentServer(t)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Long client timeouts: the check bounds itself.
+			c := redis.NewClient(&redis.Options{Addr: tc.addr, DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second})
+			defer c.Close()
+			start := time.Now()
+			s, err := redisstore.New(redisstore.Options{Client: c})
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("New took %v", d)
+			}
+			t.Log(err)
+			if err == nil || s != nil || !strings.Contains(err.Error(), "SkipEvictionCheck") || !strings.HasPrefix(err.Error(), "redisstore: ") {
+				t.Errorf("New without Redis: %v, want an error that mentions SkipEvictionCheck", err)
+			}
+			start = time.Now()
+			if _, err := redisstore.New(redisstore.Options{Client: c, SkipEvictionCheck: true}); err != nil {
+				t.Errorf("New with SkipEvictionCheck: %v", err)
+			}
+			if d := time.Since(start); d > 100*time.Millisecond {
+				t.Errorf("New with SkipEvictionCheck took %v: it contacted Redis", d)
+			}
+		})
+	}
+}
