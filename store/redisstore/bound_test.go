@@ -2,6 +2,9 @@ package redisstore_test
 
 import (
 	"errors"
+	"net"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,44 +190,51 @@ func TestConsumedBoundSparesLiveTokens(t *testing.T) {
 	}
 }
 
-// setPolicy sets the server's maxmemory-policy; restore puts back the
-// policy it had, and is also registered with t.Cleanup, so that the other
-// tests sharing the server find it as it was even if this one fails.
-func setPolicy(t *testing.T, c *redis.Client, policy string) (restore func()) {
+// privateRedis starts a redis-server of its own on a free loopback port, so
+// that the eviction policy can be changed without touching the server the
+// other tests (and other packages' tests, run at the same time) share. It is
+// stopped when the test ends.
+func privateRedis(t *testing.T) *redis.Client {
 	t.Helper()
-	m, err := c.ConfigGet(bg, "maxmemory-policy").Result()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is needed to test eviction policies: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	orig, ok := m["maxmemory-policy"]
-	if !ok {
-		t.Fatalf("CONFIG GET maxmemory-policy: %v", m)
-	}
-	restore = func() {
-		if err := c.ConfigSet(bg, "maxmemory-policy", orig).Err(); err != nil {
-			t.Errorf("restoring maxmemory-policy %s: %v", orig, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	must(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	t.Cleanup(func() { c.Close() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := c.Ping(bg).Err(); err == nil {
+			return c
+		} else if time.Now().After(deadline) {
+			t.Fatalf("private redis-server did not start: %v", err)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Cleanup(restore)
-	must(t, c.ConfigSet(bg, "maxmemory-policy", policy).Err())
-	return restore
 }
 
 // TestNewRefusesEviction: New refuses a Redis that may evict keys, naming
 // its policy, unless told to skip the check.
 func TestNewRefusesEviction(t *testing.T) {
-	c := newClient(t)
+	c := privateRedis(t)
 	if _, err := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix()}); err != nil {
 		t.Fatalf("New over a noeviction server: %v", err)
 	}
-	for _, policy := range []string{"allkeys-lru", "volatile-lru"} {
+	for _, policy := range []string{"allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-ttl", "allkeys-random"} {
 		t.Run(policy, func(t *testing.T) {
-			restore := setPolicy(t, c, policy)
+			must(t, c.ConfigSet(bg, "maxmemory-policy", policy).Err())
 			_, err := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix()})
-			skipped, serr := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix(), SkipEvictionCheck: true})
-			restore() // at once: other tests share the server
 			t.Log(err)
 			if err == nil || !strings.Contains(err.Error(), policy) || !strings.Contains(err.Error(), "noeviction") {
 				t.Errorf("New over a %s server: %v, want an error naming the policy", policy, err)
 			}
+			skipped, serr := redisstore.New(redisstore.Options{Client: c, Prefix: freshPrefix(), SkipEvictionCheck: true})
 			if serr != nil || skipped == nil {
 				t.Errorf("New with SkipEvictionCheck over a %s server: %v", policy, serr)
 			}
