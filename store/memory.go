@@ -42,9 +42,7 @@ type MemoryOptions struct {
 	// 10%): beyond it, saving a record of that client fails with ErrFull
 	// while the other clients keep their room. All users of a public
 	// client share its part; size the tables for them. A record counts
-	// until it is removed or reclaimed; expired records are reclaimed from
-	// the oldest end of the table, so when lifetimes in one table differ
-	// widely an expired record may count a while longer.
+	// until it is removed or up to a minute after it expires.
 	ClientShare int
 	// MaxRevokedGrants bounds remembered grant revocations (default
 	// DefaultMaxRevokedGrants). A live revocation is never forgotten to make

@@ -16,15 +16,15 @@ import (
 // from the old end and otherwise refuses the write with ErrFull.
 //
 // Each record has an owner (the client it was issued to): an owner may hold
-// at most perOwner records of the table, so that one client cannot fill it
-// for the others. Records count until they are removed or reclaimed.
+// at most perOwner live records of the table, so that one client cannot fill
+// it for the others.
 type table[V any] struct {
 	shards   []tableShard[V]
 	owner    func(*V) string
 	perOwner int
 
 	ownersMu sync.Mutex
-	owners   map[string]int // records held per owner
+	owners   map[string]*ownerCount
 }
 
 type tableShard[V any] struct {
@@ -65,7 +65,7 @@ const (
 // perOwner.
 func newTable[V any](capacity, perOwner int, owner func(*V) string) *table[V] {
 	n := min(max(capacity/entriesPerShard, 1), maxShards)
-	t := &table[V]{shards: make([]tableShard[V], n), owner: owner, perOwner: max(perOwner, 1), owners: map[string]int{}}
+	t := &table[V]{shards: make([]tableShard[V], n), owner: owner, perOwner: max(perOwner, 1), owners: map[string]*ownerCount{}}
 	for i := range t.shards {
 		size := capacity / n
 		if i < capacity%n {
@@ -73,32 +73,39 @@ func newTable[V any](capacity, perOwner int, owner func(*V) string) *table[V] {
 		}
 		// Every removal (explicit, reclaimed, replaced) passes through the
 		// eviction callback, which keeps the owner counts exact.
-		l, _ := simplelru.NewLRU[TokenHash, *item[V]](max(size, 1), func(_ TokenHash, it *item[V]) { t.release(t.owner(&it.v)) })
+		l, _ := simplelru.NewLRU[TokenHash, *item[V]](max(size, 1), func(_ TokenHash, it *item[V]) { t.release(t.owner(&it.v), it.exp) })
 		t.shards[i] = tableShard[V]{lru: l, cap: max(size, 1)}
 	}
 	return t
 }
 
-// claim counts one more record for owner, or reports false when the owner
-// holds its share already.
-func (t *table[V]) claim(owner string) bool {
+// claim counts one more record for owner, expiring at exp, or reports false
+// when the owner holds its share of live records already.
+func (t *table[V]) claim(owner string, exp, now int64) bool {
 	t.ownersMu.Lock()
 	defer t.ownersMu.Unlock()
-	if t.owners[owner] >= t.perOwner {
+	c := t.owners[owner]
+	if c == nil {
+		c = &ownerCount{slots: map[int64]int{}}
+		t.owners[owner] = c
+	}
+	c.expire(now)
+	if c.live >= t.perOwner {
 		return false
 	}
-	t.owners[owner]++
+	c.add(exp)
 	return true
 }
 
-// release counts one record of owner less.
-func (t *table[V]) release(owner string) {
+// release counts one record of owner, expiring at exp, less.
+func (t *table[V]) release(owner string, exp int64) {
 	t.ownersMu.Lock()
 	defer t.ownersMu.Unlock()
-	if n := t.owners[owner]; n > 1 {
-		t.owners[owner] = n - 1
-	} else {
-		delete(t.owners, owner)
+	if c := t.owners[owner]; c != nil {
+		c.remove(exp)
+		if len(c.slots) == 0 {
+			delete(t.owners, owner)
+		}
 	}
 }
 
@@ -138,18 +145,8 @@ func (t *table[V]) putLocked(s *tableShard[V], h TokenHash, it *item[V], now int
 		}
 		s.lru.RemoveOldest()
 	}
-	if !t.claim(t.owner(&it.v)) {
-		// Expired records of the owner may be waiting at the old end.
-		for {
-			_, old, ok := s.lru.GetOldest()
-			if !ok || old.exp > now {
-				break
-			}
-			s.lru.RemoveOldest()
-		}
-		if !t.claim(t.owner(&it.v)) {
-			return ErrFull
-		}
+	if !t.claim(t.owner(&it.v), it.exp, now) {
+		return ErrFull
 	}
 	// The LRU has room (checked above), so Add evicts nothing uncounted.
 	s.lru.Add(h, it)
