@@ -10,12 +10,28 @@ import (
 	"crypto/sha512"
 )
 
-// Key size limits for RSA proofs: RFC 9449 §11.6 leaves algorithm strength to the
-// server; below 2048 bits is refused as weak (NIST SP 800-131A), above 8192
-// as a way to make the server spend seconds on one signature.
+// Limits on the RSA keys of proofs (RS256/384/512, PS256/384/512), whatever
+// the allow-list; parseJWK enforces them and nothing else repeats them.
+// RFC 9449 §11.6 leaves it to the server to accept only algorithms, and so
+// keys, it deems secure; these bounds keep every proof both strong and cheap
+// to check:
+//
+//   - minRSABits: RFC 7518 §3.3 requires a modulus of at least 2048 bits, and
+//     NIST SP 800-131A disallows anything smaller for signatures.
+//   - maxRSABits: the cost of a verification grows with the square of the
+//     modulus, so 4096 bits (about 3-5× an ES256 check) is the ceiling; an
+//     8192-bit key would cost about 4× as much again, for no client need.
+//     There is deliberately no option to raise it.
+//   - rsaExponent: the public exponent must be exactly 65537 (F4), the value
+//     mainstream libraries and WebCrypto generate and the smallest that FIPS
+//     186-5 permits (2^16 < e < 2^256). Verification costs one modular
+//     squaring per bit of the exponent and one multiplication per set bit, so
+//     a large exponent such as 2^31−1 makes a check several times dearer, and
+//     a tiny one such as 3 has a history of signature-forgery bugs.
 const (
-	minRSABits = 2048
-	maxRSABits = 8192
+	minRSABits  = 2048
+	maxRSABits  = 4096
+	rsaExponent = 65537
 )
 
 // algorithmSpec describes one JWS algorithm (RFC 7518 §3, RFC 8037 §3.1).

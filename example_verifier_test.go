@@ -65,3 +65,37 @@ func ExampleHMACNonceSource() {
 	// use_dpop_nonce true
 	// <nil>
 }
+
+// A server with more to check than the proof (a token endpoint checking the
+// code or refresh token) calls Check, then its own checks, then Accept: a
+// request refused on the way spends nothing. Accept charges the proof to the
+// parties the request names, each within its share of the replay cache.
+func ExampleVerifier_Check() {
+	verifier, _ := dpop.NewVerifier(dpop.VerifierOptions{
+		BaseURL: "https://as.example.com",
+		Quota:   dpop.Quota{PerClient: 2, PerGrant: -1}, // tiny, to show the refusal
+	})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(key, dpop.SignerOptions{})
+
+	for i := range 3 {
+		proof, _ := signer.Proof("POST", "https://as.example.com/token", dpop.ProofOptions{})
+		req := dpop.Request{Method: "POST", URL: "https://as.example.com/token", Proofs: []string{proof}, Client: "app-1"}
+		p, err := verifier.Check(context.Background(), req)
+		if err != nil {
+			panic(err)
+		}
+		// ... the grant is checked here; only then:
+		err = verifier.Accept(context.Background(), p)
+		var e *dpop.Error
+		if errors.As(err, &e) {
+			fmt.Println(i, e.Code, e.RetryAfter > 0, errors.Is(err, dpop.ErrQuota))
+			continue
+		}
+		fmt.Println(i, "accepted")
+	}
+	// Output:
+	// 0 accepted
+	// 1 accepted
+	// 2 temporarily_unavailable true true
+}

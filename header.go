@@ -157,10 +157,11 @@ func parseJWK(raw []byte, spec algorithmSpec) (crypto.PublicKey, string, *Error)
 			return nil, "", invalid(ErrKey, "jwk is not an Ed25519 key")
 		}
 	case *rsa.PublicKey:
+		// The bounds, and why, are on minRSABits, maxRSABits and rsaExponent.
 		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
 			return nil, "", invalid(ErrKey, "RSA key size not accepted")
 		}
-		if k.E < 3 || k.E%2 == 0 {
+		if k.E != rsaExponent {
 			return nil, "", invalid(ErrKey, "RSA exponent not accepted")
 		}
 	default:

@@ -22,8 +22,12 @@ import (
 )
 
 // RSA modulus sizes, in bits, that NewSigner accepts. RFC 7518 §3.3 and §3.5
-// require at least 2048; above 8192 the verifier of this package refuses the
-// key (RFC 9449 §11.6), so a larger one would make proofs it never accepts.
+// require at least 2048; 8192 is the ceiling, for servers that accept large
+// keys. The Verifier of this package is stricter (RFC 9449 §11.6): it accepts
+// RSA keys of 2048 to 4096 bits with the public exponent 65537 only (see
+// DefaultAlgorithms), so use such a key when proofs go to it. Likewise ES512
+// is not in its DefaultAlgorithms: the proofs of a P-521 Signer are accepted
+// only by a server that lists ES512 explicitly.
 const (
 	signerMinRSABits = 2048
 	signerMaxRSABits = 8192

@@ -26,6 +26,10 @@ const (
 	// maxDrainBytes bounds how much of a response that is retried is read
 	// before it is closed, so that its connection can be reused.
 	maxDrainBytes = 4 << 10
+	// maxRedirectChain bounds how many redirects back RoundTrip looks for
+	// the first request of a chain; a longer chain counts as leaving the
+	// origin. http.Client stops after 10 by default.
+	maxRedirectChain = 64
 )
 
 // Transport is an [http.RoundTripper] that adds a DPoP proof, made by Signer,
@@ -37,6 +41,27 @@ const (
 // from an authorization server (RFC 9449 §8) or a resource server (RFC 9449
 // §9) is retried once with the new nonce, when the request body can be
 // replayed.
+//
+// # Redirects
+//
+// An access token is sent only to the origin it was meant for (RFC 9449 §7;
+// a client must not leak a token to parties it was not meant for, RFC 6750
+// §5.3, RFC 9700 §4.9). That origin is the one of the request the token was
+// put on: when an [http.Client] follows a redirect, the request it passes to
+// RoundTrip carries the redirect response (Request.Response) and, through
+// it, the requests before; the Transport compares the origin of the new
+// request with that of the first request of the chain, as scheme, lower-case
+// host and port, a default port (80 for http, 443 for https) counting as
+// absent. When they differ, the request is sent without any Authorization
+// header and with a proof that has no ath, exactly as if the caller had sent
+// it without a token. This is stricter than http.Client, which keeps
+// Authorization headers set on the first request when only the port or the
+// scheme changes, or the new host is a subdomain, and it also covers a token
+// that a RoundTripper in front of the Transport (such as the one of
+// golang.org/x/oauth2) adds again to every request. Redirects within the
+// origin keep the token. A request that is not a redirect carries whatever
+// token the caller put on it: the Transport does not pin a token to the first
+// origin it saw, so one Transport can serve several resource servers.
 //
 // RoundTrip never modifies the caller's request. The zero value with Signer
 // set is ready to use; a Transport is safe for concurrent use and must not be
@@ -62,7 +87,9 @@ func NewTransport(s *Signer, base http.RoundTripper) *Transport {
 // use_dpop_nonce error and a DPoP-Nonce header (RFC 9449 §8, §9), sends it
 // once more with a proof carrying that nonce. The retry needs a body that can
 // be replayed: none, http.NoBody, or one that req.GetBody recreates;
-// otherwise the first response is returned as it is.
+// otherwise the first response is returned as it is. A redirected request to
+// another origin than the first of its chain goes out without its
+// Authorization header (see [Transport]).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Signer == nil {
 		closeRequestBody(req)
@@ -73,6 +100,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("dpop: request has no URL")
 	}
 	origin := nonceOrigin(req.URL)
+	if req.Response != nil && !sameOriginAsFirst(req, origin) {
+		// The token was meant for the origin that the chain of redirects
+		// started at. Go on without it rather than fail: the caller then sees
+		// what the new origin answers to a request without credentials, as
+		// http.Client does when it drops Authorization across hosts, and
+		// public resources behind a redirect keep working.
+		req = withoutAuthorization(req)
+	}
 	opts := ProofOptions{AccessToken: dpopAccessToken(req.Header), Nonce: t.nonceFor(origin)}
 
 	resp, err := t.send(req, req.Body, opts)
@@ -138,7 +173,41 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, opts ProofOption
 	if resp == nil {
 		return nil, errors.New("dpop: base transport returned no response")
 	}
+	if resp.Request == nil {
+		// http.Transport sets it; a bare RoundTripper may not. A redirect
+		// that follows needs it to find the origin of the chain.
+		resp.Request = r
+	}
 	return resp, nil
+}
+
+// sameOriginAsFirst reports whether origin is the origin of the first request
+// of the redirect chain that req, made by an http.Client following a
+// redirect, belongs to. A chain that cannot be followed back to its start
+// counts as another origin.
+func sameOriginAsFirst(req *http.Request, origin string) bool {
+	r := req
+	for range maxRedirectChain {
+		if r.Response == nil {
+			return nonceOrigin(r.URL) == origin
+		}
+		if r = r.Response.Request; r == nil || r.URL == nil {
+			return false
+		}
+	}
+	return false
+}
+
+// withoutAuthorization returns a copy of req without Authorization header
+// fields; req itself is left as it is.
+func withoutAuthorization(req *http.Request) *http.Request {
+	r := req.Clone(req.Context())
+	for k := range r.Header {
+		if strings.EqualFold(k, "Authorization") {
+			delete(r.Header, k)
+		}
+	}
+	return r
 }
 
 // nonceFor returns the nonce last learned from origin, or "".
@@ -187,7 +256,8 @@ func validNonce(n string) bool {
 }
 
 // nonceOrigin returns the origin (RFC 6454 §4) that nonces are remembered
-// for: lower-case scheme://host[:port], without a default port.
+// for, and that an access token is sent to after a redirect: lower-case
+// scheme://host[:port], without a default port.
 func nonceOrigin(u *url.URL) string {
 	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
 	host = strings.TrimSuffix(host, ":")

@@ -2,13 +2,18 @@ package dpop
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -641,4 +646,293 @@ func TestTransportConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// hop is what a test server saw of one request.
+type hop struct {
+	server, method, path, auth, body string
+	proofs                           int    // DPoP header fields
+	htu                              string // of the proof
+	ath                              string
+	hasATH                           bool
+}
+
+// hopLog records the requests of several test servers, in order.
+type hopLog struct {
+	mu   sync.Mutex
+	hops []hop
+}
+
+func (l *hopLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hops = nil
+}
+
+func (l *hopLog) all() []hop {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.hops)
+}
+
+// handler records each request as server name; a request with the query
+// parameters to and status is answered with that redirect.
+func (l *hopLog) handler(t *testing.T, name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h := hop{server: name, method: r.Method, path: r.URL.Path, body: string(body),
+			auth: strings.Join(r.Header.Values("Authorization"), ", ")}
+		vals := r.Header.Values("DPoP")
+		h.proofs = len(vals)
+		if len(vals) == 1 {
+			check := &errorCounter{T: t}
+			d := decodeProof(check, vals[0])
+			verifyWithHeaderJWK(check, vals[0], d)
+			h.htu = d.claim("htu")
+			h.ath = d.claim("ath")
+			_, h.hasATH = d.claims["ath"]
+		}
+		l.mu.Lock()
+		l.hops = append(l.hops, h)
+		l.mu.Unlock()
+		if to := r.URL.Query().Get("to"); to != "" {
+			status, _ := strconv.Atoi(r.URL.Query().Get("status"))
+			http.Redirect(w, r, to, status)
+		}
+	})
+}
+
+// routingTransport sends requests for made-up host:port pairs to test
+// servers: plain[addr] for http, tlsRoutes[addr] for https, so that a test
+// can change only the scheme, the host or the port of a URL.
+func routingTransport(plain, tlsRoutes map[string]string, tlsConfig *tls.Config) *http.Transport {
+	var d net.Dialer
+	route := func(m map[string]string, addr string) (string, error) {
+		if a, ok := m[strings.ToLower(addr)]; ok {
+			return a, nil
+		}
+		return "", fmt.Errorf("test: no route to %s", addr)
+	}
+	return &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			a, err := route(plain, addr)
+			if err != nil {
+				return nil, err
+			}
+			return d.DialContext(ctx, network, a)
+		},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			a, err := route(tlsRoutes, addr)
+			if err != nil {
+				return nil, err
+			}
+			c, err := d.DialContext(ctx, network, a)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(c, tlsConfig)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
+		},
+	}
+}
+
+// reauthorize puts the token on every request, redirects included, as the
+// Transport of golang.org/x/oauth2 does in front of a dpop.Transport.
+type reauthorize struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (a reauthorize) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", "DPoP "+a.token)
+	return a.next.RoundTrip(r)
+}
+
+// An access token and a proof bound to it (ath) go only to the origin the
+// token was sent to first, whatever the redirects (RFC 9449 §7, RFC 6750
+// §5.3): http.Client keeps Authorization when only the port or the scheme
+// changes or the new host is a subdomain, and a RoundTripper in front of the
+// Transport may add it to every request.
+func TestTransportTokenStaysWithinOrigin(t *testing.T) {
+	const token = "tok-origin"
+	var log hopLog
+	first := httptest.NewServer(log.handler(t, "first"))
+	defer first.Close()
+	other := httptest.NewServer(log.handler(t, "other"))
+	defer other.Close()
+	secure := httptest.NewTLSServer(log.handler(t, "secure"))
+	defer secure.Close()
+	tlsConfig := secure.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tlsConfig.ServerName = "example.com" // in the certificate of httptest
+
+	addr := func(s *httptest.Server) string { return s.Listener.Addr().String() }
+	base := routingTransport(map[string]string{
+		"rs.test:8080":     addr(first),
+		"rs.test:80":       addr(first),
+		"rs.test:8081":     addr(other), // same host, other port
+		"evil.test:8080":   addr(other), // other host
+		"sub.rs.test:8080": addr(other), // subdomain: http.Client keeps Authorization
+	}, map[string]string{
+		"rs.test:8080": addr(secure), // same host and port, other scheme
+		"rs.test:8443": addr(secure),
+	}, tlsConfig)
+	defer base.CloseIdleConnections()
+	tr := NewTransport(newTransportSigner(t), base)
+
+	tests := []struct {
+		name, from, to string
+		sameOrigin     bool
+		landsOn        string // server that gets the redirected request
+		// clientDrops: http.Client itself drops an Authorization set on the
+		// request, since the host differs in case.
+		clientDrops bool
+	}{
+		{"same host other port", "http://rs.test:8080/start", "http://rs.test:8081/land", false, "other", false},
+		{"other scheme", "http://rs.test:8080/start", "https://rs.test:8080/land", false, "secure", false},
+		{"https to http", "https://rs.test:8443/start", "http://rs.test:8080/land", false, "first", false},
+		{"other host", "http://rs.test:8080/start", "http://evil.test:8080/land", false, "other", false},
+		{"subdomain", "http://rs.test:8080/start", "http://sub.rs.test:8080/land", false, "other", false},
+		{"same origin", "http://rs.test:8080/start", "http://rs.test:8080/land", true, "first", false},
+		{"same origin, relative", "http://rs.test:8080/start", "/land", true, "first", false},
+		{"same origin, default port", "http://rs.test:80/start", "http://rs.test/land", true, "first", false},
+		{"same origin, case of host", "http://rs.test:80/start", "http://RS.Test/land", true, "first", true},
+		{"same origin over https", "https://rs.test:8443/start", "https://rs.test:8443/land", true, "secure", false},
+	}
+	for _, tc := range tests {
+		for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+			for _, layer := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%d/header on request", tc.name, status)
+				if layer {
+					name = fmt.Sprintf("%s/%d/header added per hop", tc.name, status)
+				}
+				t.Run(name, func(t *testing.T) {
+					log.reset()
+					const body = "payload"
+					req, err := http.NewRequest("POST", tc.from+"?"+url.Values{"to": {tc.to}, "status": {fmt.Sprint(status)}}.Encode(), strings.NewReader(body))
+					if err != nil {
+						t.Fatal(err)
+					}
+					client := &http.Client{Transport: tr}
+					if layer {
+						client.Transport = reauthorize{token: token, next: tr}
+					} else {
+						req.Header.Set("Authorization", "DPoP "+token)
+					}
+					req.Header.Set("X-Other", "kept")
+					wantHeader := req.Header.Clone()
+					wantURL := *req.URL
+					wantBody, wantGetBody := req.Body, req.GetBody
+
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("status %d, want 200 after the redirect", resp.StatusCode)
+					}
+					hops := log.all()
+					if len(hops) != 2 {
+						t.Fatalf("servers saw %d requests, want 2: %+v", len(hops), hops)
+					}
+					start, land := hops[0], hops[1]
+					if start.auth != "DPoP "+token || !start.hasATH || start.ath != sha256B64(token) {
+						t.Errorf("first request: Authorization %q, ath %q; want the token and its ath", start.auth, start.ath)
+					}
+					if land.server != tc.landsOn || land.path != "/land" || land.method != "POST" || land.body != body {
+						t.Errorf("redirected request went to %s %s %s with body %q", land.server, land.method, land.path, land.body)
+					}
+					if land.proofs != 1 {
+						t.Fatalf("redirected request has %d DPoP headers, want 1", land.proofs)
+					}
+					target, _ := url.Parse(tc.from)
+					target, _ = target.Parse(tc.to)
+					if want := strings.ToLower(target.Scheme + "://" + target.Host + target.Path); strings.ToLower(land.htu) != want {
+						t.Errorf("redirected proof htu = %q, want %q", land.htu, want)
+					}
+					if tc.sameOrigin && !(tc.clientDrops && !layer) {
+						if land.auth != "DPoP "+token || !land.hasATH || land.ath != sha256B64(token) {
+							t.Errorf("same-origin redirect: Authorization %q, ath %q; want the token and its ath", land.auth, land.ath)
+						}
+					} else if land.auth != "" || land.hasATH {
+						t.Errorf("token leaked to %s: Authorization %q, proof with ath %v", land.server, land.auth, land.hasATH)
+					}
+
+					if !reflect.DeepEqual(req.Header, wantHeader) {
+						t.Errorf("caller's header changed: %v, was %v", req.Header, wantHeader)
+					}
+					if *req.URL != wantURL || req.Method != "POST" || req.Response != nil {
+						t.Errorf("caller's URL, method or Response changed")
+					}
+					if req.Body != wantBody || reflect.ValueOf(req.GetBody).Pointer() != reflect.ValueOf(wantGetBody).Pointer() {
+						t.Errorf("caller's body or GetBody replaced")
+					}
+				})
+			}
+		}
+	}
+}
+
+// The origin of a redirect chain is found also through a base RoundTripper
+// that leaves Response.Request unset; a chain that cannot be followed back
+// counts as another origin.
+func TestTransportRedirectWithBareBase(t *testing.T) {
+	for _, tc := range []struct {
+		location  string
+		wantToken bool
+	}{
+		{"/next", true},
+		{"https://rs.example/next", true},
+		{"https://rs.example:8443/next", false},
+		{"http://rs.example/next", false},
+	} {
+		base := &fakeBase{resp: func(n int) *http.Response {
+			if n == 1 {
+				return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: http.Header{"Location": {tc.location}}, Body: http.NoBody}
+			}
+			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody}
+		}}
+		client := &http.Client{Transport: NewTransport(newTransportSigner(t), base)}
+		req, _ := http.NewRequest("GET", "https://rs.example/start", nil)
+		req.Header.Set("Authorization", "DPoP tok")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(base.reqs) != 2 {
+			t.Fatalf("%s: base saw %d requests, want 2", tc.location, len(base.reqs))
+		}
+		second := base.reqs[1]
+		d := decodeProof(t, second.Header.Get("DPoP"))
+		_, hasATH := d.claims["ath"]
+		gotToken := second.Header.Get("Authorization") == "DPoP tok"
+		if gotToken != tc.wantToken || hasATH != tc.wantToken || len(second.Header.Values("Authorization")) > 1 {
+			t.Errorf("%s: Authorization %q, ath %v; want token %v", tc.location, second.Header.Values("Authorization"), hasATH, tc.wantToken)
+		}
+	}
+
+	// A redirected request whose chain is broken (no Response.Request).
+	base := &fakeBase{resp: func(int) *http.Response {
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody}
+	}}
+	req, _ := http.NewRequest("GET", "https://rs.example/next", nil)
+	req.Header.Set("Authorization", "DPoP tok")
+	req.Response = &http.Response{StatusCode: http.StatusFound}
+	resp, err := NewTransport(newTransportSigner(t), base).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := base.reqs[0].Header.Get("Authorization"); got != "" {
+		t.Errorf("broken chain: Authorization %q sent", got)
+	}
+	if req.Header.Get("Authorization") != "DPoP tok" {
+		t.Errorf("caller's Authorization removed")
+	}
 }
