@@ -12,9 +12,43 @@
 //		})
 //	}
 //
-// The suite uses real time: expiry subtests save records that live about a
-// second and wait for them to expire, in parallel, so a run takes a few
-// seconds.
+// Each subtest gets a fresh store of its own. Run checks:
+//
+//   - round trips of every record, field by field, under keys that break
+//     stores which treat keys as text (NUL bytes, invalid UTF-8, keys one
+//     bit apart), and copies that neither side can change for the other;
+//   - codes: ConsumeCode redeems once and then answers ErrConsumed with the
+//     record; GetCode answers as ConsumeCode would, record included, and
+//     redeems nothing;
+//   - refresh tokens: a rotation consumes the old token and stores the new
+//     one as one step, and a grant keeps exactly its
+//     store.ConsumedRefreshTokensPerGrant most recently consumed tokens
+//     (ErrConsumed with their own record), forgets older ones (ErrNotFound),
+//     never its live token, and never another grant's;
+//   - grant revocation, and the replay cache of dpop;
+//   - atomicity: ConsumeCode, RotateRefreshToken and Insert each race 48
+//     goroutines, released together from a barrier, for one record, over
+//     20 rounds; exactly one may win each round. A store whose check and
+//     update are separate steps is caught even when the window between them
+//     is a single scheduling point;
+//   - that a cancelled context stops every method, having done nothing;
+//   - lifetimes, in real time: records are gone after their expiry; a
+//     replay entry refuses its key for its whole ttl and no longer; a grant
+//     revocation lasts until its until, which a later call may extend but
+//     never shorten; expiries keep sub-second precision (records saved to
+//     expire on a half second are probed 300 ms either side of it, so
+//     expiries truncated or rounded to whole seconds fail).
+//
+// Every store call Run makes, and the release of each store, is bounded by
+// CallTimeout: a call that does not return fails its subtest with "store
+// call ... did not return within ..." instead of hanging the test binary.
+//
+// The timed subtests (the Expiry group) run concurrently, whatever
+// -test.parallel is, and none waits more than about three seconds, so a
+// run against the in-memory store takes about three seconds, a few more
+// against a database, where most of the rest goes to the races' 5,000
+// calls. A store that keeps time by its server's clock (now() in SQL) needs
+// that clock within about 200 ms of the test's.
 //
 // A store meant to be shared by several instances of a service (processes
 // behind one load balancer) should also pass RunInstances. Its constructor
@@ -59,8 +93,11 @@ type NewStore func(t *testing.T) (s store.Store, cleanup func())
 const (
 	shortTTL   = time.Second
 	waitExpiry = shortTTL + 300*time.Millisecond
-	// racers is how many goroutines contend in each atomicity subtest.
-	racers = 48
+	// racers is how many goroutines contend in each round of an atomicity
+	// subtest, and raceRounds how many rounds it runs, each over a fresh
+	// record.
+	racers     = 48
+	raceRounds = 20
 )
 
 // Run runs the whole suite against the stores newStore returns.
@@ -76,6 +113,8 @@ func Run(t *testing.T, newStore NewStore) {
 }
 
 // open makes a store for the current subtest and releases it at its end.
+// The subtest sees it through the watchdog: each call, and the release,
+// fails the subtest when it does not return within CallTimeout.
 func open(t *testing.T, newStore NewStore) store.Store {
 	t.Helper()
 	s, cleanup := newStore(t)
@@ -83,9 +122,9 @@ func open(t *testing.T, newStore NewStore) store.Store {
 		t.Fatal("constructor returned a nil store")
 	}
 	if cleanup != nil {
-		t.Cleanup(cleanup)
+		t.Cleanup(func() { release(t, cleanup) })
 	}
-	return s
+	return &watched{t: t, s: s}
 }
 
 // randomHash is a fresh token hash.

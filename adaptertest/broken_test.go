@@ -2,6 +2,7 @@ package adaptertest_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net"
 	"net/http"
@@ -23,11 +24,16 @@ type memory = store.Memory
 // trip would.
 func gap() { time.Sleep(2 * time.Millisecond) }
 
+// The non-atomic stores take their window between check and update as a
+// parameter: gap, or runtime.Gosched, a single scheduling point, which one
+// round of racing may well miss and only many rounds catch for certain.
+
 // nonAtomicConsume reads a code, then marks it consumed in a second step.
 type nonAtomicConsume struct {
 	*memory
-	mu    sync.Mutex
-	codes map[store.TokenHash]*codeState
+	window func()
+	mu     sync.Mutex
+	codes  map[store.TokenHash]*codeState
 }
 
 type codeState struct {
@@ -62,10 +68,30 @@ func (s *nonAtomicConsume) ConsumeCode(ctx context.Context, h store.TokenHash) (
 	case used:
 		return &rec, store.ErrConsumed
 	}
-	gap()
+	s.window()
 	s.mu.Lock()
 	c.used = true
 	s.mu.Unlock()
+	return &rec, nil
+}
+
+func (s *nonAtomicConsume) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.codes[h]
+	switch {
+	case !ok:
+		return nil, store.ErrNotFound
+	case !c.rec.ExpiresAt.After(time.Now()):
+		return nil, store.ErrExpired
+	}
+	rec := c.rec
+	if c.used {
+		return &rec, store.ErrConsumed
+	}
 	return &rec, nil
 }
 
@@ -114,8 +140,9 @@ func (s losesField) SaveCode(ctx context.Context, h store.TokenHash, c *store.Au
 // nonAtomicReplay checks for a key, then records it in a second step.
 type nonAtomicReplay struct {
 	*memory
-	mu   sync.Mutex
-	seen map[dpop.ReplayKey]bool
+	window func()
+	mu     sync.Mutex
+	seen   map[dpop.ReplayKey]bool
 }
 
 func (s *nonAtomicReplay) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.Duration) (bool, error) {
@@ -128,7 +155,7 @@ func (s *nonAtomicReplay) Insert(ctx context.Context, k dpop.ReplayKey, ttl time
 	if seen {
 		return false, nil
 	}
-	gap()
+	s.window()
 	s.mu.Lock()
 	s.seen[k] = true
 	s.mu.Unlock()
@@ -145,14 +172,17 @@ func (s acceptsReplays) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.D
 
 // nonAtomicRotate looks the old token up, then saves the new one and
 // revokes the old one in separate steps.
-type nonAtomicRotate struct{ *memory }
+type nonAtomicRotate struct {
+	*memory
+	window func()
+}
 
 func (s nonAtomicRotate) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
 	prev, err := s.memory.GetRefreshToken(ctx, old)
 	if err != nil {
 		return prev, err
 	}
-	gap()
+	s.window()
 	if err := s.memory.SaveRefreshToken(ctx, h, next); err != nil {
 		return nil, err
 	}
@@ -322,4 +352,329 @@ func (s *perInstanceTokenCache) RevokeGrant(ctx context.Context, grantID string,
 	maps.DeleteFunc(s.cache(ctx), func(_ store.TokenHash, t store.AccessToken) bool { return t.GrantID == grantID })
 	s.mu.Unlock()
 	return nil
+}
+
+// Faults of GetCode.
+
+// consumingGet redeems the code it is asked to look up.
+type consumingGet struct{ *memory }
+
+func (s consumingGet) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	return s.memory.ConsumeCode(ctx, h)
+}
+
+// hidesConsumedRecord answers ErrConsumed without the record, so that the
+// caller cannot revoke the grant of a replayed code.
+type hidesConsumedRecord struct{ *memory }
+
+func (s hidesConsumedRecord) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	c, err := s.memory.GetCode(ctx, h)
+	if errors.Is(err, store.ErrConsumed) {
+		return nil, err
+	}
+	return c, err
+}
+
+// Faults of the bound on consumed refresh tokens. chainStore wraps the
+// memory store, which keeps the ConsumedRefreshTokensPerGrant most recent
+// consumed tokens of each grant, and keeps more or fewer.
+
+type chainFault int
+
+const (
+	keepsAll        chainFault = iota // forgets no consumed token
+	keepsTooFew                       // keeps one consumed token fewer per grant
+	forgetsLive                       // once the chain is full, forgets the new token too
+	boundsPerClient                   // keeps that many per client, not per grant
+)
+
+type chainStore struct {
+	*memory
+	fault    chainFault
+	mu       sync.Mutex
+	consumed map[string][]store.TokenHash           // per grant (client), oldest first
+	kept     map[store.TokenHash]store.RefreshToken // keepsAll: every consumed token
+}
+
+func (s *chainStore) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	prev, err := s.memory.RotateRefreshToken(ctx, old, h, next)
+	if s.fault == keepsAll && errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrExpired) {
+		if rec, ok := s.remembered(old); ok {
+			return &rec, store.ErrConsumed
+		}
+	}
+	if err != nil {
+		return prev, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	const keep = store.ConsumedRefreshTokensPerGrant
+	owner := prev.GrantID
+	if s.fault == boundsPerClient {
+		owner = prev.ClientID
+	}
+	list := append(s.consumed[owner], old)
+	switch s.fault {
+	case keepsAll:
+		s.kept[old] = *prev
+	case keepsTooFew:
+		for len(list) > keep-1 {
+			s.memory.RevokeRefreshToken(ctx, list[0])
+			list = list[1:]
+		}
+	case forgetsLive:
+		if len(list) > keep {
+			s.memory.RevokeRefreshToken(ctx, h)
+		}
+	case boundsPerClient:
+		for len(list) > keep {
+			s.memory.RevokeRefreshToken(ctx, list[0])
+			list = list[1:]
+		}
+	}
+	s.consumed[owner] = list
+	return prev, nil
+}
+
+// remembered is a consumed token that keepsAll still answers for.
+func (s *chainStore) remembered(h store.TokenHash) (store.RefreshToken, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.kept[h]
+	return rec, ok && rec.ExpiresAt.After(time.Now())
+}
+
+func (s *chainStore) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
+	rec, err := s.memory.GetRefreshToken(ctx, h)
+	if s.fault == keepsAll && errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrExpired) {
+		if old, ok := s.remembered(h); ok {
+			return &old, store.ErrConsumed
+		}
+	}
+	return rec, err
+}
+
+func (s *chainStore) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error {
+	if err := s.memory.RevokeRefreshToken(ctx, h); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.kept, h)
+	s.mu.Unlock()
+	return nil
+}
+
+// Faults of lifetimes.
+
+// shortReplay keeps replay entries 300 ms, whatever their ttl.
+type shortReplay struct{ *memory }
+
+func (s shortReplay) Insert(ctx context.Context, k dpop.ReplayKey, _ time.Duration) (bool, error) {
+	return s.memory.Insert(ctx, k, 300*time.Millisecond)
+}
+
+// shortRevocation revokes a grant for 200 ms at most.
+type shortRevocation struct{ *memory }
+
+func (s shortRevocation) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	if soon := time.Now().Add(200 * time.Millisecond); soon.Before(until) {
+		until = soon
+	}
+	return s.memory.RevokeGrant(ctx, grantID, until)
+}
+
+// revocationFault keeps grant revocations itself, one until per grant:
+// either the last call's (a later, shorter revocation shortens it) or the
+// first call's (a later, longer one does not extend it).
+type revocationFault struct {
+	*memory
+	firstWins bool
+	mu        sync.Mutex
+	until     map[string]time.Time
+}
+
+func (s *revocationFault) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.until[grantID]; ok && s.firstWins {
+		return nil
+	}
+	s.until[grantID] = until
+	return nil
+}
+
+func (s *revocationFault) revoked(grantID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.until[grantID]
+	return ok && time.Now().Before(u)
+}
+
+func (s *revocationFault) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	t, err := s.memory.GetAccessToken(ctx, h)
+	if err == nil && s.revoked(t.GrantID) {
+		return nil, store.ErrRevoked
+	}
+	return t, err
+}
+
+func (s *revocationFault) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
+	t, err := s.memory.GetRefreshToken(ctx, h)
+	if err == nil && s.revoked(t.GrantID) {
+		return nil, store.ErrRevoked
+	}
+	return t, err
+}
+
+func (s *revocationFault) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	if t, err := s.memory.GetRefreshToken(ctx, old); err == nil && s.revoked(t.GrantID) {
+		return nil, store.ErrRevoked
+	}
+	return s.memory.RotateRefreshToken(ctx, old, h, next)
+}
+
+// coarseExpiry expires records and replay entries on whole seconds, as a
+// store that sets a key's expiry or TTL in seconds (EXPIREAT, EX, an
+// integer column) would. The records keep their exact ExpiresAt, so round
+// trips pass.
+type coarseExpiry struct {
+	*memory
+	at    func(time.Time) time.Time         // when a record of that expiry expires
+	ttl   func(time.Duration) time.Duration // how long a replay entry of that ttl lives
+	mu    sync.Mutex
+	exact map[coarseKey]time.Time // the ExpiresAt each record was saved with
+}
+
+type coarseKey struct {
+	kind string
+	h    store.TokenHash
+}
+
+// truncated expires records at the whole second before their expiry, and
+// keeps replay entries whole seconds, at least one.
+func truncated(m *store.Memory) store.Store {
+	return &coarseExpiry{memory: m, exact: map[coarseKey]time.Time{},
+		at:  func(t time.Time) time.Time { return t.Truncate(time.Second) },
+		ttl: func(d time.Duration) time.Duration { return max(d.Truncate(time.Second), time.Second) },
+	}
+}
+
+// rounded expires records and replay entries at the nearest whole second.
+func rounded(m *store.Memory) store.Store {
+	return &coarseExpiry{memory: m, exact: map[coarseKey]time.Time{},
+		at: func(t time.Time) time.Time { return t.Round(time.Second) },
+		ttl: func(d time.Duration) time.Duration {
+			now := time.Now()
+			return max(now.Add(d).Round(time.Second).Sub(now), time.Millisecond)
+		},
+	}
+}
+
+// coarse records exp as the exact expiry of the record under kind and h and
+// returns the expiry to store it with.
+func (s *coarseExpiry) coarse(kind string, h store.TokenHash, exp time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exact[coarseKey{kind, h}] = exp
+	return s.at(exp)
+}
+
+// restore gives a record read back its exact expiry.
+func (s *coarseExpiry) restore(kind string, h store.TokenHash, exp *time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.exact[coarseKey{kind, h}]; ok {
+		*exp = e
+	}
+}
+
+func (s *coarseExpiry) SaveCode(ctx context.Context, h store.TokenHash, c *store.AuthorizationCode) error {
+	d := *c
+	d.ExpiresAt = s.coarse("code", h, c.ExpiresAt)
+	return s.memory.SaveCode(ctx, h, &d)
+}
+
+func (s *coarseExpiry) code(h store.TokenHash, c *store.AuthorizationCode, err error) (*store.AuthorizationCode, error) {
+	if c != nil {
+		s.restore("code", h, &c.ExpiresAt)
+	}
+	return c, err
+}
+
+func (s *coarseExpiry) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	c, err := s.memory.GetCode(ctx, h)
+	return s.code(h, c, err)
+}
+
+func (s *coarseExpiry) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	c, err := s.memory.ConsumeCode(ctx, h)
+	return s.code(h, c, err)
+}
+
+func (s *coarseExpiry) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	d := *t
+	d.ExpiresAt = s.coarse("access", h, t.ExpiresAt)
+	return s.memory.SaveAccessToken(ctx, h, &d)
+}
+
+func (s *coarseExpiry) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	t, err := s.memory.GetAccessToken(ctx, h)
+	if t != nil {
+		s.restore("access", h, &t.ExpiresAt)
+	}
+	return t, err
+}
+
+func (s *coarseExpiry) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
+	d := *t
+	d.ExpiresAt = s.coarse("refresh", h, t.ExpiresAt)
+	return s.memory.SaveRefreshToken(ctx, h, &d)
+}
+
+func (s *coarseExpiry) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
+	t, err := s.memory.GetRefreshToken(ctx, h)
+	if t != nil {
+		s.restore("refresh", h, &t.ExpiresAt)
+	}
+	return t, err
+}
+
+func (s *coarseExpiry) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	d := *next
+	d.ExpiresAt = s.coarse("refresh", h, next.ExpiresAt)
+	t, err := s.memory.RotateRefreshToken(ctx, old, h, &d)
+	if t != nil {
+		s.restore("refresh", old, &t.ExpiresAt)
+	}
+	return t, err
+}
+
+func (s *coarseExpiry) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	return s.memory.Insert(ctx, k, s.ttl(ttl))
+}
+
+// hangsOnce never returns from the first rotation, in the process, of a
+// token that was rotated already, as a store that leaves a lock taken on its reuse path
+// would; every other call works. The watchdog must turn that into a
+// failure of the subtest.
+type hangsOnce struct {
+	*memory
+	once *sync.Once // one per process: the subtests after the first pass
+}
+
+var hangOnce sync.Once
+
+func (s *hangsOnce) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	prev, err := s.memory.RotateRefreshToken(ctx, old, h, next)
+	if errors.Is(err, store.ErrConsumed) {
+		hang := false
+		s.once.Do(func() { hang = true })
+		if hang {
+			select {}
+		}
+	}
+	return prev, err
 }

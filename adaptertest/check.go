@@ -10,7 +10,7 @@ import (
 var bg = context.Background()
 
 // must fails the test on an error.
-func must(t *testing.T, err error, what string) {
+func must(t testing.TB, err error, what string) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -18,7 +18,7 @@ func must(t *testing.T, err error, what string) {
 }
 
 // wantErr fails unless errors.Is(err, target).
-func wantErr(t *testing.T, err, target error, what string) {
+func wantErr(t testing.TB, err, target error, what string) {
 	t.Helper()
 	if !errors.Is(err, target) {
 		t.Fatalf("%s: error %v, want %v", what, err, target)
@@ -26,27 +26,35 @@ func wantErr(t *testing.T, err, target error, what string) {
 }
 
 // same fails when a record differs from the one saved.
-func same(t *testing.T, got, want any, what string) {
+func same(t testing.TB, got, want any, what string) {
 	t.Helper()
 	if d := diff(got, want); d != "" {
 		t.Fatalf("%s: %s", what, d)
 	}
 }
 
-// race runs f from racers goroutines released at once and returns how many
-// calls returned no error; every error must be one of allowed.
+// race runs one round of an atomicity check: f(i) from racers goroutines
+// that are all started and parked at a gate before it opens, so that their
+// calls reach the store together. It returns how many calls returned no
+// error; every error must be one of allowed. Atomicity subtests run
+// raceRounds rounds, each over a fresh record, so that an implementation
+// whose check and update are separate steps is caught even when the window
+// between them is a single scheduling point: one round may happen to
+// serialise the racers, twenty in a row do not.
 func race(t *testing.T, f func(i int) error, allowed ...error) int {
 	t.Helper()
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		wins   int
-		others []error
+		ready, wg sync.WaitGroup
+		mu        sync.Mutex
+		wins      int
+		others    []error
 	)
-	start := make(chan struct{})
+	gate := make(chan struct{})
+	ready.Add(racers)
 	for i := range racers {
 		wg.Go(func() {
-			<-start
+			ready.Done()
+			<-gate
 			err := f(i)
 			mu.Lock()
 			defer mu.Unlock()
@@ -62,7 +70,8 @@ func race(t *testing.T, f func(i int) error, allowed ...error) int {
 			others = append(others, err)
 		})
 	}
-	close(start)
+	ready.Wait()
+	close(gate)
 	wg.Wait()
 	if len(others) > 0 {
 		t.Fatalf("%d unexpected errors, first: %v", len(others), others[0])

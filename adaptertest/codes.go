@@ -1,12 +1,18 @@
 package adaptertest
 
 import (
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dpopkit/dpop/store"
 )
+
+// errPeeked marks a GetCode that found the code live, in a race against its
+// redemption.
+var errPeeked = errors.New("looked up before the redemption")
 
 func testCodes(t *testing.T, newStore NewStore) {
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -34,18 +40,23 @@ func testCodes(t *testing.T, newStore NewStore) {
 	})
 	t.Run("ConcurrentConsume", func(t *testing.T) {
 		s := open(t, newStore)
-		h := randomHash()
-		must(t, s.SaveCode(bg, h, sampleCode("grant-3", now().Add(time.Minute))), "SaveCode")
-		var records atomic.Int32
-		wins := race(t, func(int) error {
-			c, err := s.ConsumeCode(bg, h)
-			if err == nil && c != nil && c.GrantID == "grant-3" {
-				records.Add(1)
+		for round := range raceRounds {
+			h, grant := randomHash(), fmt.Sprintf("grant-3-%d", round)
+			must(t, s.SaveCode(bg, h, sampleCode(grant, now().Add(time.Minute))), "SaveCode")
+			var records atomic.Int32
+			wins := race(t, func(int) error {
+				c, err := s.ConsumeCode(bg, h)
+				if c != nil && c.GrantID == grant {
+					records.Add(1)
+				}
+				return err
+			}, store.ErrConsumed)
+			// Every caller gets the record: the winner to issue tokens,
+			// the others to revoke the grant.
+			if wins != 1 || records.Load() != racers {
+				t.Fatalf("round %d of %d: %d of %d concurrent consumers won and %d got the record, want exactly 1 and all",
+					round+1, raceRounds, wins, racers, records.Load())
 			}
-			return err
-		}, store.ErrConsumed)
-		if wins != 1 || records.Load() != 1 {
-			t.Fatalf("%d of %d concurrent consumers won (%d got the record), want exactly 1", wins, racers, records.Load())
 		}
 	})
 	t.Run("NotFound", func(t *testing.T) {
@@ -73,5 +84,99 @@ func testCodes(t *testing.T, newStore NewStore) {
 		must(t, s.SaveCode(bg, h, sampleCode("g", now().Add(-time.Second))), "SaveCode")
 		_, err := s.ConsumeCode(bg, h)
 		wantErr(t, err, store.ErrNotFound, "ConsumeCode of a code saved already expired")
+	})
+	testGetCode(t, newStore)
+}
+
+// testGetCode checks the lookup the token endpoint makes before it redeems a
+// code: it answers as ConsumeCode would, record included, and consumes
+// nothing.
+func testGetCode(t *testing.T, newStore NewStore) {
+	t.Run("Get", func(t *testing.T) {
+		s := open(t, newStore)
+		h, exp := randomHash(), now().Add(time.Minute)
+		must(t, s.SaveCode(bg, h, sampleCode("grant-get", exp)), "SaveCode")
+		for range 3 {
+			got, err := s.GetCode(bg, h)
+			must(t, err, "GetCode of a live code")
+			same(t, got, sampleCode("grant-get", exp), "code from GetCode")
+		}
+		_, err := s.GetCode(bg, randomHash())
+		wantErr(t, err, store.ErrNotFound, "GetCode of an unknown code")
+		past := randomHash()
+		must(t, s.SaveCode(bg, past, sampleCode("g", now().Add(-time.Second))), "SaveCode")
+		_, err = s.GetCode(bg, past)
+		wantErr(t, err, store.ErrNotFound, "GetCode of a code saved already expired")
+	})
+	t.Run("GetDoesNotConsume", func(t *testing.T) {
+		s := open(t, newStore)
+		h, exp := randomHash(), now().Add(time.Minute)
+		must(t, s.SaveCode(bg, h, sampleCode("grant-peek", exp)), "SaveCode")
+		for range 3 {
+			_, err := s.GetCode(bg, h)
+			must(t, err, "GetCode")
+		}
+		got, err := s.ConsumeCode(bg, h)
+		must(t, err, "ConsumeCode after GetCode (GetCode must not redeem the code)")
+		same(t, got, sampleCode("grant-peek", exp), "code redeemed after GetCode")
+		// Lookups racing with the redemption take nothing from it either.
+		for round := range raceRounds {
+			h := randomHash()
+			must(t, s.SaveCode(bg, h, sampleCode("grant-peek", exp)), "SaveCode")
+			wins := race(t, func(i int) error {
+				if i > 0 {
+					_, err := s.GetCode(bg, h)
+					if err == nil {
+						return errPeeked
+					}
+					return err
+				}
+				_, err := s.ConsumeCode(bg, h)
+				return err
+			}, store.ErrConsumed, errPeeked)
+			if wins != 1 {
+				t.Fatalf("round %d of %d: ConsumeCode racing with %d GetCode calls did not redeem the code", round+1, raceRounds, racers-1)
+			}
+		}
+	})
+	t.Run("GetConsumed", func(t *testing.T) {
+		s := open(t, newStore)
+		h, exp := randomHash(), now().Add(time.Minute)
+		must(t, s.SaveCode(bg, h, sampleCode("grant-used", exp)), "SaveCode")
+		_, err := s.ConsumeCode(bg, h)
+		must(t, err, "ConsumeCode")
+		for range 2 {
+			got, err := s.GetCode(bg, h)
+			wantErr(t, err, store.ErrConsumed, "GetCode of a redeemed code")
+			// The record comes back, so that the caller can revoke its
+			// grant (RFC 6749 §4.1.2).
+			if got == nil {
+				t.Fatal("GetCode of a redeemed code returned no record: its grant could not be revoked")
+			}
+			same(t, got, sampleCode("grant-used", exp), "redeemed code from GetCode")
+		}
+		_, err = s.ConsumeCode(bg, h)
+		wantErr(t, err, store.ErrConsumed, "ConsumeCode after GetCode of a redeemed code")
+	})
+	t.Run("GetOddKeys", func(t *testing.T) {
+		s := open(t, newStore)
+		exp := now().Add(time.Minute)
+		keys := oddHashes()
+		for i, h := range keys {
+			must(t, s.SaveCode(bg, h, sampleCode("odd-"+string(rune('a'+i)), exp)), "SaveCode")
+		}
+		for i, h := range keys {
+			got, err := s.GetCode(bg, h)
+			must(t, err, "GetCode of an odd key")
+			same(t, got, sampleCode("odd-"+string(rune('a'+i)), exp), "odd key")
+		}
+		// Redeeming one leaves its neighbour, one bit away, live.
+		_, err := s.ConsumeCode(bg, keys[2])
+		must(t, err, "ConsumeCode of an odd key")
+		_, err = s.GetCode(bg, keys[2])
+		wantErr(t, err, store.ErrConsumed, "GetCode of a redeemed odd key")
+		got, err := s.GetCode(bg, keys[3])
+		must(t, err, "GetCode of the neighbouring key")
+		same(t, got, sampleCode("odd-d", exp), "neighbouring key")
 	})
 }

@@ -32,6 +32,7 @@ func testContext(t *testing.T, newStore NewStore) {
 		"GetClient":         func() error { _, err := s.GetClient(ctx, "demo"); return err },
 		"SaveClient":        func() error { return s.SaveClient(ctx, sampleClient("other")) },
 		"SaveCode":          func() error { return s.SaveCode(ctx, fresh, sampleCode("g", exp)) },
+		"GetCode":           func() error { _, err := s.GetCode(ctx, code); return err },
 		"ConsumeCode":       func() error { _, err := s.ConsumeCode(ctx, code); return err },
 		"SaveAccessToken":   func() error { return s.SaveAccessToken(ctx, fresh, sampleAccess("g", exp)) },
 		"GetAccessToken":    func() error { _, err := s.GetAccessToken(ctx, at); return err },

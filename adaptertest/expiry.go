@@ -1,6 +1,7 @@
 package adaptertest
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -9,26 +10,34 @@ import (
 )
 
 // testExpiry saves records that live shortTTL, checks they are there, waits
-// past their expiry and checks that no lookup returns them. The subtests run
-// in parallel, so the suite waits about once.
+// past their expiry and checks that no lookup returns them; with the
+// lifetime subtests (lifetimeTests), it checks how long records live. The
+// subtests run concurrently, so the group waits about once, about three
+// seconds.
 func testExpiry(t *testing.T, newStore NewStore) {
-	t.Run("Codes", func(t *testing.T) {
-		t.Parallel()
-		s := open(t, newStore)
+	var timed []timedTest
+	add := func(name string, run func(*testing.T, store.Store)) {
+		timed = append(timed, timedTest{name, run})
+	}
+	add("Codes", func(t *testing.T, s store.Store) {
 		h, used := randomHash(), randomHash()
 		must(t, s.SaveCode(bg, h, sampleCode("g", now().Add(shortTTL))), "SaveCode")
 		must(t, s.SaveCode(bg, used, sampleCode("g", now().Add(shortTTL))), "SaveCode")
 		_, err := s.ConsumeCode(bg, used)
 		must(t, err, "ConsumeCode before expiry")
+		_, err = s.GetCode(bg, h)
+		must(t, err, "GetCode before expiry")
 		time.Sleep(waitExpiry)
 		_, err = s.ConsumeCode(bg, h)
 		wantErr(t, err, store.ErrNotFound, "ConsumeCode of an expired code")
 		_, err = s.ConsumeCode(bg, used)
 		wantErr(t, err, store.ErrNotFound, "ConsumeCode of an expired, used code")
+		_, err = s.GetCode(bg, h)
+		wantErr(t, err, store.ErrNotFound, "GetCode of an expired code")
+		_, err = s.GetCode(bg, used)
+		wantErr(t, err, store.ErrNotFound, "GetCode of an expired, used code")
 	})
-	t.Run("AccessTokens", func(t *testing.T) {
-		t.Parallel()
-		s := open(t, newStore)
+	add("AccessTokens", func(t *testing.T, s store.Store) {
 		h := randomHash()
 		must(t, s.SaveAccessToken(bg, h, sampleAccess("g", now().Add(shortTTL))), "SaveAccessToken")
 		_, err := s.GetAccessToken(bg, h)
@@ -37,9 +46,7 @@ func testExpiry(t *testing.T, newStore NewStore) {
 		_, err = s.GetAccessToken(bg, h)
 		wantErr(t, err, store.ErrNotFound, "GetAccessToken of an expired token")
 	})
-	t.Run("RefreshTokens", func(t *testing.T) {
-		t.Parallel()
-		s := open(t, newStore)
+	add("RefreshTokens", func(t *testing.T, s store.Store) {
 		h, next := randomHash(), randomHash()
 		must(t, s.SaveRefreshToken(bg, h, sampleRefresh("g", now().Add(shortTTL))), "SaveRefreshToken")
 		_, err := s.GetRefreshToken(bg, h)
@@ -52,9 +59,7 @@ func testExpiry(t *testing.T, newStore NewStore) {
 		_, err = s.GetRefreshToken(bg, next)
 		wantErr(t, err, store.ErrNotFound, "token stored by a refused rotation")
 	})
-	t.Run("Replay", func(t *testing.T) {
-		t.Parallel()
-		s := open(t, newStore)
+	add("Replay", func(t *testing.T, s store.Store) {
 		k := dpop.NewReplayKey("jkt", "short")
 		ok, err := s.Insert(bg, k, shortTTL)
 		must(t, err, "Insert")
@@ -71,4 +76,27 @@ func testExpiry(t *testing.T, newStore NewStore) {
 			t.Fatal("an expired replay entry still refuses its key")
 		}
 	})
+	timed = append(timed, lifetimeTests()...)
+	concurrently(t, newStore, timed)
+}
+
+// timedTest is a subtest that mostly waits for time to pass.
+type timedTest struct {
+	name string
+	run  func(*testing.T, store.Store)
+}
+
+// concurrently runs each timed subtest, over a fresh store, in a goroutine
+// of its own, and returns when all have ended. They mostly sleep, so they
+// all run at once however small -test.parallel is (t.Parallel would hold
+// all but GOMAXPROCS of them back), and the group lasts about as long as
+// its longest subtest.
+func concurrently(t *testing.T, newStore NewStore, tests []timedTest) {
+	var wg sync.WaitGroup
+	for _, tt := range tests {
+		wg.Go(func() {
+			t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t, newStore)) })
+		})
+	}
+	wg.Wait()
 }

@@ -1,6 +1,7 @@
 package adaptertest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -31,16 +32,18 @@ func testReplay(t *testing.T, newStore NewStore) {
 	})
 	t.Run("Concurrent", func(t *testing.T) {
 		s := open(t, newStore)
-		k := dpop.NewReplayKey("jkt", "contended")
-		wins := race(t, func(int) error {
-			ok, err := s.Insert(bg, k, time.Minute)
-			if err == nil && !ok {
-				return errReplayed
+		for round := range raceRounds {
+			k := dpop.NewReplayKey("jkt", fmt.Sprintf("contended-%d", round))
+			wins := race(t, func(int) error {
+				ok, err := s.Insert(bg, k, time.Minute)
+				if err == nil && !ok {
+					return errReplayed
+				}
+				return err
+			}, errReplayed)
+			if wins != 1 {
+				t.Fatalf("round %d of %d: %d of %d concurrent inserts of one key succeeded, want exactly 1", round+1, raceRounds, wins, racers)
 			}
-			return err
-		}, errReplayed)
-		if wins != 1 {
-			t.Fatalf("%d of %d concurrent inserts of one key succeeded, want exactly 1", wins, racers)
 		}
 	})
 	t.Run("OddKeys", func(t *testing.T) {

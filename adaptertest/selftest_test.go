@@ -3,8 +3,11 @@ package adaptertest_test
 import (
 	"os"
 	"os/exec"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/adaptertest"
@@ -14,37 +17,92 @@ import (
 // faults maps each broken store to the subtest that must report it, named
 // with the suite that runs it first: Run/... or RunInstances/...
 var faults = []struct {
-	name    string
-	wrap    func(m *store.Memory) store.Store
-	failing string
+	name string
+	wrap func(m *store.Memory) store.Store
+	// failing is the subtest that must fail; alsoFailing are more that
+	// must, in the same group (the first two levels of failing).
+	failing     string
+	alsoFailing []string
+	// says, when set, must be in the output: the message of the check.
+	says string
 	// passes, when set, is a suite that must pass the store: the fault
 	// shows only with several instances.
 	passes string
 }{
-	{"non-atomic consume", func(m *store.Memory) store.Store {
-		return &nonAtomicConsume{memory: m, codes: map[store.TokenHash]*codeState{}}
-	}, "Run/Codes/ConcurrentConsume", ""},
-	{"returns expired", func(m *store.Memory) store.Store {
+	{name: "non-atomic consume", wrap: func(m *store.Memory) store.Store {
+		return &nonAtomicConsume{memory: m, window: gap, codes: map[store.TokenHash]*codeState{}}
+	}, failing: "Run/Codes/ConcurrentConsume"},
+	{name: "returns expired", wrap: func(m *store.Memory) store.Store {
 		return &returnsExpired{memory: m, tokens: map[store.TokenHash]store.AccessToken{}}
-	}, "Run/Expiry/AccessTokens", ""},
-	{"loses a field", func(m *store.Memory) store.Store { return losesField{m} }, "Run/Codes/RoundTrip", ""},
-	{"non-atomic replay", func(m *store.Memory) store.Store {
-		return &nonAtomicReplay{memory: m, seen: map[dpop.ReplayKey]bool{}}
-	}, "Run/Replay/Concurrent", ""},
-	{"accepts replays", func(m *store.Memory) store.Store { return acceptsReplays{m} }, "Run/Replay/InsertOnce", ""},
-	{"non-atomic rotate", func(m *store.Memory) store.Store { return nonAtomicRotate{m} }, "Run/RefreshTokens/RotateRace", ""},
-	{"ignores context", func(m *store.Memory) store.Store { return ignoresContext{m} }, "Run/Context", ""},
-	{"ignores grant revocation", func(m *store.Memory) store.Store { return ignoresGrantRevocation{m} }, "Run/Grants/RevokeGrant", ""},
-	{"shares clients", func(m *store.Memory) store.Store {
+	}, failing: "Run/Expiry/AccessTokens"},
+	{name: "loses a field", wrap: func(m *store.Memory) store.Store { return losesField{m} }, failing: "Run/Codes/RoundTrip"},
+	{name: "non-atomic replay", wrap: func(m *store.Memory) store.Store {
+		return &nonAtomicReplay{memory: m, window: gap, seen: map[dpop.ReplayKey]bool{}}
+	}, failing: "Run/Replay/Concurrent"},
+	{name: "accepts replays", wrap: func(m *store.Memory) store.Store { return acceptsReplays{m} }, failing: "Run/Replay/InsertOnce"},
+	{name: "non-atomic rotate", wrap: func(m *store.Memory) store.Store { return nonAtomicRotate{m, gap} }, failing: "Run/RefreshTokens/RotateRace"},
+	{name: "ignores context", wrap: func(m *store.Memory) store.Store { return ignoresContext{m} }, failing: "Run/Context"},
+	{name: "ignores grant revocation", wrap: func(m *store.Memory) store.Store { return ignoresGrantRevocation{m} }, failing: "Run/Grants/RevokeGrant"},
+	{name: "shares clients", wrap: func(m *store.Memory) store.Store {
 		return &sharesClients{memory: m, clients: map[string]*store.Client{}}
-	}, "Run/Clients/Copies", ""},
-	{"text keys", func(m *store.Memory) store.Store { return textKeys{m} }, "Run/Codes/OddKeys", ""},
-	{"per-instance replay cache", func(m *store.Memory) store.Store {
+	}, failing: "Run/Clients/Copies"},
+	{name: "text keys", wrap: func(m *store.Memory) store.Store { return textKeys{m} }, failing: "Run/Codes/OddKeys"},
+	{name: "per-instance replay cache", wrap: func(m *store.Memory) store.Store {
 		return &perInstanceReplay{memory: m, caches: map[string]*dpop.MemoryReplayCache{}}
-	}, "RunInstances/ProofReplay", "Run"},
-	{"per-instance token cache", func(m *store.Memory) store.Store {
+	}, failing: "RunInstances/ProofReplay", passes: "Run"},
+	{name: "per-instance token cache", wrap: func(m *store.Memory) store.Store {
 		return &perInstanceTokenCache{memory: m, caches: map[string]map[store.TokenHash]store.AccessToken{}}
-	}, "RunInstances/RevocationAtASeenByB", "Run"},
+	}, failing: "RunInstances/RevocationAtASeenByB", passes: "Run"},
+
+	// Races with a window of one scheduling point: many rounds catch them.
+	{name: "non-atomic consume, narrow window", wrap: func(m *store.Memory) store.Store {
+		return &nonAtomicConsume{memory: m, window: runtime.Gosched, codes: map[store.TokenHash]*codeState{}}
+	}, failing: "Run/Codes/ConcurrentConsume"},
+	{name: "non-atomic rotate, narrow window", wrap: func(m *store.Memory) store.Store {
+		return nonAtomicRotate{m, runtime.Gosched}
+	}, failing: "Run/RefreshTokens/RotateRace"},
+	{name: "non-atomic replay, narrow window", wrap: func(m *store.Memory) store.Store {
+		return &nonAtomicReplay{memory: m, window: runtime.Gosched, seen: map[dpop.ReplayKey]bool{}}
+	}, failing: "Run/Replay/Concurrent"},
+
+	// GetCode.
+	{name: "GetCode consumes", wrap: func(m *store.Memory) store.Store { return consumingGet{m} }, failing: "Run/Codes/GetDoesNotConsume"},
+	{name: "GetCode hides the consumed record", wrap: func(m *store.Memory) store.Store { return hidesConsumedRecord{m} },
+		failing: "Run/Codes/GetConsumed", says: "returned no record"},
+
+	// The bound on consumed refresh tokens.
+	{name: "keeps every consumed token", wrap: chainFaulty(keepsAll), failing: "Run/RefreshTokens/ChainBound", says: "the chain is not bounded"},
+	{name: "keeps too few consumed tokens", wrap: chainFaulty(keepsTooFew), failing: "Run/RefreshTokens/ChainBound", says: "a consumed token must be remembered"},
+	{name: "forgets the live token", wrap: chainFaulty(forgetsLive), failing: "Run/RefreshTokens/ChainBound", says: "the live one"},
+	{name: "bounds consumed tokens per client", wrap: chainFaulty(boundsPerClient), failing: "Run/RefreshTokens/ChainBound", says: "of another grant"},
+
+	// Lifetimes.
+	{name: "replay entries live 300ms", wrap: func(m *store.Memory) store.Store { return shortReplay{m} },
+		failing: "Run/Expiry/ReplayLivesWholeTTL", alsoFailing: []string{"Run/Expiry/SubsecondReplay"}},
+	{name: "revocations last 200ms", wrap: func(m *store.Memory) store.Store { return shortRevocation{m} },
+		failing: "Run/Expiry/GrantRevocationLastsUntil"},
+	{name: "a later revocation shortens", wrap: func(m *store.Memory) store.Store {
+		return &revocationFault{memory: m, until: map[string]time.Time{}}
+	}, failing: "Run/Expiry/GrantRevocationNotShortened"},
+	{name: "a later revocation does not extend", wrap: func(m *store.Memory) store.Store {
+		return &revocationFault{memory: m, firstWins: true, until: map[string]time.Time{}}
+	}, failing: "Run/Expiry/GrantRevocationExtended"},
+	{name: "expiries truncated to seconds", wrap: truncated, failing: "Run/Expiry/SubsecondCodes",
+		alsoFailing: []string{"Run/Expiry/SubsecondAccessTokens", "Run/Expiry/SubsecondRefreshTokens", "Run/Expiry/SubsecondReplay"}},
+	{name: "expiries rounded to seconds", wrap: rounded, failing: "Run/Expiry/SubsecondCodes",
+		alsoFailing: []string{"Run/Expiry/SubsecondAccessTokens", "Run/Expiry/SubsecondRefreshTokens", "Run/Expiry/SubsecondReplay"}},
+
+	// A call that never returns: the watchdog fails the subtest after
+	// CallTimeout instead of hanging the test binary.
+	{name: "hangs", wrap: func(m *store.Memory) store.Store { return &hangsOnce{memory: m, once: &hangOnce} },
+		failing: "Run/RefreshTokens/RotateTwice", says: "store call RotateRefreshToken did not return within"},
+}
+
+// chainFaulty wraps stores with that fault of the chain bound.
+func chainFaulty(f chainFault) func(m *store.Memory) store.Store {
+	return func(m *store.Memory) store.Store {
+		return &chainStore{memory: m, fault: f, consumed: map[string][]store.TokenHash{}, kept: map[store.TokenHash]store.RefreshToken{}}
+	}
 }
 
 const faultEnv = "ADAPTERTEST_FAULT"
@@ -85,21 +143,26 @@ func TestBrokenStore(t *testing.T) {
 	t.Fatalf("unknown fault %q", name)
 }
 
-// TestSuiteCatchesFaults runs a suite against each broken store in a child
-// process and checks that it fails, in the subtest that covers the fault;
-// for a fault that only several instances show, it checks that the other
-// suite passes the store.
+// TestSuiteCatchesFaults runs the group of a suite that covers each broken
+// store (Run/Expiry, say) in a child process and checks that it fails, in
+// the subtests that cover the fault; for a fault that only several
+// instances show, it checks that the other suite passes the store.
 func TestSuiteCatchesFaults(t *testing.T) {
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			suite, _, _ := strings.Cut(f.failing, "/")
-			out, err := runBroken(f.name, suite)
+			group := strings.Join(strings.SplitN(f.failing, "/", 3)[:2], "/")
+			out, err := runBroken(f.name, group)
 			if err == nil {
-				t.Fatalf("%s passed a store that is broken (%s)", suite, f.name)
+				t.Fatalf("%s passed a store that is broken (%s)", group, f.name)
 			}
-			if want := "--- FAIL: TestBrokenStore/" + f.failing; !strings.Contains(out, want) {
-				t.Fatalf("%s failed, but not in %s:\n%s", suite, f.failing, failures(out))
+			for _, sub := range append([]string{f.failing}, f.alsoFailing...) {
+				if want := "--- FAIL: TestBrokenStore/" + sub + " ("; !strings.Contains(out, want) {
+					t.Fatalf("%s failed, but not in %s:\n%s", group, sub, failures(out))
+				}
+			}
+			if f.says != "" && !strings.Contains(out, f.says) {
+				t.Fatalf("%s failed, but without saying %q:\n%s", group, f.says, failures(out))
 			}
 			if f.passes == "" {
 				return
@@ -112,10 +175,19 @@ func TestSuiteCatchesFaults(t *testing.T) {
 	}
 }
 
-// runBroken runs suite against the broken store named fault in a child
-// process and returns its output.
-func runBroken(fault, suite string) (string, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenStore$/^"+suite+"$", "-test.v", "-test.count=1")
+// childTimeout bounds a child process: a suite whose watchdog failed shows
+// as a timeout in its output rather than a hung self-test.
+const childTimeout = 3 * time.Minute
+
+// runBroken runs the subtests named by path (a suite, or a suite and one
+// of its groups: Run/Expiry) against the broken store named fault in a
+// child process and returns its output.
+func runBroken(fault, path string) (string, error) {
+	pattern := "^TestBrokenStore$"
+	for _, name := range strings.Split(path, "/") {
+		pattern += "/^" + regexp.QuoteMeta(name) + "$"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run="+pattern, "-test.v", "-test.count=1", "-test.timeout="+childTimeout.String())
 	cmd.Env = append(os.Environ(), faultEnv+"="+fault)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -2,6 +2,8 @@ package adaptertest
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,26 +108,36 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 	})
 	t.Run("RotateRace", func(t *testing.T) {
 		s := open(t, newStore)
-		old, exp := randomHash(), now().Add(time.Hour)
-		must(t, s.SaveRefreshToken(bg, old, sampleRefresh("g", exp)), "SaveRefreshToken")
+		exp := now().Add(time.Hour)
 		next := make([]store.TokenHash, racers)
-		for i := range next {
-			next[i] = randomHash()
-		}
-		wins := race(t, func(i int) error {
-			_, err := s.RotateRefreshToken(bg, old, next[i], sampleRefresh("g", exp))
-			return err
-		}, store.ErrConsumed)
-		stored := 0
-		for _, h := range next {
-			if _, err := s.GetRefreshToken(bg, h); err == nil {
-				stored++
-			} else if !errors.Is(err, store.ErrNotFound) {
-				t.Fatalf("GetRefreshToken: %v", err)
+		for round := range raceRounds {
+			old, grant := randomHash(), fmt.Sprintf("race-%d", round)
+			must(t, s.SaveRefreshToken(bg, old, sampleRefresh(grant, exp)), "SaveRefreshToken")
+			for i := range next {
+				next[i] = randomHash()
 			}
-		}
-		if wins != 1 || stored != 1 {
-			t.Fatalf("%d of %d concurrent rotations won and %d new tokens exist, want 1 and 1", wins, racers, stored)
+			var records atomic.Int32
+			wins := race(t, func(i int) error {
+				prev, err := s.RotateRefreshToken(bg, old, next[i], sampleRefresh(grant, exp))
+				if prev != nil && prev.GrantID == grant {
+					records.Add(1)
+				}
+				return err
+			}, store.ErrConsumed)
+			stored := 0
+			for _, h := range next {
+				if _, err := s.GetRefreshToken(bg, h); err == nil {
+					stored++
+				} else if !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("GetRefreshToken: %v", err)
+				}
+			}
+			// Every caller gets old's record: the winner, and the losers to
+			// revoke the grant (RFC 9700 §4.14.2).
+			if wins != 1 || stored != 1 || records.Load() != racers {
+				t.Fatalf("round %d of %d: %d of %d concurrent rotations won, %d new tokens exist and %d got the old record, want 1, 1 and all",
+					round+1, raceRounds, wins, racers, stored, records.Load())
+			}
 		}
 	})
 	t.Run("RotateUnknown", func(t *testing.T) {
@@ -166,6 +178,108 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 			t.Fatalf("neighbouring key returned %q", got.Subject)
 		}
 	})
+	t.Run("ChainBound", func(t *testing.T) { testChainBound(t, newStore) })
+}
+
+// chainExtra is how many rotations beyond ConsumedRefreshTokensPerGrant
+// ChainBound makes, so that the store must forget that many tokens.
+const chainExtra = 4
+
+// chainRecord is the record of the i-th token of a grant's rotation chain,
+// different from the others, so that a token answering with another
+// token's record shows.
+func chainRecord(grant string, i int, exp time.Time) *store.RefreshToken {
+	r := sampleRefresh(grant, exp)
+	r.Subject = fmt.Sprintf("%s, token %d", r.Subject, i)
+	r.IssuedAt = r.IssuedAt.Add(time.Duration(i) * time.Minute)
+	return r
+}
+
+// testChainBound rotates one grant's refresh token
+// ConsumedRefreshTokensPerGrant+chainExtra times and checks, after every
+// rotation, that exactly the ConsumedRefreshTokensPerGrant most recently
+// consumed tokens answer ErrConsumed with their own record, that older
+// ones are forgotten (ErrNotFound) and that the newest is live; that the
+// tokens of another grant of the same client, rotated before and in
+// between, are untouched; and that rotating a forgotten token is refused as
+// unknown and stores nothing.
+func testChainBound(t *testing.T, newStore NewStore) {
+	const keep = store.ConsumedRefreshTokensPerGrant
+	s := open(t, newStore)
+	exp := now().Add(time.Hour)
+	type chain struct {
+		grant string
+		h     []store.TokenHash
+	}
+	newChain := func(grant string) *chain {
+		c := &chain{grant: grant, h: []store.TokenHash{randomHash()}}
+		must(t, s.SaveRefreshToken(bg, c.h[0], chainRecord(grant, 0, exp)), "SaveRefreshToken")
+		return c
+	}
+	rotate := func(c *chain) {
+		t.Helper()
+		n := len(c.h)
+		next := randomHash()
+		prev, err := s.RotateRefreshToken(bg, c.h[n-1], next, chainRecord(c.grant, n, exp))
+		must(t, err, fmt.Sprintf("rotation %d of grant %s", n, c.grant))
+		same(t, prev, chainRecord(c.grant, n-1, exp), fmt.Sprintf("record returned by rotation %d", n))
+		c.h = append(c.h, next)
+	}
+	// check verifies every token of c: the newest is live, the keep before
+	// it are consumed, the older ones are forgotten.
+	check := func(c *chain, when string) {
+		t.Helper()
+		last := len(c.h) - 1
+		for i, h := range c.h {
+			got, err := s.GetRefreshToken(bg, h)
+			what := fmt.Sprintf("%s: token %d of grant %s (%d rotations)", when, i, c.grant, last)
+			switch {
+			case i == last:
+				must(t, err, what+", the live one")
+				same(t, got, chainRecord(c.grant, i, exp), what)
+			case i >= last-keep:
+				if !errors.Is(err, store.ErrConsumed) {
+					t.Fatalf("%s, one of the %d most recently consumed: error %v, want %v (a consumed token must be remembered)", what, keep, err, store.ErrConsumed)
+				}
+				if got == nil {
+					t.Fatalf("%s: no record with ErrConsumed: its grant could not be revoked", what)
+				}
+				same(t, got, chainRecord(c.grant, i, exp), what)
+			default:
+				if errors.Is(err, store.ErrConsumed) {
+					t.Fatalf("%s, older than the %d most recently consumed: still remembered (%v), want %v: the chain is not bounded", what, keep, err, store.ErrNotFound)
+				}
+				wantErr(t, err, store.ErrNotFound, what+", older than the kept ones")
+			}
+		}
+	}
+	// Another grant of the same client, rotated before and in between: a
+	// store that bounds consumed tokens per client, or forgets the oldest
+	// of the table, loses its tokens.
+	other := newChain("other-grant")
+	rotate(other)
+	rotate(other)
+	c := newChain("chain-grant")
+	for r := 1; r <= keep+chainExtra; r++ {
+		rotate(c)
+		if r == keep/2 {
+			rotate(other)
+		}
+		check(c, fmt.Sprintf("after rotation %d", r))
+		check(other, fmt.Sprintf("after rotation %d of another grant", r))
+	}
+
+	// A forgotten token is unknown: rotating it stores nothing, and
+	// touches neither chain.
+	for i := range chainExtra {
+		next := randomHash()
+		_, err := s.RotateRefreshToken(bg, c.h[i], next, chainRecord(c.grant, 99, exp))
+		wantErr(t, err, store.ErrNotFound, fmt.Sprintf("rotation of forgotten token %d", i))
+		_, err = s.GetRefreshToken(bg, next)
+		wantErr(t, err, store.ErrNotFound, "token stored by the rotation of a forgotten token")
+	}
+	check(c, "after rotating forgotten tokens")
+	check(other, "after rotating forgotten tokens of another grant")
 }
 
 func testGrants(t *testing.T, newStore NewStore) {
