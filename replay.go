@@ -40,7 +40,10 @@ func (k ReplayKey) String() string { return base64.RawURLEncoding.EncodeToString
 //
 // Insert must be atomic: of any number of concurrent calls with the same key
 // while an earlier entry is alive, exactly one returns true. An entry must
-// live at least for ttl. An implementation that cannot record an entry (full,
+// live for its whole ttl, to the millisecond, and end soon after (adaptertest
+// accepts the key again 300 ms after): an entry that ends early lets a
+// replayed proof in, and one that outlives its ttl takes room that the
+// cache's capacity was sized without. An implementation that cannot record an entry (full,
 // unreachable) returns an error, and the verifier refuses the proof: a cache
 // must never make room by forgetting an entry that is still alive.
 type ReplayCache interface {
