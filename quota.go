@@ -3,6 +3,7 @@ package dpop
 import (
 	"errors"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
@@ -121,7 +122,10 @@ const quotaShards = 16
 // without nonces, the unit budgets are counted in.
 func newQuotas(q Quota, unit time.Duration) (*quotas, error) {
 	per := max(q.MaxParties/quotaShards, 1)
-	t := &quotas{perClient: int64(q.PerClient), perGrant: int64(q.PerGrant), unit: unit, seed: maphash.MakeSeed(), shards: make([]quotaShard, quotaShards)}
+	// A budget so large that its room would not fit an int64 is as good as
+	// unlimited: clamp it rather than let it wrap.
+	limit := int64(math.MaxInt64) / int64(unit)
+	t := &quotas{perClient: min(int64(q.PerClient), limit), perGrant: min(int64(q.PerGrant), limit), unit: unit, seed: maphash.MakeSeed(), shards: make([]quotaShard, quotaShards)}
 	for i := range t.shards {
 		l, err := simplelru.NewLRU[partyKey, *bucket](per, nil)
 		if err != nil {
@@ -181,12 +185,13 @@ func (t *quotas) take(k partyKey, budget, cost, now int64) (time.Duration, bool)
 		s.lru.Add(k, b)
 	}
 	if elapsed := now - b.last; elapsed > 0 {
-		// Room comes back at budget entry-nanoseconds per nanosecond; the
-		// product cannot overflow before it reaches capacity.
-		if elapsed >= capacity/budget {
+		// Room comes back at budget entry-nanoseconds per nanosecond, up
+		// to capacity; the product is computed only below the missing
+		// room, where it cannot overflow.
+		if missing := capacity - b.level; elapsed >= missing/budget {
 			b.level = capacity
 		} else {
-			b.level = min(capacity, b.level+elapsed*budget)
+			b.level += elapsed * budget
 		}
 		b.last = now
 	}

@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,6 +116,15 @@ func TestQuotaBudget(t *testing.T) {
 			if _, err := v.Verify(bg, tokenRequest(es.proof(t, nil))); err != nil {
 				t.Fatal(err)
 			}
+		}
+	})
+	t.Run("a huge budget does not wrap", func(t *testing.T) {
+		v, clk := quotaVerifier(t, Quota{PerClient: math.MaxInt, PerGrant: math.MaxInt})
+		for range 5 {
+			if _, err := v.Verify(bg, charged(es.proof(t, nil), "c", "g")); err != nil {
+				t.Fatal(err)
+			}
+			clk.add(time.Millisecond) // the refill must not wrap either
 		}
 	})
 	t.Run("budgets off", func(t *testing.T) {

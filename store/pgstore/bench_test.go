@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,10 @@ import (
 // statements counts the statements a pool sends.
 type statements struct{ n atomic.Int64 }
 
+// unlimited charges every proof to its parties, as always, with budgets no
+// benchmark exhausts: one client and one token send every request.
+var unlimited = dpop.Quota{PerClient: math.MaxInt, PerGrant: math.MaxInt}
+
 func (c *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
 	return ctx
@@ -49,7 +54,7 @@ func backends() []struct {
 		open backend
 	}{
 		{"memory", func(b *testing.B, n int) (store.Store, func() int64) {
-			m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: 2*n + 4096, MaxAccessTokens: 2*n + 4096})
+			m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: 2*n + 4096, MaxAccessTokens: 2*n + 4096, ClientShare: 100})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -91,7 +96,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		b.Run(be.name, func(b *testing.B) {
 			st, sent := be.open(b, b.N)
 			registerClients(b, st)
-			srv, err := handlers.New(handlers.Config{Issuer: publicURL, Store: st})
+			srv, err := handlers.New(handlers.Config{Issuer: publicURL, Store: st, DPoP: dpop.VerifierOptions{Quota: unlimited}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -134,7 +139,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 			mw, err := middleware.New(middleware.Options{
 				ResourceURL: publicURL,
-				DPoP:        dpop.VerifierOptions{ReplayCache: st},
+				DPoP:        dpop.VerifierOptions{ReplayCache: st, Quota: unlimited},
 				Validator:   middleware.StoreValidator{Store: st},
 			})
 			if err != nil {

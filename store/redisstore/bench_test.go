@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +31,10 @@ import (
 // countHook counts round trips to Redis.
 type countHook struct{ n atomic.Int64 }
 
+// unlimited charges every proof to its parties, as always, with budgets no
+// benchmark exhausts: one client and one token send every request.
+var unlimited = dpop.Quota{PerClient: math.MaxInt, PerGrant: math.MaxInt}
+
 func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
@@ -49,7 +54,7 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // benchStores runs bench over the memory store and over Redis.
 func benchStores(b *testing.B, bench func(b *testing.B, s store.Store, rounds *countHook)) {
 	b.Run("store=memory", func(b *testing.B) {
-		m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: 2*b.N + 4096, MaxAccessTokens: 2*b.N + 4096})
+		m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: 2*b.N + 4096, MaxAccessTokens: 2*b.N + 4096, ClientShare: 100})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -105,7 +110,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			GrantTypes: []string{handlers.GrantClientCredentials}, Scopes: []string{"read"}, DPoPBound: true}); err != nil {
 			b.Fatal(err)
 		}
-		srv, err := handlers.New(handlers.Config{Issuer: publicURL, Store: s})
+		srv, err := handlers.New(handlers.Config{Issuer: publicURL, Store: s, DPoP: dpop.VerifierOptions{Quota: unlimited}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -137,7 +142,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.Fatal(err)
 		}
 		mw, err := middleware.New(middleware.Options{ResourceURL: publicURL, Validator: middleware.StoreValidator{Store: s},
-			DPoP: dpop.VerifierOptions{ReplayCache: s}})
+			DPoP: dpop.VerifierOptions{ReplayCache: s, Quota: unlimited}})
 		if err != nil {
 			b.Fatal(err)
 		}
