@@ -179,6 +179,27 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 		}
 	})
 	t.Run("ChainBound", func(t *testing.T) { testChainBound(t, newStore) })
+	t.Run("ChainBoundSparesLiveTokens", func(t *testing.T) {
+		// A rotated token saved again under the same hash is live once
+		// more: forgetting the grant's older rotated tokens never deletes
+		// it.
+		s := open(t, newStore)
+		exp := now().Add(time.Hour)
+		first := randomHash()
+		must(t, s.SaveRefreshToken(bg, first, sampleRefresh("g", exp)), "SaveRefreshToken")
+		prev := first
+		for i := range 2 * store.ConsumedRefreshTokensPerGrant {
+			next := randomHash()
+			_, err := s.RotateRefreshToken(bg, prev, next, sampleRefresh("g", exp))
+			must(t, err, fmt.Sprintf("rotation %d", i))
+			if i == 0 {
+				must(t, s.SaveRefreshToken(bg, first, sampleRefresh("g", exp)), "SaveRefreshToken of a rotated token")
+			}
+			prev = next
+		}
+		_, err := s.GetRefreshToken(bg, first)
+		must(t, err, "a live token after its grant's rotated tokens were forgotten")
+	})
 }
 
 // chainExtra is how many rotations beyond ConsumedRefreshTokensPerGrant

@@ -198,7 +198,7 @@ func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, keep int, check
 	var forget []TokenHash
 	defer func() {
 		for _, f := range forget {
-			t.remove(f)
+			t.removeConsumed(f)
 		}
 	}()
 	a, b := t.shard(old), t.shard(h)
@@ -237,6 +237,17 @@ func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, keep int, check
 	it.consumed = true
 	it.chain = nil
 	return it.v, live, nil
+}
+
+// removeConsumed deletes h if its record is consumed: a token saved again
+// under the hash of a rotated one is live and stays.
+func (t *table[V]) removeConsumed(h TokenHash) {
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if it, ok := s.lru.Peek(h); ok && it.consumed {
+		s.lru.Remove(h)
+	}
 }
 
 // remove deletes h.

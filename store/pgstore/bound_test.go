@@ -11,51 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestGetCode: GetCode answers as ConsumeCode would, and consumes nothing.
-func TestGetCode(t *testing.T) {
-	pool := testPool(t)
-	schema := freshSchema(t, pool)
-	s := openStore(t, pool, schema, nil)
-	late := openStore(t, pool, schema, func(o *Options) { o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } })
-	exp := time.Now().Add(time.Hour).Truncate(time.Microsecond)
-	h := store.HashToken("code")
-	want := &store.AuthorizationCode{GrantID: "g", ClientID: "c", RedirectURI: "https://app.example/cb",
-		CodeChallenge: "ch", CodeChallengeMethod: "S256", DPoPJKT: "jkt", ExpiresAt: exp}
-	must(t, s.SaveCode(bg, h, want))
-
-	for range 3 {
-		got, err := s.GetCode(bg, h)
-		if err != nil || got == nil || *got != (store.AuthorizationCode{GrantID: "g", ClientID: "c", RedirectURI: "https://app.example/cb",
-			CodeChallenge: "ch", CodeChallengeMethod: "S256", DPoPJKT: "jkt", ExpiresAt: got.ExpiresAt}) || !got.ExpiresAt.Equal(exp) {
-			t.Fatalf("GetCode of a live code: %+v, %v", got, err)
-		}
-	}
-	if got, err := s.ConsumeCode(bg, h); err != nil || got == nil || got.GrantID != "g" {
-		t.Fatalf("ConsumeCode after GetCode: %+v, %v (GetCode consumed the code)", got, err)
-	}
-	got, err := s.GetCode(bg, h)
-	if !errors.Is(err, store.ErrConsumed) || got == nil || got.GrantID != "g" {
-		t.Fatalf("GetCode of a redeemed code: %+v, %v, want the record and ErrConsumed", got, err)
-	}
-	if _, err := late.GetCode(bg, h); !errors.Is(err, store.ErrExpired) {
-		t.Fatalf("GetCode of an expired code: %v, want ErrExpired", err)
-	}
-	if _, err := s.GetCode(bg, store.HashToken("unknown")); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("GetCode of an unknown code: %v, want ErrNotFound", err)
-	}
-
-	// An unconsumed code past its expiry is ErrExpired, and stays
-	// unconsumed for a clock that finds it live.
-	h2 := store.HashToken("code-2")
-	must(t, s.SaveCode(bg, h2, want))
-	if _, err := late.GetCode(bg, h2); !errors.Is(err, store.ErrExpired) {
-		t.Fatalf("GetCode of an expired code: %v, want ErrExpired", err)
-	}
-	if _, err := s.ConsumeCode(bg, h2); err != nil {
-		t.Fatalf("ConsumeCode after GetCode: %v", err)
-	}
-}
-
 // rotateChain saves a refresh token of grant and rotates it n times; it
 // returns the n+1 hashes, oldest first. Token i is issued i seconds after
 // the first, as the handlers issue them.
@@ -153,33 +108,6 @@ func TestConsumedRefreshTokensBound(t *testing.T) {
 		AND indexdef LIKE '%(grant_id, issued_at)%'`, schema).Scan(&idx))
 	if idx != 1 {
 		t.Errorf("%d indexes on refresh_tokens (grant_id, issued_at), want 1", idx)
-	}
-}
-
-// TestConsumedBoundSparesLiveTokens: a consumed token saved again (live
-// once more) is never deleted by the bound, even when it is the grant's
-// oldest.
-func TestConsumedBoundSparesLiveTokens(t *testing.T) {
-	pool := testPool(t)
-	s := openStore(t, pool, freshSchema(t, pool), nil)
-	base := time.Now()
-	tok := func(i int) *store.RefreshToken {
-		return &store.RefreshToken{GrantID: "g", ClientID: "c", IssuedAt: base.Add(time.Duration(i) * time.Second), ExpiresAt: base.Add(time.Hour)}
-	}
-	first := store.HashToken("first")
-	must(t, s.SaveRefreshToken(bg, first, tok(0)))
-	prev := first
-	for i := range 2 * store.ConsumedRefreshTokensPerGrant {
-		next := store.HashToken(fmt.Sprint("t", i))
-		_, err := s.RotateRefreshToken(bg, prev, next, tok(i+1))
-		must(t, err)
-		if i == 0 {
-			must(t, s.SaveRefreshToken(bg, first, tok(0))) // live again
-		}
-		prev = next
-	}
-	if _, err := s.GetRefreshToken(bg, first); err != nil {
-		t.Fatalf("a live token was deleted by the bound on consumed tokens: %v", err)
 	}
 }
 

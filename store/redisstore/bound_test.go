@@ -14,49 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestGetCode: GetCode answers as ConsumeCode would, and consumes nothing.
-func TestGetCode(t *testing.T) {
-	c := newClient(t)
-	s, prefix := newStore(t, c)
-	late, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
-	must(t, err)
-	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
-	h := store.HashToken("code")
-	want := &store.AuthorizationCode{GrantID: "g", ClientID: "c", RedirectURI: "https://app.example/cb", ExpiresAt: exp}
-	must(t, s.SaveCode(bg, h, want))
-
-	for range 3 {
-		got, err := s.GetCode(bg, h)
-		if err != nil || got == nil || got.GrantID != "g" || !got.ExpiresAt.Equal(exp) {
-			t.Fatalf("GetCode of a live code: %+v, %v", got, err)
-		}
-	}
-	if got, err := s.ConsumeCode(bg, h); err != nil || got == nil || got.GrantID != "g" {
-		t.Fatalf("ConsumeCode after GetCode: %+v, %v (GetCode consumed the code)", got, err)
-	}
-	got, err := s.GetCode(bg, h)
-	if !errors.Is(err, store.ErrConsumed) || got == nil || got.GrantID != "g" {
-		t.Fatalf("GetCode of a redeemed code: %+v, %v, want the record and ErrConsumed", got, err)
-	}
-	if _, err := late.GetCode(bg, h); !errors.Is(err, store.ErrExpired) {
-		t.Fatalf("GetCode of an expired code: %v, want ErrExpired", err)
-	}
-	if _, err := s.GetCode(bg, store.HashToken("unknown")); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("GetCode of an unknown code: %v, want ErrNotFound", err)
-	}
-
-	// A live code looked at by a clock past its expiry is not consumed
-	// either.
-	h2 := store.HashToken("code-2")
-	must(t, s.SaveCode(bg, h2, want))
-	if _, err := late.GetCode(bg, h2); !errors.Is(err, store.ErrExpired) {
-		t.Fatalf("GetCode of an expired code: %v, want ErrExpired", err)
-	}
-	if _, err := s.ConsumeCode(bg, h2); err != nil {
-		t.Fatalf("ConsumeCode after GetCode: %v", err)
-	}
-}
-
 // rotateChain saves a refresh token of grant and rotates it n times; it
 // returns the n+1 hashes, oldest first. Token i is issued i seconds after
 // base and expires at exp(i).
@@ -162,31 +119,6 @@ func TestConsumedRefreshTokensBound(t *testing.T) {
 	}
 	if _, err := s.GetRefreshToken(bg, chain[n]); !errors.Is(err, store.ErrConsumed) {
 		t.Errorf("the token just rotated: %v, want ErrConsumed", err)
-	}
-}
-
-// TestConsumedBoundSparesLiveTokens: a consumed token saved again under the
-// same hash (live once more) is never deleted when its old list entry is
-// cut off.
-func TestConsumedBoundSparesLiveTokens(t *testing.T) {
-	c := newClient(t)
-	s, _ := newStore(t, c)
-	exp := time.Now().Add(time.Hour)
-	first := store.HashToken("first")
-	tok := &store.RefreshToken{GrantID: "g", ClientID: "c", ExpiresAt: exp}
-	must(t, s.SaveRefreshToken(bg, first, tok))
-	prev := first
-	for i := range 2 * store.ConsumedRefreshTokensPerGrant {
-		next := store.HashToken("t" + string(rune('a'+i)))
-		_, err := s.RotateRefreshToken(bg, prev, next, tok)
-		must(t, err)
-		if i == 0 {
-			must(t, s.SaveRefreshToken(bg, first, tok)) // live again
-		}
-		prev = next
-	}
-	if _, err := s.GetRefreshToken(bg, first); err != nil {
-		t.Fatalf("a live token was deleted by the bound on consumed tokens: %v", err)
 	}
 }
 
