@@ -23,8 +23,13 @@ type NonceSource interface {
 	Check(ctx context.Context, nonce string) (validUntil time.Time, ok bool)
 }
 
-// DefaultNonceStep is the default rotation period of an [HMACNonceSource].
-const DefaultNonceStep = 5 * time.Minute
+// DefaultNonceStep is the default rotation period of an [HMACNonceSource]: a
+// nonce is accepted for two to four minutes. With nonces, a proof's replay
+// entry lives as long as its nonce is accepted (RFC 9449 §11.1), so the step
+// sets how much of the replay cache each proof takes: a short step keeps
+// that close to the entry life without nonces (70 s), while a client that
+// has been idle for a few minutes needs one use_dpop_nonce round trip.
+const DefaultNonceStep = 2 * time.Minute
 
 // minNonceSecret is the shortest secret an HMACNonceSource accepts.
 const minNonceSecret = 32

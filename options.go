@@ -98,7 +98,7 @@ type VerifierOptions struct {
 	// Quota bounds the replay-cache room one party may take (see [Quota]):
 	// proofs are charged to the Client and Grant a caller names in
 	// [Request]. Zero fields take the defaults: a tenth of the replay
-	// cache per client and a fortieth per grant or token (DefaultClientQuota
+	// cache per client and a twentieth per grant or token (DefaultClientQuota
 	// and DefaultTokenQuota when the cache does not tell its capacity); the
 	// handlers package gives each grant at its token endpoint
 	// DefaultGrantQuota.

@@ -45,17 +45,18 @@ type Quota struct {
 }
 
 // Default budgets. A client may keep a tenth of the replay cache, and one
-// access token at a resource a quarter of that: with the default cache
-// (DefaultReplayCacheCapacity) and freshness window, about 140 and 35
-// proofs a second, sustained. When the cache tells its capacity (a
-// [MemoryReplayCache] or a store built on one has a Capacity method) the
-// shares follow it; otherwise the numbers below, sized for the default
-// cache, apply. At a token endpoint, where a legitimate client asks for a
+// grant or access token at a resource half of that: with the default cache
+// (DefaultReplayCacheCapacity) and freshness window, about 140 and 70
+// proofs a second, sustained (with nonces, whose entries live two to four
+// minutes with DefaultNonceStep, about 55 and 28). When the cache tells its
+// capacity (a [MemoryReplayCache] or a store built on one has a Capacity
+// method) the shares follow it; otherwise the numbers below, sized for the
+// default cache, apply. At a token endpoint, where a legitimate client asks for a
 // few tokens an hour, one grant (one user's authorization, or one refresh
 // token chain) gets DefaultGrantQuota: under 1.5 requests a second.
 const (
 	DefaultClientQuota = DefaultReplayCacheCapacity / 10
-	DefaultTokenQuota  = DefaultClientQuota / 4
+	DefaultTokenQuota  = DefaultClientQuota / 2
 	DefaultGrantQuota  = 100
 	// DefaultQuotaParties is the default of Quota.MaxParties.
 	DefaultQuotaParties = 50_000
@@ -70,24 +71,31 @@ func capacityOf(c ReplayCache) (int, bool) {
 	return 0, false
 }
 
-// withDefaults fills zero fields: shares of the cache's capacity when it is
-// known, the defaults otherwise.
+// DefaultQuota returns the budgets a verifier over cache uses for the fields
+// of VerifierOptions.Quota left zero: a tenth of the cache per client and a
+// twentieth per grant or access token when the cache tells its capacity,
+// DefaultClientQuota and DefaultTokenQuota otherwise.
+func DefaultQuota(cache ReplayCache) Quota {
+	if n, ok := capacityOf(cache); ok {
+		return Quota{PerClient: max(n/10, 1), PerGrant: max(n/20, 1), MaxParties: DefaultQuotaParties}
+	}
+	return Quota{PerClient: DefaultClientQuota, PerGrant: DefaultTokenQuota, MaxParties: DefaultQuotaParties}
+}
+
+// withDefaults fills zero fields from DefaultQuota(cache).
 func (q Quota) withDefaults(cache ReplayCache) (Quota, error) {
 	if q.MaxParties < 0 {
 		return q, errors.New("dpop: negative Quota.MaxParties")
 	}
-	client, token := DefaultClientQuota, DefaultTokenQuota
-	if n, ok := capacityOf(cache); ok {
-		client, token = max(n/10, 1), max(n/40, 1)
-	}
+	def := DefaultQuota(cache)
 	if q.PerClient == 0 {
-		q.PerClient = client
+		q.PerClient = def.PerClient
 	}
 	if q.PerGrant == 0 {
-		q.PerGrant = token
+		q.PerGrant = def.PerGrant
 	}
 	if q.MaxParties == 0 {
-		q.MaxParties = DefaultQuotaParties
+		q.MaxParties = def.MaxParties
 	}
 	return q, nil
 }

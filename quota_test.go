@@ -192,7 +192,7 @@ func TestQuotaDefaults(t *testing.T) {
 		q             Quota
 		client, grant int
 	}{
-		{"memory cache of 4000", small, Quota{}, 400, 100},
+		{"memory cache of 4000", small, Quota{}, 400, 200},
 		{"default memory cache", nil, Quota{}, DefaultClientQuota, DefaultTokenQuota},
 		{"cache without capacity", &recordingCache{}, Quota{}, DefaultClientQuota, DefaultTokenQuota},
 		{"explicit values kept", small, Quota{PerClient: 7, PerGrant: -1}, 7, -1},

@@ -56,9 +56,10 @@ type ReplayCache interface {
 // holds when no capacity is given: about 20 MB (under 200 bytes an entry,
 // measured), enough for 1,400 proofs a second with the default freshness
 // window. With server nonces, entries live as long as the nonce (up to two
-// nonce steps, 10 minutes by default), so the same capacity holds about 170
-// proofs a second: size the cache for the traffic. Shards fill unevenly, so a full cache may refuse a new entry when
-// it holds about 99% of its capacity.
+// nonce steps, 4 minutes by default), so the same capacity holds about 420
+// proofs a second: size the cache for the traffic. Shards fill unevenly, so
+// a full cache may refuse a new entry when it holds about 99% of its
+// capacity.
 const DefaultReplayCacheCapacity = 100_000
 
 // MemoryReplayCacheOptions configures [NewMemoryReplayCache].

@@ -411,8 +411,18 @@ func (s *Server) revokeGrant(ctx context.Context, client *store.Client, grantID 
 	s.cfg.Logger.WarnContext(ctx, "code or refresh token replayed: grant revoked", "client_id", client.ID)
 }
 
-// storeErr logs a store failure and answers 503 server_error.
+// shareRetry is the Retry-After of a client whose share of a bounded store
+// is full: its records free their places as they expire.
+const shareRetry = time.Minute
+
+// storeErr logs a store failure and answers 503 server_error, or 429 when
+// the client holds its share of a bounded store (the others are served).
 func (s *Server) storeErr(ctx context.Context, err error) *Error {
+	if errors.Is(err, store.ErrShareFull) {
+		e := oauthError(http.StatusTooManyRequests, CodeTemporarilyUnavailable, "the client holds its share of the server's records; retry later", err)
+		e.RetryAfter = shareRetry
+		return e
+	}
 	s.cfg.Logger.ErrorContext(ctx, "store failure", "err", err)
 	return oauthError(http.StatusServiceUnavailable, CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
 }

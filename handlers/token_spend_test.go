@@ -219,3 +219,22 @@ func TestTokenQuota(t *testing.T) {
 		wantToken(t, h.publicTokenRequest(codeForm(h.saveCode(pubID, nil)), newSigner(t)), TokenTypeDPoP)
 	})
 }
+
+// shareFull is a store in which the requesting client holds its share of
+// the access token table.
+type shareFull struct{ *store.Memory }
+
+func (shareFull) SaveAccessToken(context.Context, store.TokenHash, *store.AccessToken) error {
+	return store.ErrShareFull
+}
+
+// Issue 11: a client whose share of a bounded store is full gets 429 with
+// Retry-After, not the 503 of a store failure.
+func TestTokenClientShareFull(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Store = shareFull{c.Store.(*store.Memory)} })
+	r := h.postForm(DefaultPaths.Token, url.Values{"grant_type": {"client_credentials"}}, confHeaders(h, h.signer))
+	wantError(t, r, 429, CodeTemporarilyUnavailable)
+	if r.header.Get("Retry-After") != "60" {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+}

@@ -135,12 +135,16 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	// §7.1: the token is bound to the key that signed the proof. The
 	// verifier checks the binding before the signature and before the
 	// replay cache, so that proofs by other keys take no place there.
-	// The replay entry is charged to the token's client and to the token
-	// itself (dpop.Quota), so that one token's holder cannot fill the
-	// cache that every other client's requests need.
+	// The replay entry is charged to the token's client and to its grant,
+	// or the token itself when the validator does not know the grant
+	// (dpop.Quota), so that one party cannot fill the cache that every
+	// other client's requests need.
 	req := st.verifier.RequestOf(r)
 	req.AccessToken, req.BoundJKT = token, p.JKT
-	req.Client, req.Grant = p.ClientID, token
+	req.Client, req.Grant = p.ClientID, "token:"+token
+	if p.GrantID != "" {
+		req.Grant = "grant:" + p.GrantID
+	}
 	proof, err := st.verifier.Verify(r.Context(), req)
 	if errors.Is(err, dpop.ErrKeyMismatch) {
 		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", errors.Join(ErrKeyMismatch, err))

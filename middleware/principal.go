@@ -13,6 +13,11 @@ type Principal struct {
 	Subject string
 	// ClientID is the client the token was issued to.
 	ClientID string
+	// GrantID is the authorization grant the token was issued under, when
+	// the validator knows it (StoreValidator does); every token of one
+	// user's authorization shares it. The middleware charges proofs to it
+	// (dpop.Quota), so that refreshing for new tokens gives no new share.
+	GrantID string
 	// Scopes are the token's scopes.
 	Scopes []string
 	// JKT is the thumbprint the token is bound to (cnf.jkt, RFC 9449 §6);

@@ -11,7 +11,7 @@ import (
 )
 
 // Issue 11: at the resource, a proof is charged to the token's client and to
-// the token; a token or client over its share of the replay cache gets 429
+// the token's grant; a grant or client over its share of the replay cache gets 429
 // with Retry-After, and every other token and client is served.
 func TestResourceQuota(t *testing.T) {
 	r := newRS(t, func(o *Options) { o.DPoP.Quota = dpop.Quota{PerClient: 5, PerGrant: 2} })
@@ -37,19 +37,30 @@ func TestResourceQuota(t *testing.T) {
 		}
 		return ok, limited
 	}
-	// One token: its own budget (2), then 429.
+	tokenOf := func(grant string) string {
+		tok := randomToken()
+		if err := r.store.SaveAccessToken(bg, store.HashToken(tok), &store.AccessToken{
+			GrantID: grant, ClientID: "demo", Subject: "alice", Scope: "read", JKT: r.signer.JKT(),
+			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// One grant's token: the grant's budget (2), then 429.
 	if ok, limited := flood(r.token, 4); ok != 2 || limited != 2 {
 		t.Fatalf("first token: %d served, %d limited; want 2 and 2", ok, limited)
 	}
-	// Another token of the same client: its own budget, within the
-	// client's (5, of which 2 are spent).
-	second := r.saveToken(r.signer.JKT(), "read")
-	if ok, limited := flood(second, 3); ok != 2 || limited != 1 {
-		t.Fatalf("second token: %d served, %d limited; want 2 and 1", ok, limited)
+	// A new token of the same grant (a refresh) brings no new budget.
+	if ok, limited := flood(tokenOf("g"), 2); ok != 0 || limited != 2 {
+		t.Fatalf("refreshed token of the same grant: %d served, %d limited; want 0 and 2", ok, limited)
 	}
-	third := r.saveToken(r.signer.JKT(), "read")
-	if ok, limited := flood(third, 2); ok != 1 || limited != 1 {
-		t.Fatalf("third token: %d served, %d limited; want the client's last 1 and 1", ok, limited)
+	// Another grant of the same client: its own budget, within the
+	// client's (5, of which 2 are spent).
+	if ok, limited := flood(tokenOf("g2"), 3); ok != 2 || limited != 1 {
+		t.Fatalf("second grant: %d served, %d limited; want 2 and 1", ok, limited)
+	}
+	if ok, limited := flood(tokenOf("g3"), 2); ok != 1 || limited != 1 {
+		t.Fatalf("third grant: %d served, %d limited; want the client's last 1 and 1", ok, limited)
 	}
 	// A token of another client is served.
 	other := randomToken()

@@ -41,5 +41,5 @@ func (v StoreValidator) Validate(ctx context.Context, token string) (*Principal,
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrValidatorUnavailable, err)
 	}
-	return &Principal{Subject: t.Subject, ClientID: t.ClientID, Scopes: strings.Fields(t.Scope), JKT: t.JKT, ExpiresAt: t.ExpiresAt}, nil
+	return &Principal{Subject: t.Subject, ClientID: t.ClientID, GrantID: t.GrantID, Scopes: strings.Fields(t.Scope), JKT: t.JKT, ExpiresAt: t.ExpiresAt}, nil
 }

@@ -22,6 +22,10 @@ var (
 	// ErrFull: a bounded store has no room, and making room would mean
 	// forgetting something that must be remembered.
 	ErrFull = errors.New("store: full")
+	// ErrShareFull: the client a record belongs to holds its share of a
+	// bounded table (MemoryOptions.ClientShare); the other clients still
+	// have room. It wraps ErrFull.
+	ErrShareFull = fmt.Errorf("%w: the client holds its share", ErrFull)
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 )

@@ -71,7 +71,7 @@ func TestMemoryClientShare(t *testing.T) {
 		}
 		mine = append(mine, h)
 	}
-	if err := m.SaveAccessToken(ctx, store.HashToken("one more"), tok("attacker", time.Hour)); !errors.Is(err, store.ErrFull) {
+	if err := m.SaveAccessToken(ctx, store.HashToken("one more"), tok("attacker", time.Hour)); !errors.Is(err, store.ErrShareFull) || !errors.Is(err, store.ErrFull) {
 		t.Fatalf("11th token of one client in a table of 100 at 10%%: %v, want ErrFull", err)
 	}
 	// Replacing a record under the same hash does not count twice.

@@ -146,7 +146,7 @@ func (t *table[V]) putLocked(s *tableShard[V], h TokenHash, it *item[V], now int
 		s.lru.RemoveOldest()
 	}
 	if !t.claim(t.owner(&it.v), it.exp, now) {
-		return ErrFull
+		return ErrShareFull
 	}
 	// The LRU has room (checked above), so Add evicts nothing uncounted.
 	s.lru.Add(h, it)

@@ -270,8 +270,7 @@ func newGenerator(opts loadOptions) (*generator, error) {
 	default:
 		return nil, fmt.Errorf("unknown target %q (token or api)", opts.Target)
 	}
-	g.basic = "Basic " + base64.StdEncoding.EncodeToString(
-		[]byte(url.QueryEscape(opts.ClientID)+":"+url.QueryEscape(opts.ClientSecret)))
+	g.basic = basicAuth(opts.ClientID, opts.ClientSecret)
 	progress := opts.Progress
 	if progress == nil {
 		progress = io.Discard
@@ -286,24 +285,36 @@ func newGenerator(opts loadOptions) (*generator, error) {
 	if g.signer, err = dpop.NewSigner(key, dpop.SignerOptions{}); err != nil {
 		return nil, err
 	}
-	timeout := opts.Timeout
+	g.client = newHTTPClient(opts.Conns, opts.Timeout)
+	return g, nil
+}
+
+// newHTTPClient returns a client that keeps up to conns connections to a
+// server open, times requests out after timeout (default 10s) and does not
+// follow redirects.
+func newHTTPClient(conns int, timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        opts.Conns,
-		MaxIdleConnsPerHost: opts.Conns,
-		MaxConnsPerHost:     opts.Conns,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	g.client = &http.Client{
+	return &http.Client{
 		Transport:     tr,
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return g, nil
+}
+
+// basicAuth is the Authorization header of client_secret_basic (RFC 6749
+// §2.3.1: id and secret form-encoded first).
+func basicAuth(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
 
 // reply is one response, its body cut to a few hundred bytes.
@@ -313,35 +324,88 @@ type reply struct {
 	body   []byte
 }
 
-// send makes one request of the generator's kind (or a token request, for
-// the probes) with the given proof.
-func (g *generator) send(ctx context.Context, method, target, proof, token string, keepBody bool) (reply, error) {
+// request is one request of a DPoP client: where it goes, what its proof
+// names, and its credentials.
+type request struct {
+	method string
+	url    string // where the request goes
+	htu    string // what its proof names
+	form   string // body of a POST, application/x-www-form-urlencoded
+	auth   string // Authorization header, if any
+	token  string // access token the proof is bound to (ath), if any
+	// keepBody keeps the body of a 200 too (that of a refusal is always
+	// kept).
+	keepBody bool
+}
+
+// send sends rq with proof in its DPoP header (none when proof is empty).
+func (rq request) send(ctx context.Context, hc *http.Client, proof string) (reply, error) {
 	var body io.Reader
-	if method == http.MethodPost {
-		body = strings.NewReader("grant_type=client_credentials")
+	if rq.method == http.MethodPost {
+		body = strings.NewReader(rq.form)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, body)
 	if err != nil {
 		return reply{}, err
 	}
-	if method == http.MethodPost {
+	if rq.method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", g.basic)
-	} else {
-		req.Header.Set("Authorization", "DPoP "+token)
 	}
-	req.Header.Set("DPoP", proof)
-	resp, err := g.client.Do(req)
+	if rq.auth != "" {
+		req.Header.Set("Authorization", rq.auth)
+	}
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return reply{}, err
 	}
 	defer resp.Body.Close()
 	r := reply{status: resp.StatusCode, header: resp.Header}
-	if keepBody || resp.StatusCode != http.StatusOK {
+	if rq.keepBody || resp.StatusCode != http.StatusOK {
 		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, 2048))
 	}
 	io.Copy(io.Discard, resp.Body) // the rest, so the connection is reused
 	return r, nil
+}
+
+// call sends rq with a fresh proof by s that carries nonce, if any. When the
+// server answers use_dpop_nonce (RFC 9449 §8, §9) it sends rq once more with
+// the nonce offered. It returns the last answer, whether it retried, and the
+// nonce for the next request: the latest DPoP-Nonce the server sent once a
+// nonce is in use.
+func (rq request) call(ctx context.Context, hc *http.Client, s *dpop.Signer, nonce string) (r reply, next string, retried bool, err error) {
+	for attempt := 0; ; attempt++ {
+		proof, err := s.Proof(rq.method, rq.htu, dpop.ProofOptions{AccessToken: rq.token, Nonce: nonce})
+		if err != nil {
+			return reply{}, nonce, retried, err
+		}
+		r, err = rq.send(ctx, hc, proof)
+		if err != nil {
+			return reply{}, nonce, retried, err
+		}
+		if n, ok := wantsNonce(r); ok && attempt == 0 {
+			nonce, retried = n, true
+			continue
+		}
+		if n := r.header.Get("DPoP-Nonce"); n != "" && nonce != "" {
+			nonce = n
+		}
+		return r, nonce, retried, nil
+	}
+}
+
+// send makes one request of the generator's kind (or a token request, for
+// the probes) with the given proof.
+func (g *generator) send(ctx context.Context, method, target, proof, token string, keepBody bool) (reply, error) {
+	rq := request{method: method, url: target, token: token, keepBody: keepBody}
+	if method == http.MethodPost {
+		rq.form, rq.auth = "grant_type=client_credentials", g.basic
+	} else {
+		rq.auth = "DPoP " + token
+	}
+	return rq.send(ctx, g.client, proof)
 }
 
 // wantsNonce reports whether a refusal is a use_dpop_nonce challenge, and
@@ -366,32 +430,14 @@ func (g *generator) prepare(ctx context.Context) error {
 		issuer = base
 	}
 	// The token endpoint, with a nonce if it asks for one.
-	tokenNonce := ""
-	var tokenReply reply
-	for attempt := 0; ; attempt++ {
-		proof, err := g.signer.Proof(http.MethodPost, issuer+tokenPath, dpop.ProofOptions{Nonce: tokenNonce})
-		if err != nil {
-			return err
-		}
-		r, err := g.send(ctx, http.MethodPost, base+tokenPath, proof, "", true)
-		if err != nil {
-			return fmt.Errorf("first token request: %w", err)
-		}
-		if n, ok := wantsNonce(r); ok && attempt == 0 {
-			tokenNonce = n
-			continue
-		}
-		if r.status != http.StatusOK {
-			return fmt.Errorf("first token request to %s refused: %d %s", base+tokenPath, r.status, strings.TrimSpace(string(r.body)))
-		}
-		tokenReply = r
-		break
+	tokenReq := request{method: http.MethodPost, url: base + tokenPath, htu: issuer + tokenPath,
+		form: "grant_type=client_credentials", auth: g.basic, keepBody: true}
+	tokenReply, tokenNonce, _, err := tokenReq.call(ctx, g.client, g.signer, "")
+	if err != nil {
+		return fmt.Errorf("first token request: %w", err)
 	}
-	if tokenNonce != "" {
-		// The freshest nonce, from the answer to the accepted request.
-		if n := tokenReply.header.Get("DPoP-Nonce"); n != "" {
-			tokenNonce = n
-		}
+	if tokenReply.status != http.StatusOK {
+		return fmt.Errorf("first token request to %s refused: %d %s", tokenReq.url, tokenReply.status, strings.TrimSpace(string(tokenReply.body)))
 	}
 	if g.opts.Target == targetToken {
 		g.nonce = tokenNonce
@@ -401,44 +447,44 @@ func (g *generator) prepare(ctx context.Context) error {
 		return nil
 	}
 
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if err := json.Unmarshal(tokenReply.body, &tr); err != nil || tr.AccessToken == "" {
-		return fmt.Errorf("token response without an access token: %s", tokenReply.body)
-	}
-	if !strings.EqualFold(tr.TokenType, "DPoP") {
-		return fmt.Errorf("token type %q, want DPoP", tr.TokenType)
+	tr, err := parseTokenReply(tokenReply)
+	if err != nil {
+		return err
 	}
 	g.token = tr.AccessToken
-	apiNonce := ""
-	for attempt := 0; ; attempt++ {
-		proof, err := g.signer.Proof(http.MethodGet, g.htu, dpop.ProofOptions{AccessToken: g.token, Nonce: apiNonce})
-		if err != nil {
-			return err
-		}
-		r, err := g.send(ctx, http.MethodGet, g.reqURL, proof, g.token, false)
-		if err != nil {
-			return fmt.Errorf("first API request: %w", err)
-		}
-		if n, ok := wantsNonce(r); ok && attempt == 0 {
-			apiNonce = n
-			continue
-		}
-		if r.status != http.StatusOK {
-			return fmt.Errorf("first API request to %s refused: %d %s %s", g.reqURL, r.status, r.header.Get("WWW-Authenticate"), strings.TrimSpace(string(r.body)))
-		}
-		if n := r.header.Get("DPoP-Nonce"); n != "" && apiNonce != "" {
-			apiNonce = n
-		}
-		break
+	apiReq := request{method: http.MethodGet, url: g.reqURL, htu: g.htu, auth: "DPoP " + g.token, token: g.token}
+	r, apiNonce, _, err := apiReq.call(ctx, g.client, g.signer, "")
+	if err != nil {
+		return fmt.Errorf("first API request: %w", err)
+	}
+	if r.status != http.StatusOK {
+		return fmt.Errorf("first API request to %s refused: %d %s %s", g.reqURL, r.status, r.header.Get("WWW-Authenticate"), strings.TrimSpace(string(r.body)))
 	}
 	g.nonce = apiNonce
 	if g.nonce != "" {
 		g.logf("the API requires server nonces: every proof carries the one it gave (nonces expire, keep the run under 5 minutes)")
 	}
 	return nil
+}
+
+// tokenResponse is what loadgen reads of a successful token response.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// parseTokenReply reads a token response, which must hold a DPoP access
+// token.
+func parseTokenReply(r reply) (tokenResponse, error) {
+	var tr tokenResponse
+	if err := json.Unmarshal(r.body, &tr); err != nil || tr.AccessToken == "" {
+		return tr, fmt.Errorf("token response without an access token: %s", r.body)
+	}
+	if !strings.EqualFold(tr.TokenType, "DPoP") {
+		return tr, fmt.Errorf("token type %q, want DPoP", tr.TokenType)
+	}
+	return tr, nil
 }
 
 // presign makes n proofs for the generator's request, on every core.
@@ -500,15 +546,22 @@ type workerStats struct {
 // note records a failure, keeping the first few distinct ones.
 func (ws *workerStats) note(status int, body string) {
 	ws.failures++
-	for i := range ws.samples {
-		if ws.samples[i].Status == status && ws.samples[i].Body == body {
-			ws.samples[i].Count++
-			return
+	ws.samples = addFailure(ws.samples, failure{Status: status, Count: 1, Body: body})
+}
+
+// addFailure counts f among the distinct failures kept in samples (at most
+// maxFailureSamples of them).
+func addFailure(samples []failure, f failure) []failure {
+	for i := range samples {
+		if samples[i].Status == f.Status && samples[i].Body == f.Body {
+			samples[i].Count += f.Count
+			return samples
 		}
 	}
-	if len(ws.samples) < maxFailureSamples {
-		ws.samples = append(ws.samples, failure{Status: status, Count: 1, Body: body})
+	if len(samples) < maxFailureSamples {
+		samples = append(samples, f)
 	}
+	return samples
 }
 
 // phase drives the server with opts.Conns workers until the proofs run out,
@@ -578,17 +631,7 @@ func (g *generator) phase(ctx context.Context, proofs []string, deadline time.Ti
 		p.failures += ws.failures
 		p.ranOut = p.ranOut || ws.ranOut
 		for _, f := range ws.samples {
-			merged := false
-			for j := range p.samples {
-				if p.samples[j].Status == f.Status && p.samples[j].Body == f.Body {
-					p.samples[j].Count += f.Count
-					merged = true
-					break
-				}
-			}
-			if !merged && len(p.samples) < maxFailureSamples {
-				p.samples = append(p.samples, f)
-			}
+			p.samples = addFailure(p.samples, f)
 		}
 	}
 	p.requests = len(p.latencies)
@@ -655,21 +698,7 @@ func printResult(w io.Writer, r *result) {
 }
 
 func printFailures(w io.Writer, r *result) {
-	if len(r.FailureSamples) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "  first distinct failures of %s %s:\n", r.Server, r.Target)
-	for _, f := range r.FailureSamples {
-		status := fmt.Sprint(f.Status)
-		if f.Status == 0 {
-			status = "no response"
-		}
-		body := f.Body
-		if len(body) > 300 {
-			body = body[:300] + "…"
-		}
-		fmt.Fprintf(w, "    %s ×%d: %s\n", status, f.Count, body)
-	}
+	printSamples(w, fmt.Sprintf("failures of %s %s", r.Server, r.Target), r.FailureSamples)
 }
 
 func fmtMs(v float64) string {

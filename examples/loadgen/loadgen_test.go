@@ -394,7 +394,7 @@ func TestParseFlags(t *testing.T) {
 	if ts, _ := cfg.targets(); strings.Join(ts, ",") != "token,api" {
 		t.Errorf("compare targets %v", ts)
 	}
-	if got := strings.Join(cfg.serverArgs(), " "); got != "-store redis -token-format opaque -redis-url redis://x" {
+	if got := strings.Join(cfg.serverArgs(), " "); got != "-store redis -token-format opaque -quota-client 100000000 -quota-token 100000000 -redis-url redis://x" {
 		t.Errorf("server args %q", got)
 	}
 	cfg, _ = parseFlags(nil, io.Discard)

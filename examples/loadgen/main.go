@@ -5,6 +5,7 @@
 //	go run ./examples/loadgen -compare -spawn                 # the whole comparison
 //	go run ./examples/loadgen -url http://127.0.0.1:8080 -target api -c 32 -d 20s
 //	go run ./examples/loadgen -serve-reference -addr 127.0.0.1:9090
+//	go run ./examples/loadgen -attack api-flood -url http://127.0.0.1:8080 -c 8 -d 15s
 //
 // Run it from inside the repository: -spawn builds examples/server with the
 // go command. `go run ./examples/loadgen -h` lists every flag.
@@ -20,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +52,12 @@ type config struct {
 	rssInterval                time.Duration
 	progressQuiet              bool
 	passThrough, spawnSettings []string
+	// attack mode
+	attack, victim           string
+	victimRate               float64
+	victimTokenEvery         time.Duration
+	publicID, user, password string
+	redirectURI              string
 }
 
 const usageText = `Usage: go run ./examples/loadgen [flags]
@@ -71,6 +79,40 @@ Modes:
                     the table with the kit server's RSS (start, max, end,
                     sampled every -rss-interval from /proc), and stop them; a
                     fresh kit server serves each target
+  -attack MODE      attack the demo server at -url with -c connections at full
+                    speed for -d, beside a paced victim of another client
+                    (-victim-rate), and print what each of them got
+
+Attacks (-attack), each a check of issue 11: one party must not take the
+room every other party needs (the replay cache, the token tables):
+  anon-token     anonymous token requests through the public client
+                 (-public-client-id): authorization_code with a made-up code
+                 and a fresh proof each, no user, no secret. The server must
+                 refuse them (400) before they cost any shared state.
+  api-flood      the confidential client (-client-id) gets one
+                 client_credentials token and floods GET /api/hello with it,
+                 a fresh proof with ath per request; its quota ends it (429).
+  refresh-chain  one user of the public client (-user; code flow with PKCE
+                 S256 and dpop_jkt) rotates its refresh token as fast as it
+                 can, on one connection (a chain is sequential); the grant's
+                 quota ends it (429). Prints the rotations done.
+  cc-flood       the confidential client asks for client_credentials tokens
+                 as fast as it can; its quota (429) and its share of the
+                 token table end it.
+  The victim (-victim auto) is the client the attacker is not: a user of the
+  public client for api-flood and cc-flood (code flow once, then the API,
+  with a refresh every -victim-token-every), the confidential client for
+  anon-token and refresh-chain (a client_credentials token every
+  -victim-token-every, the API between). It is well-behaved: one request at
+  a time, never faster than -victim-rate, a fresh proof per request, and a
+  use_dpop_nonce challenge answered by one retry with the nonce (not a
+  failure). It starts a tenth of -d (at most 1s) after the attacker, so
+  its first token is got under attack too. -victim demo or public picks it
+  (the attacker's own client shows what its other users see); -victim-rate
+  0 runs the attacker alone. Printed: the victim's requests, successes,
+  success rate, statuses (per kind: authorize, token, api), p50/p99; the
+  attacker's requests and statuses (429: over its quota; 400: refused; 503:
+  a full store or replay cache).
 
 Targets:
   token  POST /oauth2/token, client credentials (HTTP Basic -client-id /
@@ -91,8 +133,8 @@ How it measures:
   for 60 s after its iat (10 s before it): runs with -d above 45s date their
   proofs 9 s ahead (see -iat-ahead). If the server answers use_dpop_nonce,
   loadgen takes the nonce it offers and signs every proof with it; server
-  nonces expire (the demo's within 5 to 10 minutes), so keep warm-up, signing
-  and -d well under 5 minutes.
+  nonces expire (the demo's within 2 to 4 minutes), so keep warm-up, signing
+  and -d well under 2 minutes.
 
   The load generator and the servers share the machine's cores: on a small
   machine the figures are a lower bound for both, and the ratio is the more
@@ -104,8 +146,16 @@ How it measures:
   entries expire: its designed bound, not a loadgen failure. To measure
   without reaching it, keep warm-up plus -n under about 95,000 proofs (for
   example -warmup 1s -n 80000 -d 0), or pace the load with -rate. With
-  -require-nonce an entry lives as long as the nonce (up to 10 minutes), so
+  -require-nonce an entry lives as long as the nonce (up to 4 minutes), so
   the sustainable rate is lower still.
+
+  The demo also charges every proof to per-party quotas (its -quota-client,
+  -quota-token, -quota-grant): by default one client may keep a tenth of the
+  replay cache, one grant (or access token) a twentieth, and beyond that it is answered
+  429. A load generator is one client with one token, so it would measure
+  the quota; -spawn starts the demo with quotas it cannot reach (the
+  bookkeeping still runs). A demo started by hand for loadgen needs
+  -quota-client -1 -quota-token -1, or large quotas. -attack wants them on.
 
 Flags:
 `
@@ -138,9 +188,9 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.Float64Var(&cfg.rate, "rate", 0, "pace the requests at this many a `second` in total (0: as fast as the server answers); latency is then measured from each request's actual send")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request `timeout`")
 	fs.DurationVar(&cfg.iatAhead, "iat-ahead", -1, "date the measured proofs this `duration` ahead (below the server's leeway, 10s for dpopkit); negative: 9s when -d > 45s, else 0")
-	fs.StringVar(&cfg.clientID, "client-id", "demo", "client `id` for the token requests")
-	fs.StringVar(&cfg.clientSecret, "client-secret", "demo-secret", "client `secret` for the token requests")
-	fs.BoolVar(&cfg.jsonOut, "json", false, "also print one machine-readable JSON line per run (per target with -compare)")
+	fs.StringVar(&cfg.clientID, "client-id", demoCredentials.clientID, "client `id` for the token requests (with -attack: the confidential client)")
+	fs.StringVar(&cfg.clientSecret, "client-secret", demoCredentials.clientSecret, "client `secret` for the token requests")
+	fs.BoolVar(&cfg.jsonOut, "json", false, "also print one machine-readable JSON line per run (per target with -compare, per attack)")
 	fs.BoolVar(&cfg.progressQuiet, "q", false, "do not print progress notes on standard error")
 
 	fs.BoolVar(&cfg.serveReference, "serve-reference", false, "serve the reference server at -addr instead of generating load")
@@ -159,6 +209,15 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.tokenFormat, "token-format", "opaque", "with -spawn: the demo's -token-format (`format`: opaque or jwt)")
 	fs.IntVar(&cfg.replayCap, "replay-capacity", 0, "with -spawn: the demo's -replay-capacity (`entries`; 0 keeps its default)")
 	fs.DurationVar(&cfg.rssInterval, "rss-interval", time.Second, "how often to sample a spawned server's RSS (`duration`)")
+
+	fs.StringVar(&cfg.attack, "attack", "", "attack `mode`: "+strings.Join(attackModes, ", ")+" (see Attacks)")
+	fs.StringVar(&cfg.victim, "victim", victimAuto, "with -attack: the victim (`who`): auto (the client the attacker is not), demo (the confidential client) or public (a user of the public client)")
+	fs.Float64Var(&cfg.victimRate, "victim-rate", 20, "with -attack: the victim's pace, `requests` a second (0: no victim)")
+	fs.DurationVar(&cfg.victimTokenEvery, "victim-token-every", 2*time.Second, "with -attack: how often the victim asks the token endpoint for a new token (`duration`)")
+	fs.StringVar(&cfg.publicID, "public-client-id", demoCredentials.publicID, "with -attack: the public client's `id`")
+	fs.StringVar(&cfg.user, "user", demoCredentials.user, "with -attack: the end `user` of the public client (HTTP Basic at the authorization endpoint)")
+	fs.StringVar(&cfg.password, "password", demoCredentials.password, "with -attack: the end user's `password`")
+	fs.StringVar(&cfg.redirectURI, "redirect-uri", demoCredentials.redirectURI, "with -attack: the public client's registered redirect `URI`")
 	fs.Usage = func() {
 		fmt.Fprint(errOut, usageText)
 		fs.PrintDefaults()
@@ -170,6 +229,8 @@ Examples:
   go run ./examples/loadgen -compare -spawn -store redis -redis-url redis://127.0.0.1:6379/0
   go run ./examples/loadgen -serve-reference -addr 127.0.0.1:9090 &
   go run ./examples/loadgen -compare -kit-url http://127.0.0.1:8080 -ref-url http://127.0.0.1:9090 -target token
+  go run ./examples/server &
+  go run ./examples/loadgen -attack anon-token -c 8 -d 15s -victim-rate 20
 `)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -204,6 +265,22 @@ Examples:
 	if cfg.serveReference && cfg.compare {
 		return config{}, errors.New("-serve-reference and -compare are separate modes")
 	}
+	if cfg.attack != "" {
+		switch {
+		case cfg.compare || cfg.serveReference:
+			return config{}, errors.New("-attack is a mode of its own: not with -compare or -serve-reference")
+		case !slices.Contains(attackModes, cfg.attack):
+			return config{}, fmt.Errorf("-attack must be one of %s, not %q", strings.Join(attackModes, ", "), cfg.attack)
+		case cfg.victim != victimAuto && cfg.victim != victimDemo && cfg.victim != victimPublic:
+			return config{}, fmt.Errorf("-victim must be auto, demo or public, not %q", cfg.victim)
+		case cfg.victimRate < 0:
+			return config{}, errors.New("-victim-rate must not be negative")
+		case cfg.duration <= 0:
+			return config{}, errors.New("-attack needs -d")
+		case cfg.victimTokenEvery <= 0:
+			return config{}, errors.New("-victim-token-every must be positive")
+		}
+	}
 	return cfg, nil
 }
 
@@ -229,9 +306,17 @@ func (cfg config) targets() ([]string, error) {
 	return out, nil
 }
 
+// unreachableQuota is the largest quota examples/server accepts, in replay
+// entries: more than a run can use.
+const unreachableQuota = "100000000"
+
 // serverArgs are the flags -spawn passes to examples/server.
 func (cfg config) serverArgs() []string {
 	args := []string{"-store", cfg.store, "-token-format", cfg.tokenFormat}
+	// One load generator is one client with one token: quotas it cannot
+	// reach, so that the run measures the checks (the quota bookkeeping
+	// included) rather than the quota refusing.
+	args = append(args, "-quota-client", unreachableQuota, "-quota-token", unreachableQuota)
 	if cfg.redisURL != "" {
 		args = append(args, "-redis-url", cfg.redisURL)
 	}
@@ -262,6 +347,19 @@ func (cfg config) loadOptions(progress io.Writer) loadOptions {
 	}
 }
 
+func (cfg config) attackOptions(progress io.Writer) attackOptions {
+	return attackOptions{
+		URL: cfg.url, Issuer: cfg.issuer, Mode: cfg.attack, Victim: cfg.victim,
+		Conns: cfg.conns, Duration: cfg.duration, Timeout: cfg.timeout,
+		VictimRate: cfg.victimRate, VictimTokenEvery: cfg.victimTokenEvery, VictimDelay: -1,
+		Cred: credentials{
+			clientID: cfg.clientID, clientSecret: cfg.clientSecret, publicID: cfg.publicID,
+			user: cfg.user, password: cfg.password, redirectURI: cfg.redirectURI,
+		},
+		Progress: progress,
+	}
+}
+
 // run is the command, with its output streams.
 func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	cfg, err := parseFlags(args, errOut)
@@ -274,6 +372,17 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	if cfg.serveReference {
 		return serveReference(ctx, cfg.addr, cfg.issuer, out)
+	}
+	if cfg.attack != "" {
+		r, err := runAttack(ctx, cfg.attackOptions(progress))
+		if err != nil {
+			return err
+		}
+		printAttack(out, r)
+		if cfg.jsonOut {
+			return printAttackJSON(out, r)
+		}
+		return nil
 	}
 	targets, err := cfg.targets()
 	if err != nil {

@@ -37,6 +37,9 @@ const (
 type app struct {
 	handler http.Handler
 	close   func()
+	// defaults are the quotas the kit takes for flags left at 0: shares of
+	// the memory store's replay cache, fixed numbers for a shared store.
+	defaults dpop.Quota
 }
 
 // newApp builds the store, the authorization server and the API for issuer.
@@ -71,10 +74,17 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 		logger.Warn("a nonce secret was given but -require-nonce is off: server nonces are not used")
 	}
 
+	// Each accepted proof is charged to per-party quotas of the replay
+	// cache (-quota-*; 0 keeps the kit's defaults, negative is off): at the
+	// token endpoint the client and the grant it redeems, at the API the
+	// token's client and the access token.
+	tokenQuota := dpop.Quota{PerClient: cfg.quotaClient, PerGrant: cfg.quotaGrant}
+	apiQuota := dpop.Quota{PerClient: cfg.quotaClient, PerGrant: cfg.quotaToken}
+
 	hcfg := handlers.Config{
 		Issuer:       issuer,
 		Store:        st,
-		DPoP:         dpop.VerifierOptions{Nonces: nonces},
+		DPoP:         dpop.VerifierOptions{Nonces: nonces, Quota: tokenQuota},
 		Authenticate: authenticate,
 		Logger:       logger.With("component", "handlers"),
 	}
@@ -112,7 +122,7 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 		// The API shares the store's replay cache and the nonce source
 		// with the token endpoint, so that instances behind one address
 		// agree on both.
-		DPoP:      dpop.VerifierOptions{ReplayCache: st, Nonces: nonces},
+		DPoP:      dpop.VerifierOptions{ReplayCache: st, Nonces: nonces, Quota: apiQuota},
 		Validator: validator,
 		Logger:    logger.With("component", "middleware"),
 	})
@@ -139,7 +149,7 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 	mux.Handle("GET "+apiPrefix+"/hello", protect(middleware.RequireScope("read")(http.HandlerFunc(hello))))
 
 	ok = true
-	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore}, nil
+	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore, defaults: dpop.DefaultQuota(st)}, nil
 }
 
 // registerClients saves the two demo clients (replacing earlier ones, so

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dpopkit/dpop"
 )
 
 // config is what the command line selects.
@@ -43,7 +45,14 @@ type config struct {
 	postgresURL  string
 	nonceSecret  string
 	replayCap    int
+	// Proof quotas (dpop.Quota), in replay entries: 0 selects the kit's
+	// default, negative turns the quota off.
+	quotaClient, quotaToken, quotaGrant int
 }
+
+// maxQuota bounds the quota flags: a thousand times the default replay
+// cache, as good as no quota (a typo, not a setting, goes beyond it).
+const maxQuota = 100_000_000
 
 // nonceSecretEnv names the environment variable read when -nonce-secret is
 // not given.
@@ -84,11 +93,15 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis `URL` for -store redis, such as redis://127.0.0.1:6379/0")
 	fs.StringVar(&cfg.postgresURL, "postgres-url", "", "PostgreSQL `URL` for -store postgres, such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	fs.IntVar(&cfg.replayCap, "replay-capacity", 0, "`entries` of the memory store's proof replay cache and access tokens (default 100000: about 1,400 proofs a second; a full replay cache refuses requests with 503)")
+	fs.IntVar(&cfg.quotaClient, "quota-client", 0, "replay cache `entries` the proofs of one client may keep alive, at the token endpoint and at the API each (0: the kit's default, a tenth of the memory store's replay cache, 10000 with redis or postgres; -1: off)")
+	fs.IntVar(&cfg.quotaToken, "quota-token", 0, "replay cache `entries` the proofs of one grant (or, when the validator does not know it, one access token) may keep alive at the API (0: the kit's default, a twentieth of the memory store's replay cache, 5000 with redis or postgres; -1: off)")
+	fs.IntVar(&cfg.quotaGrant, "quota-grant", 0, "replay cache `entries` the proofs redeeming one grant (a code, a refresh token chain) may keep alive at the token endpoint (0: the kit's default, 100; -1: off)")
 	fs.StringVar(&cfg.nonceSecret, "nonce-secret", "", "`secret` (at least 32 bytes) keying the server nonces, the same on every instance; default $"+nonceSecretEnv+", or random per process")
 	fs.Usage = func() {
 		fmt.Fprintf(errOut, "Usage: go run ./examples/server [flags]\n\n")
 		fmt.Fprintf(errOut, "The dpopkit demo: an authorization server and a DPoP-protected API in one process.\n\n")
 		fs.PrintDefaults()
+		fmt.Fprint(errOut, quotaUsage)
 		fmt.Fprintf(errOut, "\nEnvironment:\n  %s\n    \tthe nonce secret, when -nonce-secret is not given (preferred: a flag shows in the process list)\n", nonceSecretEnv)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +109,14 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, q := range []struct {
+		name string
+		v    int
+	}{{"-quota-client", cfg.quotaClient}, {"-quota-token", cfg.quotaToken}, {"-quota-grant", cfg.quotaGrant}} {
+		if q.v < -1 || q.v > maxQuota {
+			return config{}, fmt.Errorf("%s must be -1 (off), 0 (the default) or a number of entries up to %d, not %d", q.name, maxQuota, q.v)
+		}
 	}
 	switch cfg.tokenFormat {
 	case "opaque", "jwt":
@@ -118,6 +139,25 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	}
 	return cfg, nil
 }
+
+// quotaUsage explains the quota flags.
+const quotaUsage = `
+Proof quotas (-quota-client, -quota-token, -quota-grant):
+  Every accepted proof takes an entry in the replay cache, shared by all
+  clients (RFC 9449 §11.1). So that one party sending proofs as fast as it
+  can fills its own share and not the cache every other party needs, each
+  proof is charged to the client (an authenticated client at the token
+  endpoint, the token's client at the API) and to the grant it redeems (a
+  code or a refresh token chain, at the token endpoint) or the grant of the
+  access token it is made with (at the API). A party over its quota is answered 429
+  temporarily_unavailable with Retry-After, and its proof costs no shared
+  state. A quota is a number of entries of the lifetime an entry has without
+  nonces (71 s): a party may send about that many proofs at once, then that
+  many every 71 s. With -require-nonce an entry lives as long as its nonce
+  (2 to 4 minutes), so a party gets 2 to 3.5 times fewer proofs. The token
+  endpoint and the API count their quotas separately, and each process its
+  own.
+`
 
 // run serves until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) error {
@@ -146,7 +186,7 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	printBanner(out, cfg, issuer, ln.Addr().String())
+	printBanner(out, cfg, issuer, ln.Addr().String(), app.defaults)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -187,13 +227,15 @@ func defaultIssuer(addr string, bound net.Addr) string {
 }
 
 // printBanner tells the user where the server is and how to try it.
-func printBanner(out io.Writer, cfg config, issuer, bound string) {
+func printBanner(out io.Writer, cfg config, issuer, bound string, defaults dpop.Quota) {
 	nonces := "off"
 	if cfg.requireNonce {
 		nonces = "required"
 	}
 	fmt.Fprintf(out, "dpopkit demo listening on %s\n", issuer)
 	fmt.Fprintf(out, "  bound to %s; access tokens %s; store %s; server nonces %s\n", bound, cfg.tokenFormat, cfg.store, nonces)
+	fmt.Fprintf(out, "  proof quotas (replay entries): per client %s, per grant or access token at the API %s, per grant at the token endpoint %s\n",
+		quotaText(cfg.quotaClient, defaults.PerClient), quotaText(cfg.quotaToken, defaults.PerGrant), quotaText(cfg.quotaGrant, dpop.DefaultGrantQuota))
 	fmt.Fprintf(out, "clients (DPoP-bound, redirect URI %s):\n", redirectURI)
 	fmt.Fprintf(out, "  %-12s %-19s client_credentials, authorization_code, refresh_token; scopes read write\n", demoClient, "secret "+demoSecret)
 	fmt.Fprintf(out, "  %-12s %-19s authorization_code (PKCE required), refresh_token; scopes read write\n", publicClient, "public, no secret")
@@ -202,6 +244,17 @@ func printBanner(out io.Writer, cfg config, issuer, bound string) {
 	fmt.Fprintf(out, "try: curl -s -u %s:%s -H \"DPoP: $(go run ./examples/proof -method POST -url %s/oauth2/token)\" -d grant_type=client_credentials %s/oauth2/token\n",
 		demoClient, demoSecret, issuer, issuer)
 	fmt.Fprintf(out, " or: go run ./examples/client -issuer %s\n", issuer)
+}
+
+// quotaText describes a quota flag's value; def is the default's.
+func quotaText(v, def int) string {
+	switch {
+	case v < 0:
+		return "off"
+	case v == 0:
+		return fmt.Sprintf("%d (default)", def)
+	}
+	return fmt.Sprint(v)
 }
 
 // statusRecorder remembers the status a handler wrote.
