@@ -167,7 +167,9 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 // records nothing: a refused proof, and one that is never accepted, costs no
 // shared state. A server that has more to check before it lets a request
 // take room in the replay cache (a token endpoint checking the grant) calls
-// Check, then its own checks, then Accept. Any error is an *Error.
+// Check, then its own checks, then Accept. A proof from Check has not passed
+// the replay check: never act on it before Accept returns nil. Any error is
+// an *Error.
 func (v *Verifier) Check(ctx context.Context, req Request) (*Proof, error) {
 	p, err := v.check(ctx, req)
 	if err != nil {
