@@ -423,6 +423,11 @@ func (s *Server) storeErr(ctx context.Context, err error) *Error {
 		e.RetryAfter = shareRetry
 		return e
 	}
-	s.cfg.Logger.ErrorContext(ctx, "store failure", "err", err)
+	if ctx.Err() != nil {
+		// The client went away (or its deadline passed): not a store fault.
+		s.cfg.Logger.InfoContext(ctx, "request ended before the store answered", "err", err)
+	} else {
+		s.cfg.Logger.ErrorContext(ctx, "store failure", "err", err)
+	}
 	return oauthError(http.StatusServiceUnavailable, CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
 }
