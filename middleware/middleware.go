@@ -141,9 +141,11 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	// other client's requests need.
 	req := st.verifier.RequestOf(r)
 	req.AccessToken, req.BoundJKT = token, p.JKT
-	req.Client, req.Grant = p.ClientID, "token:"+token
+	// Grant ids and tokens are both random strings the server made, so
+	// one never names the other's party.
+	req.Client, req.Grant = p.ClientID, token
 	if p.GrantID != "" {
-		req.Grant = "grant:" + p.GrantID
+		req.Grant = p.GrantID
 	}
 	proof, err := st.verifier.Verify(r.Context(), req)
 	if errors.Is(err, dpop.ErrKeyMismatch) {
