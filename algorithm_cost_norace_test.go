@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dpopkit/dpop/internal/jose"
 )
 
 // TestDefaultAlgorithmCost measures, in this process, the signature check
-// (verifySignature) of every default algorithm with its most expensive key,
+// (jose.Verify) of every default algorithm with its most expensive key,
 // and fails if one costs more than maxDefaultCostRatio × ES256.
 //
 // It is built to hold on a small, busy machine: each algorithm is timed in
@@ -35,7 +37,7 @@ func TestDefaultAlgorithmCost(t *testing.T) {
 	)
 	type subject struct {
 		alg   string
-		spec  algorithmSpec
+		spec  jose.Spec
 		key   crypto.PublicKey
 		input string
 		sig   []byte
@@ -55,14 +57,14 @@ func TestDefaultAlgorithmCost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &subject{alg: alg, spec: algorithmSpecs[alg], key: k.priv.Public(), input: p[:dot], sig: sig}
+		s := &subject{alg: alg, spec: specOf(alg), key: k.priv.Public(), input: p[:dot], sig: sig}
 		// The first call also warms up lazily built tables; time the second
 		// to size the runs.
-		if !verifySignature(s.spec, s.key, s.input, s.sig) {
+		if !jose.Verify(s.spec, s.key, s.input, s.sig) {
 			t.Fatalf("%s: the signature does not verify", alg)
 		}
 		start := time.Now()
-		verifySignature(s.spec, s.key, s.input, s.sig)
+		jose.Verify(s.spec, s.key, s.input, s.sig)
 		s.n = max(1, int(runTime/max(time.Since(start), time.Microsecond)))
 		s.best = time.Duration(1<<63 - 1)
 		subjects = append(subjects, s)
@@ -90,7 +92,7 @@ func TestDefaultAlgorithmCost(t *testing.T) {
 		for _, s := range subjects {
 			start := time.Now()
 			for range s.n {
-				verifySignature(s.spec, s.key, s.input, s.sig)
+				jose.Verify(s.spec, s.key, s.input, s.sig)
 			}
 			s.best = min(s.best, time.Since(start)/time.Duration(s.n))
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dpopkit/dpop/internal/jose"
 )
 
 // The cost of a proof is dominated by its signature check, which depends on
@@ -87,8 +89,8 @@ var rsaWorstCaseKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 		return nil, err
 	}
 	rk, ok := k.(*rsa.PrivateKey)
-	if !ok || rk.N.BitLen() != maxRSABits || rk.E != rsaExponent {
-		return nil, fmt.Errorf("not an RSA %d-bit key with e=%d", maxRSABits, rsaExponent)
+	if !ok || rk.N.BitLen() != jose.MaxRSABits || rk.E != jose.RSAExponent {
+		return nil, fmt.Errorf("not an RSA %d-bit key with e=%d", jose.MaxRSABits, jose.RSAExponent)
 	}
 	return rk, nil
 })
@@ -98,7 +100,7 @@ var rsaWorstCaseKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 // EdDSA algorithm names otherwise (P-256, P-384, P-521, Ed25519).
 func worstCaseKey(t testing.TB, alg string) *testKey {
 	t.Helper()
-	if algorithmSpecs[alg].kty != "RSA" {
+	if specOf(alg).KTY != "RSA" {
 		return newTestKey(t, alg)
 	}
 	priv, err := rsaWorstCaseKey()
@@ -169,14 +171,14 @@ func TestDefaultsRefuseExpensiveProofs(t *testing.T) {
 		cause error  // nil: accepted
 		desc  string // of the refusal
 	}{
-		{"RSA 8192", nil, withRSAKey(n8192, rsaExponent), ErrKey, "RSA key size not accepted"},
-		{"RSA 4097", nil, withRSAKey(n4097, rsaExponent), ErrKey, "RSA key size not accepted"},
+		{"RSA 8192", nil, withRSAKey(n8192, jose.RSAExponent), ErrKey, "RSA key size not accepted"},
+		{"RSA 4097", nil, withRSAKey(n4097, jose.RSAExponent), ErrKey, "RSA key size not accepted"},
 		{"RSA 1024", nil, func(t *testing.T) string { return newTestKey(t, "RSA1024").proof(t, nil) }, ErrKey, "RSA key size not accepted"},
 		{"RSA e=3", nil, withRSAKey(pub.N, 3), ErrKey, "RSA exponent not accepted"},
 		{"RSA e=2^31-1", nil, withRSAKey(pub.N, 1<<31-1), ErrKey, "RSA exponent not accepted"},
 		{"RSA e=65539", nil, withRSAKey(pub.N, 65539), ErrKey, "RSA exponent not accepted"},
 		{"RSA 4096 e=65537", nil, func(t *testing.T) string { return rsaKey.proof(t, nil) }, nil, ""},
-		{"RSA 8192 even when RS256 is listed", []string{RS256}, withRSAKey(n8192, rsaExponent), ErrKey, "RSA key size not accepted"},
+		{"RSA 8192 even when RS256 is listed", []string{RS256}, withRSAKey(n8192, jose.RSAExponent), ErrKey, "RSA key size not accepted"},
 		{"ES512", nil, es512, ErrAlgorithm, "alg is not allowed"},
 		{"ES512 listed explicitly", []string{ES256, ES512}, es512, nil, ""},
 	}

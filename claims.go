@@ -1,6 +1,14 @@
 package dpop
 
-import "math"
+import (
+	"errors"
+
+	"github.com/dpopkit/dpop/internal/jose"
+)
+
+// claimNames are the claims of RFC 9449 §4.2, in the order parseClaims
+// numbers them: the first four are required.
+var claimNames = []string{"jti", "htm", "htu", "iat", "ath", "nonce"}
 
 // claims holds the members of a proof's payload that RFC 9449 §4.2 defines.
 type claims struct {
@@ -9,48 +17,20 @@ type claims struct {
 	hasNonce                  bool
 }
 
-// maxNumericDate bounds iat to year 5138, so that converting it to a
-// time.Time cannot overflow; anything outside fails the freshness check.
-const maxNumericDate = 1e11
-
 // parseClaims reads the payload strictly: the required claims must be present
-// with their JSON types (strings; iat a number), nothing is coerced, and a
-// claim given twice is refused (RFC 9449 §4.3 checks 3 and 4).
+// with their JSON types (strings; iat a NumericDate under the kit's one rule,
+// jose.MaxNumericDate), nothing is coerced, and a claim given twice is
+// refused (RFC 9449 §4.3 checks 3 and 4).
 func (v *Verifier) parseClaims(payload []byte) (claims, *Error) {
 	var c claims
-	var seen uint8
 	var bad *Error
-	err := forEachMember(payload, func(name, value []byte) error {
-		var bit uint8
-		var dst *string
-		switch string(name) {
-		case "jti":
-			bit, dst = 1, &c.jti
-		case "htm":
-			bit, dst = 2, &c.htm
-		case "htu":
-			bit, dst = 4, &c.htu
-		case "iat":
-			bit = 8
-		case "ath":
-			bit, dst = 16, &c.ath
-		case "nonce":
-			bit, dst = 32, &c.nonce
-			c.hasNonce = true
-		default:
-			return nil
-		}
-		if seen&bit != 0 {
-			bad = invalid(ErrMalformed, "duplicate claim")
-			return bad
-		}
-		seen |= bit
+	dst := [...]*string{&c.jti, &c.htm, &c.htu, nil, &c.ath, &c.nonce}
+	seen, err := jose.ForEachKnown(payload, claimNames, func(i int, value []byte) error {
 		ok := false
-		if dst != nil {
-			*dst, ok = jsonString(value)
+		if dst[i] != nil {
+			*dst[i], ok = jose.String(value)
 		} else {
-			c.iat, ok = jsonNumber(value)
-			ok = ok && !math.IsNaN(c.iat) && math.Abs(c.iat) < maxNumericDate
+			c.iat, ok = jose.NumericDate(value)
 		}
 		if !ok {
 			bad = invalid(ErrClaims, "claim has the wrong type")
@@ -58,12 +38,16 @@ func (v *Verifier) parseClaims(payload []byte) (claims, *Error) {
 		}
 		return nil
 	})
-	if bad != nil {
+	var dup *jose.MemberError
+	switch {
+	case bad != nil:
 		return c, bad
-	}
-	if err != nil {
+	case errors.As(err, &dup):
+		return c, invalid(ErrMalformed, "duplicate claim")
+	case err != nil:
 		return c, invalid(ErrMalformed, "payload is not a JSON object")
 	}
+	c.hasNonce = seen&32 != 0
 	if seen&15 != 15 {
 		return c, invalid(ErrClaims, "jti, htm, htu and iat are required")
 	}

@@ -4,130 +4,106 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rsa"
 	"encoding/base64"
+	"errors"
 
+	"github.com/dpopkit/dpop/internal/jose"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
+
+// errPrivateJWK marks a private member in a proof's jwk.
+var errPrivateJWK = errors.New("private jwk member")
 
 // header is what a proof's protected header yields once it has passed every
 // header check of RFC 9449 §4.3 (typ, alg, jwk). It depends only on the
 // header bytes, so the verifier caches it keyed by them.
 type header struct {
-	alg  string
-	spec algorithmSpec
+	spec jose.Spec
 	key  crypto.PublicKey
 	jkt  string
 }
 
-var b64 = base64.RawURLEncoding.Strict()
-
 // parseHeader decodes and checks a protected header (the first segment of the
-// compact JWS).
+// compact JWS) under the kit's JOSE profile (internal/jose).
 func (v *Verifier) parseHeader(segment string) (*header, *Error) {
-	raw, err := b64.DecodeString(segment)
-	if err != nil {
+	h, err := jose.ParseHeader(segment)
+	var dup *jose.MemberError
+	switch {
+	case err == nil:
+	case errors.Is(err, jose.ErrCrit):
+		// No extension is understood, so any crit is refused (RFC 7515 §4.1.11).
+		return nil, invalid(ErrCrit, "crit header is not supported")
+	case errors.Is(err, jose.ErrB64):
+		return nil, invalid(ErrCrit, "b64 header is not supported")
+	case errors.Is(err, jose.ErrHeaderBase64):
 		return nil, invalid(ErrMalformed, "header is not base64url")
-	}
-	var typ, alg string
-	var jwkRaw []byte
-	var seen uint8
-	err = forEachMember(raw, func(name, value []byte) error {
-		var bit uint8
-		switch string(name) {
-		case "typ":
-			bit = 1
-			typ, _ = jsonString(value)
-			if typ == "" {
-				typ = "\x00" // present but not a string: never equal to dpop+jwt
-			}
-		case "alg":
-			bit = 2
-			alg, _ = jsonString(value)
-		case "jwk":
-			bit = 4
-			jwkRaw = value
-		case "crit":
-			// No extension is understood, so any crit is refused (RFC 7515 §4.1.11).
-			return invalid(ErrCrit, "crit header is not supported")
-		default:
-			return nil
-		}
-		if seen&bit != 0 {
-			return invalid(ErrMalformed, "duplicate header parameter")
-		}
-		seen |= bit
-		return nil
-	})
-	if err != nil {
-		if e, ok := err.(*Error); ok {
-			return nil, e
-		}
+	case errors.As(err, &dup):
+		return nil, invalid(ErrMalformed, "duplicate header parameter")
+	default:
 		return nil, invalid(ErrMalformed, "header is not a JSON object")
 	}
-	if typ != "dpop+jwt" {
+	if h.Typ != "dpop+jwt" {
 		return nil, invalid(ErrTyp, "typ must be dpop+jwt")
 	}
-	if _, ok := v.algs[alg]; !ok {
+	spec, ok := v.algs[h.Alg]
+	if !ok {
 		return nil, invalid(ErrAlgorithm, "alg is not allowed")
 	}
-	spec := algorithmSpecs[alg]
-	if jwkRaw == nil {
+	if h.JWK == nil {
 		return nil, invalid(ErrKey, "jwk header is missing")
 	}
-	key, jkt, e := parseJWK(jwkRaw, spec)
+	key, jkt, e := parseJWK(h.JWK, spec)
 	if e != nil {
 		return nil, e
 	}
-	return &header{alg: alg, spec: spec, key: key, jkt: jkt}, nil
+	return &header{spec: spec, key: key, jkt: jkt}, nil
 }
 
-// privateJWKMembers are the members that only a private or symmetric key has
-// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
-var privateJWKMembers = map[string]bool{"d": true, "p": true, "q": true, "dp": true, "dq": true, "qi": true, "oth": true, "k": true}
+// jwkNames are the JWK members parseJWK reads (RFC 7517 §4, RFC 7518
+// §6.2.1, RFC 8037 §2), then those that only a private or symmetric key has
+// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2), from index 4 on.
+var jwkNames = []string{"kty", "crv", "x", "y", "d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// keyDescriptions are the refusals of jose.CheckPublicKey, as proof errors.
+var keyDescriptions = map[error]string{
+	jose.ErrKeyType:     "jwk type not supported",
+	jose.ErrCurve:       "jwk curve does not match alg",
+	jose.ErrKeyInvalid:  "jwk is not a valid point",
+	jose.ErrRSASize:     "RSA key size not accepted",
+	jose.ErrRSAExponent: "RSA exponent not accepted",
+}
 
 // parseJWK checks the jwk header of a proof and returns the public key and its
 // RFC 7638 thumbprint. The key must be a public key of the type and size the
-// algorithm requires (RFC 9449 §4.3 checks 6 and 7).
-func parseJWK(raw []byte, spec algorithmSpec) (crypto.PublicKey, string, *Error) {
+// algorithm requires (RFC 9449 §4.3 checks 6 and 7): the members are read
+// strictly here, the key itself is checked by jose.CheckPublicKey.
+func parseJWK(raw []byte, spec jose.Spec) (crypto.PublicKey, string, *Error) {
 	var kty, crv string
 	var coordLen [2]int // decoded lengths of x and y
-	var seen uint8
-	err := forEachMember(raw, func(name, value []byte) error {
-		var bit uint8
-		switch n := string(name); {
-		case privateJWKMembers[n]:
-			return invalid(ErrKey, "jwk must be a public key")
-		case n == "kty":
-			bit = 1
-			kty, _ = jsonString(value)
-		case n == "crv":
-			bit = 2
-			crv, _ = jsonString(value)
-		case n == "x", n == "y":
-			bit = 4
-			i := 0
-			if n == "y" {
-				bit, i = 8, 1
-			}
-			s, _ := jsonString(value)
-			coordLen[i] = base64.RawURLEncoding.DecodedLen(len(s))
+	_, err := jose.ForEachKnown(raw, jwkNames, func(i int, value []byte) error {
+		s, _ := jose.String(value)
+		switch i {
+		case 0:
+			kty = s
+		case 1:
+			crv = s
+		case 2, 3:
+			coordLen[i-2] = base64.RawURLEncoding.DecodedLen(len(s))
 		default:
-			return nil
+			return errPrivateJWK
 		}
-		if seen&bit != 0 {
-			return invalid(ErrKey, "duplicate jwk member")
-		}
-		seen |= bit
 		return nil
 	})
-	if err != nil {
-		if e, ok := err.(*Error); ok {
-			return nil, "", e
-		}
+	var dup *jose.MemberError
+	switch {
+	case err == errPrivateJWK:
+		return nil, "", invalid(ErrKey, "jwk must be a public key")
+	case errors.As(err, &dup):
+		return nil, "", invalid(ErrKey, "duplicate jwk member")
+	case err != nil:
 		return nil, "", invalid(ErrKey, "jwk is not a JSON object")
 	}
-	if kty != spec.kty {
+	if kty != spec.KTY {
 		return nil, "", invalid(ErrKey, "jwk type does not match alg")
 	}
 	parsed, err := jwk.ParseKey(raw)
@@ -141,31 +117,21 @@ func parseJWK(raw []byte, spec algorithmSpec) (crypto.PublicKey, string, *Error)
 	if err := parsed.Raw(&key); err != nil {
 		return nil, "", invalid(ErrKey, "jwk cannot be parsed")
 	}
+	// What the JWK says must match the key it holds: the curve it names,
+	// and coordinates of the full field size (RFC 7518 §6.2.1.2).
 	switch k := key.(type) {
 	case *ecdsa.PublicKey:
-		size := (spec.curve.Params().BitSize + 7) / 8
-		// Coordinates have the full field size (RFC 7518 §6.2.1.2), and the
-		// point is on the curve the algorithm names.
-		if k.Curve != spec.curve || crv != spec.curve.Params().Name || coordLen != [2]int{size, size} {
+		size := (spec.Curve.Params().BitSize + 7) / 8
+		if crv != spec.Curve.Params().Name || coordLen != [2]int{size, size} {
 			return nil, "", invalid(ErrKey, "jwk curve does not match alg")
 		}
-		if _, err := k.ECDH(); err != nil {
-			return nil, "", invalid(ErrKey, "jwk is not a valid point")
-		}
 	case ed25519.PublicKey:
-		if crv != "Ed25519" || len(k) != ed25519.PublicKeySize || coordLen[0] != ed25519.PublicKeySize {
+		if crv != "Ed25519" || coordLen[0] != ed25519.PublicKeySize || len(k) != ed25519.PublicKeySize {
 			return nil, "", invalid(ErrKey, "jwk is not an Ed25519 key")
 		}
-	case *rsa.PublicKey:
-		// The bounds, and why, are on minRSABits, maxRSABits and rsaExponent.
-		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-			return nil, "", invalid(ErrKey, "RSA key size not accepted")
-		}
-		if k.E != rsaExponent {
-			return nil, "", invalid(ErrKey, "RSA exponent not accepted")
-		}
-	default:
-		return nil, "", invalid(ErrKey, "jwk type not supported")
+	}
+	if err := jose.CheckPublicKey(spec, key); err != nil {
+		return nil, "", invalid(ErrKey, keyDescriptions[err])
 	}
 	jkt, err := Thumbprint(parsed)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dpopkit/dpop/internal/jose"
 )
 
 // Test proofs are built here by hand, independently of the Signer, so that
@@ -135,13 +137,19 @@ func (k *testKey) signRaw(t testing.TB, header, claims []byte) string {
 	return input + "." + enc(k.signature(t, input))
 }
 
+// specOf returns the profile's description of alg.
+func specOf(alg string) jose.Spec {
+	s, _ := jose.Lookup(alg)
+	return s
+}
+
 // signature signs input as JWS alg k.alg does (RFC 7518 §3).
 func (k *testKey) signature(t testing.TB, input string) []byte {
 	t.Helper()
-	spec := algorithmSpecs[k.alg]
+	spec := specOf(k.alg)
 	switch priv := k.priv.(type) {
 	case *ecdsa.PrivateKey:
-		r, s, err := ecdsa.Sign(rand.Reader, priv, digest(spec.hash, input))
+		r, s, err := ecdsa.Sign(rand.Reader, priv, jose.Digest(spec.Hash, input))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,10 +163,10 @@ func (k *testKey) signature(t testing.TB, input string) []byte {
 	case *rsa.PrivateKey:
 		var sig []byte
 		var err error
-		if spec.pss {
-			sig, err = rsa.SignPSS(rand.Reader, priv, spec.hash, digest(spec.hash, input), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		if spec.PSS {
+			sig, err = rsa.SignPSS(rand.Reader, priv, spec.Hash, jose.Digest(spec.Hash, input), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 		} else {
-			sig, err = rsa.SignPKCS1v15(rand.Reader, priv, spec.hash, digest(spec.hash, input))
+			sig, err = rsa.SignPKCS1v15(rand.Reader, priv, spec.Hash, jose.Digest(spec.Hash, input))
 		}
 		if err != nil {
 			t.Fatal(err)

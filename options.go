@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/dpopkit/dpop/internal/jose"
 )
 
 // JWS algorithms a proof may be signed with (RFC 7518 §3.1, RFC 8037 §3.1,
@@ -130,7 +132,7 @@ func (o VerifierOptions) normalize() (VerifierOptions, error) {
 	}
 	algs := make([]string, 0, len(o.Algorithms))
 	for _, a := range o.Algorithms {
-		if _, ok := algorithmSpecs[a]; !ok {
+		if _, ok := jose.Lookup(a); !ok {
 			return o, fmt.Errorf("dpop: algorithm %q is not supported (asymmetric JWS algorithms only)", a)
 		}
 		algs = append(algs, a)

@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dpopkit/dpop/internal/jose"
 )
 
 // RSA modulus sizes, in bits, that NewSigner accepts. RFC 7518 §3.3 and §3.5
@@ -49,16 +51,6 @@ type SignerOptions struct {
 	Now func() time.Time
 }
 
-// signKind is the signature scheme of a Signer.
-type signKind int
-
-const (
-	kindECDSA signKind = iota + 1
-	kindEd25519
-	kindPKCS1v15
-	kindPSS
-)
-
 // Signer makes DPoP proof JWTs (RFC 9449 §4.2) with one private key. All the
 // per-key work (algorithm, public JWK, thumbprint, encoded protected header)
 // is done once by [NewSigner]. A Signer is safe for concurrent use.
@@ -66,13 +58,11 @@ type Signer struct {
 	key    crypto.Signer
 	pub    crypto.PublicKey
 	alg    string
-	kind   signKind
-	hash   crypto.Hash // zero for EdDSA, which signs the message itself
-	ecSize int         // bytes of one ECDSA coordinate; the signature is twice that
-	sigLen int         // bytes of a signature
-	jwk    []byte      // public JWK, JSON
-	jkt    string      // RFC 7638 thumbprint of the public key
-	prefix string      // base64url(protected header) + "."
+	spec   jose.Spec // the algorithm, under the kit's JOSE profile
+	sigLen int       // bytes of a signature
+	jwk    []byte    // public JWK, JSON
+	jkt    string    // RFC 7638 thumbprint of the public key
+	prefix string    // base64url(protected header) + "."
 	now    func() time.Time
 }
 
@@ -100,6 +90,7 @@ func NewSigner(key crypto.Signer, opts SignerOptions) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.spec, _ = jose.Lookup(s.alg)
 	if s.jkt, err = Thumbprint(s.pub); err != nil {
 		return nil, err
 	}
@@ -125,13 +116,14 @@ func (s *Signer) initECDSA(k *ecdsa.PrivateKey, alg string) error {
 		return errors.New("dpop: nil ECDSA key")
 	}
 	var crv, want string
+	var size int // bytes of one coordinate; the signature is twice that
 	switch k.Curve {
 	case elliptic.P256():
-		crv, want, s.hash, s.ecSize = "P-256", ES256, crypto.SHA256, 32
+		crv, want, size = "P-256", ES256, 32
 	case elliptic.P384():
-		crv, want, s.hash, s.ecSize = "P-384", ES384, crypto.SHA384, 48
+		crv, want, size = "P-384", ES384, 48
 	case elliptic.P521():
-		crv, want, s.hash, s.ecSize = "P-521", ES512, crypto.SHA512, 66
+		crv, want, size = "P-521", ES512, 66
 	default:
 		return errors.New("dpop: unsupported ECDSA curve")
 	}
@@ -139,16 +131,16 @@ func (s *Signer) initECDSA(k *ecdsa.PrivateKey, alg string) error {
 		return fmt.Errorf("dpop: algorithm %q does not fit an ECDSA %s key", alg, crv)
 	}
 	point, err := k.PublicKey.Bytes() // 0x04 || X || Y, fixed length
-	if err != nil || len(point) != 1+2*s.ecSize {
+	if err != nil || len(point) != 1+2*size {
 		return errors.New("dpop: invalid ECDSA public key")
 	}
-	s.alg, s.kind, s.pub, s.sigLen = want, kindECDSA, &k.PublicKey, 2*s.ecSize
+	s.alg, s.pub, s.sigLen = want, &k.PublicKey, 2*size
 	s.jwk, err = compactJSON(struct {
 		Crv string `json:"crv"`
 		Kty string `json:"kty"`
 		X   string `json:"x"`
 		Y   string `json:"y"`
-	}{crv, "EC", encodeB64(point[1 : 1+s.ecSize]), encodeB64(point[1+s.ecSize:])})
+	}{crv, "EC", encodeB64(point[1 : 1+size]), encodeB64(point[1+size:])})
 	return err
 }
 
@@ -166,7 +158,7 @@ func (s *Signer) initEd25519(k ed25519.PrivateKey, alg string) error {
 		return fmt.Errorf("dpop: algorithm %q does not fit an Ed25519 key", alg)
 	}
 	pub := slices.Clone(k.Public().(ed25519.PublicKey))
-	s.alg, s.kind, s.pub, s.sigLen = alg, kindEd25519, pub, ed25519.SignatureSize
+	s.alg, s.pub, s.sigLen = alg, pub, ed25519.SignatureSize
 	var err error
 	s.jwk, err = compactJSON(struct {
 		Crv string `json:"crv"`
@@ -189,18 +181,9 @@ func (s *Signer) initRSA(k *rsa.PrivateKey, alg string) error {
 		alg = PS256
 	}
 	switch alg {
-	case RS256, PS256:
-		s.hash = crypto.SHA256
-	case RS384, PS384:
-		s.hash = crypto.SHA384
-	case RS512, PS512:
-		s.hash = crypto.SHA512
+	case RS256, PS256, RS384, PS384, RS512, PS512:
 	default:
 		return fmt.Errorf("dpop: algorithm %q does not fit an RSA key", alg)
-	}
-	s.kind = kindPKCS1v15
-	if alg == PS256 || alg == PS384 || alg == PS512 {
-		s.kind = kindPSS
 	}
 	if k.E < 3 || k.E%2 == 0 {
 		return errors.New("dpop: invalid RSA public exponent")
@@ -229,7 +212,7 @@ func (s *Signer) selfCheck() (err error) {
 	if err != nil {
 		return err
 	}
-	ok := verifySignature(algorithmSpecs[s.alg], s.pub, msg, sig)
+	ok := jose.Verify(s.spec, s.pub, msg, sig)
 	if !ok {
 		return errors.New("dpop: key self-check failed: signature does not verify")
 	}
@@ -324,46 +307,15 @@ func (s *Signer) proof(method string, u *url.URL, opts ProofOptions) (string, er
 	return b.String(), nil
 }
 
-// sign returns the JWS signature of the signing input (RFC 7515 §5.1). ECDSA
-// signatures are the fixed-length R || S of RFC 7518 §3.4, not DER; PSS uses
-// a salt as long as the hash (RFC 7518 §3.5).
+// sign returns the JWS signature of the signing input (RFC 7515 §5.1), made
+// by the kit's JOSE profile (jose.Sign): ECDSA signatures are the
+// fixed-length R || S of RFC 7518 §3.4, not DER; PSS uses a salt as long as
+// the hash (RFC 7518 §3.5).
 func (s *Signer) sign(input string) ([]byte, error) {
-	var (
-		sig []byte
-		err error
-	)
-	switch s.kind {
-	case kindECDSA:
-		var r, v *big.Int
-		r, v, err = ecdsa.Sign(rand.Reader, s.key.(*ecdsa.PrivateKey), digest(s.hash, input))
-		if err == nil {
-			sig, err = ecdsaRawSignature(r, v, s.ecSize)
-		}
-	case kindEd25519:
-		sig, err = s.key.Sign(nil, []byte(input), crypto.Hash(0))
-	case kindPKCS1v15:
-		sig, err = s.key.Sign(rand.Reader, digest(s.hash, input), s.hash)
-	case kindPSS:
-		sig, err = s.key.Sign(rand.Reader, digest(s.hash, input),
-			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: s.hash})
-	default:
-		err = errors.New("dpop: signer not initialised")
-	}
+	sig, err := jose.Sign(s.spec, s.key, input)
 	if err != nil {
 		return nil, fmt.Errorf("dpop: signing proof: %w", err)
 	}
-	return sig, nil
-}
-
-// ecdsaRawSignature encodes an ECDSA signature as R || S, each left-padded
-// to size bytes (RFC 7518 §3.4).
-func ecdsaRawSignature(r, v *big.Int, size int) ([]byte, error) {
-	if r.Sign() <= 0 || v.Sign() <= 0 || r.BitLen() > 8*size || v.BitLen() > 8*size {
-		return nil, errors.New("invalid ECDSA signature values")
-	}
-	sig := make([]byte, 2*size)
-	r.FillBytes(sig[:size])
-	v.FillBytes(sig[size:])
 	return sig, nil
 }
 

@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"math"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/dpopkit/dpop/internal/jose"
 	lru "github.com/hashicorp/golang-lru/v2"
 )
+
+// b64 decodes the segments of a proof (jose.B64: strict unpadded base64url).
+var b64 = jose.B64
 
 // Request is what a proof is checked against (RFC 9449 §4.3).
 type Request struct {
@@ -71,7 +74,7 @@ type Proof struct {
 // create one per public address and share it.
 type Verifier struct {
 	opts   VerifierOptions
-	algs   map[string]struct{}
+	algs   map[string]jose.Spec
 	replay time.Duration // lifetime of a replay entry without a nonce
 	keys   *lru.Cache[string, *header]
 	quotas *quotas
@@ -87,9 +90,9 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	algs := make(map[string]struct{}, len(o.Algorithms))
-	for _, a := range o.Algorithms {
-		algs[a] = struct{}{}
+	algs, err := jose.AllowList("dpop", o.Algorithms)
+	if err != nil {
+		return nil, err
 	}
 	// A proof passes the freshness check from iat-Leeway to iat+MaxAge, so
 	// an entry made at its first use must live MaxAge+Leeway (§11.1).
@@ -224,20 +227,19 @@ func (v *Verifier) check(ctx context.Context, req Request) (*Proof, *Error) {
 	if len(jws) > v.opts.MaxProofSize {
 		return nil, invalid(ErrTooLarge, "proof is too large")
 	}
-	// §4.3 check 2: a well-formed JWS in compact serialisation.
-	d1 := strings.IndexByte(jws, '.')
-	d2 := strings.LastIndexByte(jws, '.')
-	if d1 <= 0 || d2 == d1 || d2 == len(jws)-1 || strings.IndexByte(jws[d1+1:d2], '.') >= 0 {
+	// §4.3 check 2: a well-formed JWS in compact serialisation, under the
+	// kit's JOSE profile (three non-empty base64url segments).
+	headerSeg, payloadSeg, sigSeg, ok := jose.Split(jws)
+	if !ok {
 		return nil, invalid(ErrMalformed, "proof is not a compact JWS")
 	}
-	hdr, e := v.header(jws[:d1])
+	hdr, e := v.header(headerSeg)
 	if e != nil {
 		return nil, e
 	}
 	if req.BoundJKT != "" && !equalConstantTime(hdr.jkt, req.BoundJKT) {
 		return nil, invalid(ErrKeyMismatch, "the proof key is not the key the token is bound to")
 	}
-	payloadSeg, sigSeg := jws[d1+1:d2], jws[d2+1:]
 	buf := make([]byte, b64.DecodedLen(len(payloadSeg))+b64.DecodedLen(len(sigSeg)))
 	n, err := b64.Decode(buf, []byte(payloadSeg))
 	if err != nil {
@@ -285,13 +287,13 @@ func (v *Verifier) check(ctx context.Context, req Request) (*Proof, *Error) {
 		}
 	}
 	// §4.3 check 6: the signature, with the key of the header.
-	if !verifySignature(hdr.spec, hdr.key, jws[:d2], sig) {
+	if !jose.Verify(hdr.spec, hdr.key, jws[:len(headerSeg)+1+len(payloadSeg)], sig) {
 		return nil, invalid(ErrSignature, "signature does not verify")
 	}
 	// §4.3 check 11: freshness. A valid nonce proves it, whatever the
 	// client's clock says; the entry then lives as long as the nonce is
 	// accepted.
-	iat := floatTime(c.iat)
+	iat := jose.Time(c.iat)
 	fresh := !iat.Before(now.Add(-v.opts.MaxAge)) && !iat.After(now.Add(v.opts.Leeway))
 	ttl := v.replay
 	if v.opts.Nonces != nil {
@@ -303,7 +305,7 @@ func (v *Verifier) check(ctx context.Context, req Request) (*Proof, *Error) {
 	}
 	return &Proof{
 		JTI: c.jti, HTM: c.htm, HTU: c.htu, IAT: iat, Nonce: c.nonce, ATH: c.ath,
-		Algorithm: hdr.alg, PublicKey: hdr.key, JKT: hdr.jkt,
+		Algorithm: hdr.spec.Name, PublicKey: hdr.key, JKT: hdr.jkt,
 		by: v, replayKey: NewReplayKey(hdr.jkt, c.jti), ttl: ttl, client: req.Client, grant: req.Grant,
 	}, nil
 }
@@ -350,10 +352,4 @@ func checkHTU(claimed, expected string) *Error {
 		return invalid(ErrHTU, "htu does not match the request URL")
 	}
 	return nil
-}
-
-// floatTime converts a NumericDate (RFC 7519 §2) that parseClaims has bounded.
-func floatTime(secs float64) time.Time {
-	whole, frac := math.Modf(secs)
-	return time.Unix(int64(whole), int64(frac*1e9))
 }

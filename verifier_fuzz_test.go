@@ -49,39 +49,3 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
-
-// FuzzJSONMembers checks the strict object reader against encoding/json: for
-// any valid object, it visits exactly the members encoding/json would see.
-func FuzzJSONMembers(f *testing.F) {
-	for _, s := range []string{`{}`, `{"a":1}`, `{"a":"b\"}","c":[1,{"d":"]"}],"e":null}`, `{"\u0061":true , "b" : {"c":{}}}`, `[1]`, `"x"`, `{"a":1}x`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var names []string
-		err := forEachMember(data, func(name, value []byte) error {
-			names = append(names, replaceInvalidUTF8(string(name)))
-			if !jsonValid(value) {
-				t.Fatalf("member %q has invalid value %q", name, value)
-			}
-			return nil
-		})
-		want, ok := jsonObjectNames(data)
-		if ok != (err == nil) {
-			t.Fatalf("forEachMember err %v, encoding/json object %v", err, ok)
-		}
-		if ok && strings.Join(names, "\x00") != strings.Join(want, "\x00") {
-			t.Fatalf("names %q, want %q", names, want)
-		}
-	})
-}
-
-// replaceInvalidUTF8 does what encoding/json does to invalid UTF-8 in a
-// string: each bad byte becomes U+FFFD. Our reader keeps the raw bytes, which
-// then match no known member name.
-func replaceInvalidUTF8(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		b.WriteRune(r) // ranging over a string yields U+FFFD per invalid byte
-	}
-	return b.String()
-}

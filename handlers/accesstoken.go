@@ -2,17 +2,16 @@ package handlers
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/dpopkit/dpop/internal/jose"
 	"github.com/dpopkit/dpop/store"
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // AccessTokens issues access tokens in one format and reads back the ones it
@@ -48,13 +47,17 @@ func (o opaqueAccessTokens) Lookup(ctx context.Context, token string) (*store.Ac
 	return o.store.GetAccessToken(ctx, store.HashToken(token))
 }
 
-// jwtAccessTokens are RFC 9068 JWTs signed with the first configured key.
+// jwtAccessTokens are RFC 9068 JWTs signed with the first configured key,
+// issued and read back under the kit's JOSE profile (internal/jose), the
+// same the middleware's JWTValidator checks them with.
 type jwtAccessTokens struct {
 	issuer   string
 	audience []string
-	key      jwk.Key
-	alg      jwa.SignatureAlgorithm
+	kid      string
+	spec     jose.Spec
+	signer   crypto.Signer
 	public   jwk.Set
+	algs     map[string]jose.Spec // the algorithms of the configured keys
 	now      func() time.Time
 }
 
@@ -76,25 +79,34 @@ type cnf struct {
 	JKT string `json:"jkt"`
 }
 
+// newJWTAccessTokens checks every signing key against the JOSE profile, so
+// that no key signs tokens a resource server of this kit would refuse: a
+// kid, an asymmetric alg of the profile, a private key of the type, curve
+// and size the alg requires (RSA 2048 to 4096 bits, e = 65537), and a use
+// and key_ops that allow signing.
 func newJWTAccessTokens(c Config) (*jwtAccessTokens, error) {
+	j := &jwtAccessTokens{issuer: c.Issuer, audience: c.Audience, algs: map[string]jose.Spec{}, now: c.Now}
 	// Every key in the set is checked, not only the one that signs: the
 	// public halves of all of them are published and trusted by Lookup.
 	for i := range c.SigningKeys.Len() {
 		k, _ := c.SigningKeys.Key(i)
-		if err := checkSigningKey(k); err != nil {
-			return nil, fmt.Errorf("handlers: SigningKeys[%d]: %w", i, err)
+		spec, signer, err := jose.SigningKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("handlers: SigningKeys[%d] (kid %q): %w", i, k.KeyID(), err)
+		}
+		j.algs[spec.Name] = spec
+		if i == 0 {
+			j.kid, j.spec, j.signer = k.KeyID(), spec, signer
 		}
 	}
-	key, ok := c.SigningKeys.Key(0)
-	if !ok {
+	if j.signer == nil {
 		return nil, errors.New("handlers: SigningKeys is empty")
 	}
-	alg := key.Algorithm().(jwa.SignatureAlgorithm)
 	public, err := jwk.PublicSetOf(c.SigningKeys)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: signing keys: %w", err)
 	}
-	j := &jwtAccessTokens{issuer: c.Issuer, audience: c.Audience, key: key, alg: alg, public: public, now: c.Now}
+	j.public = public
 	// Sign once now, so that a key that cannot sign fails at start-up.
 	if _, err := j.sign(jwtClaims{Issuer: c.Issuer}); err != nil {
 		return nil, fmt.Errorf("handlers: signing key: %w", err)
@@ -103,15 +115,7 @@ func newJWTAccessTokens(c Config) (*jwtAccessTokens, error) {
 }
 
 func (j *jwtAccessTokens) sign(c jwtClaims) (string, error) {
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	h := jws.NewHeaders()
-	h.Set(jws.TypeKey, "at+jwt")
-	h.Set(jws.KeyIDKey, j.key.KeyID())
-	out, err := jws.Sign(payload, jws.WithKey(j.alg, j.key, jws.WithProtectedHeaders(h)))
-	return string(out), err
+	return jose.SignAccessToken(j.spec, j.kid, j.signer, c)
 }
 
 func (j *jwtAccessTokens) Issue(_ context.Context, t *store.AccessToken) (string, error) {
@@ -126,52 +130,21 @@ func (j *jwtAccessTokens) Issue(_ context.Context, t *store.AccessToken) (string
 	return j.sign(c)
 }
 
-// Lookup verifies a JWT access token this server issued: signature with the
-// configured keys, typ at+jwt, issuer and expiry.
+// Lookup verifies a JWT access token this server issued, as the
+// middleware's JWTValidator does (the JOSE profile: compact serialization
+// only, typ at+jwt, a kid naming one of the configured keys, the alg of
+// that key, strict claims), then its issuer and expiry.
 func (j *jwtAccessTokens) Lookup(_ context.Context, token string) (*store.AccessToken, error) {
-	if len(token) > 16<<10 {
+	c, err := jose.VerifyAccessToken(token, j.algs, func(kid string, spec jose.Spec) (crypto.PublicKey, error) {
+		return jose.PickKey(j.public, kid, spec)
+	})
+	if err != nil || c.Issuer != j.issuer || c.Expiry.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	msg, err := jws.Parse([]byte(token))
-	if err != nil || len(msg.Signatures()) != 1 || msg.Signatures()[0].ProtectedHeaders().Type() != "at+jwt" {
-		return nil, store.ErrNotFound
-	}
-	payload, err := jws.Verify([]byte(token), jws.WithKeySet(j.public, jws.WithRequireKid(true)))
-	if err != nil {
-		return nil, store.ErrNotFound
-	}
-	var c jwtClaims
-	if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != j.issuer {
-		return nil, store.ErrNotFound
-	}
-	exp := time.Unix(c.Expiry, 0)
-	if !j.now().Before(exp) {
+	if !j.now().Before(c.Expiry) {
 		return nil, store.ErrExpired
 	}
-	t := &store.AccessToken{ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, IssuedAt: time.Unix(c.IssuedAt, 0), ExpiresAt: exp}
-	if c.Cnf != nil {
-		t.JKT = c.Cnf.JKT
-	}
-	return t, nil
-}
-
-// checkSigningKey accepts a private asymmetric key with a kid and an
-// asymmetric alg (RFC 7518 §3.1; RFC 9068 §2.1 forbids none).
-func checkSigningKey(k jwk.Key) error {
-	if k.KeyID() == "" {
-		return errors.New("the key needs a kid")
-	}
-	alg, ok := k.Algorithm().(jwa.SignatureAlgorithm)
-	switch {
-	case !ok || alg == "" || alg == jwa.NoSignature || alg == jwa.HS256 || alg == jwa.HS384 || alg == jwa.HS512:
-		return errors.New("the key needs an asymmetric alg")
-	case k.KeyType() == jwa.OctetSeq:
-		return errors.New("symmetric keys cannot sign access tokens")
-	}
-	if private, err := jwk.IsPrivateKey(k); err != nil || !private {
-		return errors.New("the key must be a private key")
-	}
-	return nil
+	return &store.AccessToken{ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, IssuedAt: c.IssuedAt, ExpiresAt: c.Expiry, JKT: c.JKT}, nil
 }
 
 // JWKS returns the public signing keys, for the JWKS endpoint.

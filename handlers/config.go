@@ -90,7 +90,14 @@ type Config struct {
 	AccessTokenFormat string
 	// SigningKeys holds the private keys for JWT access tokens; required
 	// with FormatJWT. The first key signs; each key needs a kid and an
-	// alg. The JWKS publishes their public halves.
+	// alg. The JWKS publishes their public halves. New refuses any key
+	// whose tokens the middleware's JWTValidator would refuse (the kit's
+	// one JOSE profile, RFC 9068 §2.1, RFC 8725 §3.1): an alg other than
+	// ES256, ES384, ES512, EdDSA, Ed25519, PS256, PS384, PS512, RS256,
+	// RS384 or RS512 (never none or HMAC); a key whose type or curve does
+	// not fit its alg; an RSA key outside 2048 to 4096 bits or with an
+	// exponent other than 65537; a public or symmetric key; a use or
+	// key_ops that do not allow signing (RFC 7517 §4.2, §4.3).
 	SigningKeys jwk.Set
 	// Audience is the aud of JWT access tokens (RFC 9068 §2.2). Default:
 	// the issuer.

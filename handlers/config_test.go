@@ -2,8 +2,11 @@ package handlers
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,13 +22,7 @@ func esKey(t *testing.T, kid string) jwk.Key {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := jwk.FromRaw(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Set(jwk.KeyIDKey, kid)
-	k.Set(jwk.AlgorithmKey, jwa.ES256)
-	return k
+	return rawKey(t, priv, kid, "ES256")
 }
 
 func keySet(keys ...jwk.Key) jwk.Set {
@@ -85,5 +82,81 @@ func TestConfigRefused(t *testing.T) {
 		if _, err := New(c); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// rawKey is a private JWK of raw with kid and alg (any string, even one
+// jwx does not know).
+func rawKey(t *testing.T, raw any, kid, alg string) jwk.Key {
+	t.Helper()
+	k, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid != "" {
+		if err := k.Set(jwk.KeyIDKey, kid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.Set(jwk.AlgorithmKey, alg); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// New refuses every signing key whose tokens a resource server of the kit
+// would refuse (the one JOSE profile), and says which key and why.
+func TestConfigSigningKeysFollowTheProfile(t *testing.T) {
+	m, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	encUse := rawKey(t, p256, "enc", "ES256")
+	encUse.Set(jwk.KeyUsageKey, "enc")
+	verifyOnly := rawKey(t, p256, "vo", "ES256")
+	verifyOnly.Set(jwk.KeyOpsKey, jwk.KeyOperationList{jwk.KeyOpVerify})
+	for _, tc := range []struct {
+		name string
+		key  jwk.Key
+		want []string // in the error; nil: accepted
+	}{
+		{"RSA-1024 RS256", rawKey(t, rsa1024, "r1", "RS256"), []string{`SigningKeys[0] (kid "r1")`, "RS256", "RSA modulus", "1024 bits"}},
+		{"HS256", rawKey(t, []byte("0123456789abcdef0123456789abcdef"), "h", "HS256"), []string{`alg "HS256" is not allowed`}},
+		{"unknown alg", rawKey(t, p256, "x", "XS999"), []string{`alg "XS999" is not allowed`}},
+		{"alg none", rawKey(t, p256, "n", "none"), []string{`alg "none" is not allowed`}},
+		{"P-256 key with ES384", rawKey(t, p256, "c", "ES384"), []string{"ES384", "curve", "P-256"}},
+		{"EC key with RS256", rawKey(t, p256, "t", "RS256"), []string{"RS256", "key type"}},
+		{"RSA key with EdDSA", rawKey(t, rsa2048, "t2", "EdDSA"), []string{"EdDSA", "key type"}},
+		{"use enc", encUse, []string{"use"}},
+		{"key_ops without sign", verifyOnly, []string{"key_ops"}},
+		{"ES256", rawKey(t, p256, "ok1", "ES256"), nil},
+		{"ES384", rawKey(t, p384, "ok2", "ES384"), nil},
+		{"PS256 RSA-2048", rawKey(t, rsa2048, "ok3", "PS256"), nil},
+		{"RS256 RSA-2048", rawKey(t, rsa2048, "ok4", "RS256"), nil},
+		{"EdDSA", rawKey(t, ed, "ok5", "EdDSA"), nil},
+		{"Ed25519 (RFC 9864)", rawKey(t, ed, "ok6", "Ed25519"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(Config{Issuer: "https://as.example", Store: m, AccessTokenFormat: FormatJWT, SigningKeys: keySet(tc.key)})
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
 	}
 }

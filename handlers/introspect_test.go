@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -386,6 +387,36 @@ func ixTamper(t *testing.T, token string, edit func(map[string]any)) string {
 	return strings.Join(parts, ".")
 }
 
+// ixJSONSerialization rewrites a compact JWS in the JSON serialization
+// (RFC 7515 §7.2.2 flattened, or §7.2.1 general), same header, payload and
+// signature.
+func ixJSONSerialization(token string, general bool) string {
+	p := strings.Split(token, ".")
+	if general {
+		return `{"payload":"` + p[1] + `","signatures":[{"protected":"` + p[0] + `","signature":"` + p[2] + `"}]}`
+	}
+	return `{"protected":"` + p[0] + `","payload":"` + p[1] + `","signature":"` + p[2] + `"}`
+}
+
+// Lookup reads only the compact serialization (RFC 7515 §7.1), as the
+// middleware's JWTValidator does.
+func TestJWTLookupRefusesJSONSerialization(t *testing.T) {
+	h := newHarness(t, func(c *Config) { ixJWTConfig(t, c) })
+	ctx := context.Background()
+	tok, err := h.srv.AccessTokens().Issue(ctx, rvAccess(confID, rvGrant, h.signer.JKT()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.srv.AccessTokens().Lookup(ctx, tok); err != nil {
+		t.Fatalf("compact token: %v", err)
+	}
+	for _, general := range []bool{false, true} {
+		if rec, err := h.srv.AccessTokens().Lookup(ctx, ixJSONSerialization(tok, general)); !errors.Is(err, store.ErrNotFound) || rec != nil {
+			t.Errorf("JSON serialization (general %v): %v, %v; want ErrNotFound", general, rec, err)
+		}
+	}
+}
+
 func TestIntrospectionJWT(t *testing.T) {
 	h := newHarness(t, func(c *Config) { ixJWTConfig(t, c) })
 	ctx := context.Background()
@@ -436,6 +467,10 @@ func TestIntrospectionJWT(t *testing.T) {
 		{"signature changed", string(sig), nil},
 		{"signed by another key", forged, nil},
 		{"not a JWT", "a.b.c", nil},
+		// The JWS JSON serialization (RFC 7515 §7.2) of a valid token: the
+		// resource server refuses it, so introspection does too.
+		{"flattened JSON serialization", ixJSONSerialization(boundTok, false), nil},
+		{"general JSON serialization", ixJSONSerialization(boundTok, true), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

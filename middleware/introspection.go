@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dpopkit/dpop/internal/jose"
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
@@ -206,7 +206,7 @@ func (v *IntrospectionValidator) Validate(ctx context.Context, token string) (*P
 
 // introspect makes the request of RFC 7662 §2.1 and returns the members of
 // the JSON object answered (RFC 7662 §2.2).
-func (v *IntrospectionValidator) introspect(ctx context.Context, token string) (map[string]json.RawMessage, error) {
+func (v *IntrospectionValidator) introspect(ctx context.Context, token string) (jose.Object, error) {
 	body := url.Values{"token": {token}, "token_type_hint": {"access_token"}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.endpoint, strings.NewReader(body))
 	if err != nil {
@@ -233,8 +233,13 @@ func (v *IntrospectionValidator) introspect(ctx context.Context, token string) (
 	if len(data) > introspectionMaxBody {
 		return nil, introspectionUnavailable("answer too large", nil)
 	}
-	m, err := jsonObject(data)
-	if err != nil {
+	m, err := jose.ParseObject(data)
+	var dup *jose.MemberError
+	switch {
+	case errors.As(err, &dup):
+		// A member given twice: refused like a mistyped one.
+		return nil, introspectionInvalid(dup.Error())
+	case err != nil:
 		return nil, introspectionUnavailable("answer is not a JSON object", nil)
 	}
 	return m, nil
@@ -243,39 +248,36 @@ func (v *IntrospectionValidator) introspect(ctx context.Context, token string) (
 // principal reads an introspection answer (RFC 7662 §2.2, RFC 9449 §6.2).
 // inactive is true when the server said "active": false, a definite answer
 // worth caching; other refusals come from malformed answers.
-func (v *IntrospectionValidator) principal(m map[string]json.RawMessage, now time.Time) (p *Principal, inactive bool, err error) {
-	active, ok := m["active"]
-	if !ok {
+func (v *IntrospectionValidator) principal(m jose.Object, now time.Time) (p *Principal, inactive bool, err error) {
+	isActive, present, err := m.BoolMember("active")
+	switch {
+	case !present:
 		return nil, false, introspectionInvalid("active missing")
-	}
-	var isActive bool
-	if k := jsonKind(active); (k != 't' && k != 'f') || json.Unmarshal(active, &isActive) != nil {
+	case err != nil:
 		return nil, false, introspectionInvalid("active is not a boolean")
-	}
-	if !isActive {
+	case !isActive:
 		return nil, true, introspectionInvalid("inactive")
 	}
 	var sub, clientID, scope, tokenType, jkt string
-	var exp *time.Time
 	for _, f := range []struct {
+		dst  *string
 		name string
-		err  error
-	}{
-		{"sub", stringMember(m, "sub", &sub)},
-		{"client_id", stringMember(m, "client_id", &clientID)},
-		{"scope", stringMember(m, "scope", &scope)},
-		{"token_type", stringMember(m, "token_type", &tokenType)},
-		{"exp", dateMember(m, "exp", &exp)},
-		{"cnf", cnfMember(m, &jkt)},
-	} {
-		if f.err != nil {
-			return nil, false, introspectionInvalid(f.name + " is malformed")
+	}{{&sub, "sub"}, {&clientID, "client_id"}, {&scope, "scope"}, {&tokenType, "token_type"}} {
+		if *f.dst, err = m.StringMember(f.name); err != nil {
+			return nil, false, introspectionInvalid(err.Error())
 		}
 	}
+	exp, err := m.DateMember("exp")
+	if err != nil {
+		return nil, false, introspectionInvalid(err.Error())
+	}
+	if jkt, err = m.CnfJKT(); err != nil {
+		return nil, false, introspectionInvalid(err.Error())
+	}
 	switch {
-	case exp == nil:
+	case exp.IsZero():
 		return nil, false, introspectionInvalid("exp missing")
-	case !now.Before(*exp):
+	case !now.Before(exp):
 		return nil, false, introspectionInvalid("expired")
 	case strings.EqualFold(tokenType, "DPoP"):
 		if jkt == "" {
@@ -288,7 +290,7 @@ func (v *IntrospectionValidator) principal(m map[string]json.RawMessage, now tim
 	default:
 		return nil, false, introspectionInvalid("not an access token type")
 	}
-	return &Principal{Subject: sub, ClientID: clientID, Scopes: splitScope(scope), JKT: jkt, ExpiresAt: *exp}, false, nil
+	return &Principal{Subject: sub, ClientID: clientID, Scopes: splitScope(scope), JKT: jkt, ExpiresAt: exp}, false, nil
 }
 
 // introspectionInvalid is a token refusal with a fixed reason.

@@ -435,8 +435,12 @@ func TestIntrospectionValidatorAnswers(t *testing.T) {
 		{"Bearer with cnf.jkt", 200, ctJSON, fmt.Sprintf(`{"active":true,"exp":%d,"token_type":"Bearer","cnf":{"jkt":%q}}`, exp, testJKT), ErrInvalidToken, "Bearer token with cnf.jkt"},
 		{"cnf.jkt a number", 200, ctJSON, fmt.Sprintf(`{"active":true,"exp":%d,"token_type":"DPoP","cnf":{"jkt":1}}`, exp), ErrInvalidToken, "cnf is malformed"},
 		{"cnf by certificate", 200, ctJSON, fmt.Sprintf(`{"active":true,"exp":%d,"token_type":"Bearer","cnf":{"x5t#S256":"abc"}}`, exp), ErrInvalidToken, "cnf is malformed"},
-		{"sub a number", 200, ctJSON, dpop(`,"sub":1`), ErrInvalidToken, "sub is malformed"},
-		{"scope an array", 200, ctJSON, dpop(`,"scope":["read"]`), ErrInvalidToken, "scope is malformed"},
+		{"sub a number", 200, ctJSON, strings.Replace(dpop(""), `"sub":"alice"`, `"sub":1`, 1), ErrInvalidToken, "sub is malformed"},
+		{"scope an array", 200, ctJSON, strings.Replace(dpop(""), `"scope":"read"`, `"scope":["read"]`, 1), ErrInvalidToken, "scope is malformed"},
+		// Members are unique (the JOSE profile's strict JSON): a second sub
+		// is not read in place of the first.
+		{"sub twice", 200, ctJSON, dpop(`,"sub":"mallory"`), ErrInvalidToken, "sub is given twice"},
+		{"active twice", 200, ctJSON, fmt.Sprintf(`{"active":false,"active":true,"exp":%d,"token_type":"Bearer"}`, exp), ErrInvalidToken, "active is given twice"},
 		{"2 MB body", 200, ctJSON, `{"active":true,"pad":"` + strings.Repeat("x", 2<<20) + `"}`, ErrValidatorUnavailable, "answer too large"},
 		{"not JSON", 200, ctJSON, `{"active":true`, ErrValidatorUnavailable, "answer is not a JSON object"},
 		{"JSON array", 200, ctJSON, `[{"active":true}]`, ErrValidatorUnavailable, "answer is not a JSON object"},

@@ -3,13 +3,11 @@ package middleware
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,16 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dpopkit/dpop/internal/jose"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // Limits and defaults of JWTValidator.
 const (
-	// jwtMaxBytes bounds a JWT access token before anything parses it.
-	jwtMaxBytes = 16 << 10
 	// jwtDefaultLeeway is the default allowance for clock skew.
 	jwtDefaultLeeway = 30 * time.Second
 	// jwksRefreshInterval is how often the cached JWKS is fetched again in
@@ -44,17 +40,6 @@ const (
 	// defaultHTTPTimeout is the timeout of the default HTTP clients.
 	defaultHTTPTimeout = 10 * time.Second
 )
-
-// asymmetricAlgs are the JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1) a
-// JWTValidator may allow: digital signatures only. "none" and the HMAC
-// algorithms are never among them: a resource server holding a MAC key
-// could forge tokens, and a public key must never serve as an HMAC secret.
-var asymmetricAlgs = []jwa.SignatureAlgorithm{
-	jwa.RS256, jwa.RS384, jwa.RS512,
-	jwa.PS256, jwa.PS384, jwa.PS512,
-	jwa.ES256, jwa.ES384, jwa.ES512,
-	jwa.EdDSA,
-}
 
 // JWTOptions configures [NewJWTValidator], which validates JWT access tokens
 // as RFC 9068 §4 describes. Zero fields take the documented defaults.
@@ -98,9 +83,10 @@ type JWTOptions struct {
 	// are refused.
 	Leeway time.Duration
 	// Algorithms are the allowed JWS algorithms (RFC 9068 §4, RFC 8725
-	// §3.1). Default: RS256, RS384, RS512, PS256, PS384, PS512, ES256,
-	// ES384, ES512 and EdDSA. Only those may be listed: "none" and the HMAC
-	// algorithms are refused.
+	// §3.1). Default: every algorithm of the kit's JOSE profile, the one
+	// package handlers signs with: ES256, ES384, ES512, Ed25519, EdDSA,
+	// PS256, PS384, PS512, RS256, RS384 and RS512. Only those may be
+	// listed: "none" and the HMAC algorithms are refused.
 	Algorithms []string
 	// Now is the clock for exp, nbf and iat (RFC 7519 §4.1.4–4.1.6) and
 	// for the refetch rule. Default time.Now.
@@ -125,10 +111,13 @@ type JWTOptions struct {
 //     (compared case-insensitively), an allowed alg and a kid; a crit or
 //     b64 header is refused (RFC 7515 §4.1.11, RFC 7797);
 //   - exactly one signing key of the set has that kid, and it suits the
-//     alg (key type, curve, at least 2048 bits for RSA, its own alg and use
-//     if it names them); the signature verifies with that key, no other;
+//     alg under the kit's JOSE profile (key type, curve, RSA of 2048 to
+//     4096 bits with e = 65537, its own alg, use and key_ops if it names
+//     them); the signature verifies with that key, no other;
 //   - the claims are a JSON object, decoded with exact member names, each
-//     of the JSON type RFC 7519 §4.1 and RFC 9068 §2.2 give it: iss equals
+//     of the JSON type RFC 7519 §4.1 and RFC 9068 §2.2 give it, none
+//     twice, dates under the one NumericDate rule (0 to the year 9999,
+//     RFC 7519 §2): iss equals
 //     Issuer, aud contains Audience, exp is present and not past, nbf (if
 //     present) is not in the future, iat is present and not in the future
 //     (all within Leeway), and sub and client_id are non-empty strings;
@@ -144,7 +133,7 @@ type JWTOptions struct {
 type JWTValidator struct {
 	issuer   string
 	audience string
-	algs     map[jwa.SignatureAlgorithm]bool
+	algs     map[string]jose.Spec
 	leeway   time.Duration
 	now      func() time.Time
 
@@ -201,7 +190,11 @@ func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	v := &JWTValidator{issuer: opts.Issuer, audience: opts.Audience, leeway: opts.Leeway, now: opts.Now, algs: map[jwa.SignatureAlgorithm]bool{}}
+	algs, err := jose.AllowList("middleware: JWTOptions.Algorithms", opts.Algorithms)
+	if err != nil {
+		return nil, err
+	}
+	v := &JWTValidator{issuer: opts.Issuer, audience: opts.Audience, leeway: opts.Leeway, now: opts.Now, algs: algs}
 	if opts.CacheSize >= 0 {
 		if opts.CacheSize == 0 {
 			opts.CacheSize = jwtDefaultCacheSize
@@ -211,22 +204,6 @@ func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error
 		}
 		v.results, _ = lru.New[[sha256.Size]byte, jwtResult](opts.CacheSize)
 		v.resultTTL = opts.CacheTTL
-	}
-	if len(opts.Algorithms) == 0 {
-		for _, a := range asymmetricAlgs {
-			v.algs[a] = true
-		}
-	}
-	for _, name := range opts.Algorithms {
-		ok := false
-		for _, a := range asymmetricAlgs {
-			if a.String() == name {
-				v.algs[a], ok = true, true
-			}
-		}
-		if !ok {
-			return nil, fmt.Errorf("middleware: JWT algorithm %q is not allowed (asymmetric algorithms only)", name)
-		}
 	}
 	hasKeys := opts.Keys != nil && opts.Keys.Len() > 0
 	switch {
@@ -294,118 +271,61 @@ func (v *JWTValidator) Validate(ctx context.Context, token string) (*Principal, 
 	return p, nil
 }
 
-// validate checks a token without the cache.
+// validate checks a token without the cache: the JOSE profile's checks
+// (jose.VerifyAccessToken), then the claims.
 func (v *JWTValidator) validate(ctx context.Context, token string) (*Principal, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if token == "" || len(token) > jwtMaxBytes {
-		return nil, jwtInvalid("size out of bounds")
-	}
-	if strings.Count(token, ".") != 2 || strings.ContainsAny(token, " \t\r\n{") {
-		return nil, jwtInvalid("not a compact JWS")
-	}
-	msg, err := jws.Parse([]byte(token), jws.WithCompact())
-	if err != nil {
-		return nil, jwtInvalid("malformed JWS")
-	}
-	sigs := msg.Signatures()
-	if len(sigs) != 1 || sigs[0].ProtectedHeaders() == nil {
-		return nil, jwtInvalid("not exactly one signature")
-	}
-	h := sigs[0].ProtectedHeaders()
-	if typ := h.Type(); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, jwtInvalid("typ is not at+jwt")
-	}
-	if _, crit := h.Get(jws.CriticalKey); crit || len(h.Critical()) > 0 {
-		return nil, jwtInvalid("crit header not supported")
-	}
-	if _, b64 := h.Get("b64"); b64 {
-		return nil, jwtInvalid("b64 header not supported")
-	}
-	alg := h.Algorithm()
-	if !v.algs[alg] {
-		return nil, jwtInvalid("alg not allowed")
-	}
-	kid := h.KeyID()
-	if kid == "" {
-		return nil, jwtInvalid("kid missing")
-	}
-	key, err := v.key(ctx, kid, alg)
-	if err != nil {
+	c, err := jose.VerifyAccessToken(token, v.algs, func(kid string, spec jose.Spec) (crypto.PublicKey, error) {
+		return v.key(ctx, kid, spec)
+	})
+	switch {
+	case errors.Is(err, ErrValidatorUnavailable):
 		return nil, err
+	case err != nil:
+		return nil, jwtInvalid(err.Error())
 	}
-	payload, err := jws.Verify([]byte(token), jws.WithCompact(), jws.WithKey(alg, key))
-	if err != nil {
-		return nil, jwtInvalid("signature does not verify")
-	}
-	return v.claims(payload)
+	return v.claims(c)
 }
 
-// claims decodes and checks the payload of a verified token (RFC 9068 §4,
-// RFC 7519 §4.1).
-func (v *JWTValidator) claims(payload []byte) (*Principal, error) {
-	m, err := jsonObject(payload)
-	if err != nil {
-		return nil, jwtInvalid("claims are not a JSON object")
-	}
-	var c struct {
-		iss, sub, clientID, scope, jti, jkt string
-		aud                                 []string
-		exp, nbf, iat                       *time.Time
-	}
-	for _, f := range []struct {
-		name string
-		err  error
-	}{
-		{"iss", stringMember(m, "iss", &c.iss)},
-		{"sub", stringMember(m, "sub", &c.sub)},
-		{"client_id", stringMember(m, "client_id", &c.clientID)},
-		{"scope", stringMember(m, "scope", &c.scope)},
-		{"jti", stringMember(m, "jti", &c.jti)},
-		{"aud", audienceMember(m, "aud", &c.aud)},
-		{"exp", dateMember(m, "exp", &c.exp)},
-		{"nbf", dateMember(m, "nbf", &c.nbf)},
-		{"iat", dateMember(m, "iat", &c.iat)},
-		{"cnf", cnfMember(m, &c.jkt)},
-	} {
-		if f.err != nil {
-			return nil, jwtInvalid(f.name + " is malformed")
-		}
-	}
+// claims checks the claims of a verified token (RFC 9068 §4, RFC 7519
+// §4.1).
+func (v *JWTValidator) claims(c *jose.AccessTokenClaims) (*Principal, error) {
 	now := v.now()
 	switch {
-	case c.iss != v.issuer:
+	case c.Issuer != v.issuer:
 		return nil, jwtInvalid("wrong issuer")
-	case !containsString(c.aud, v.audience):
+	case !slices.Contains(c.Audience, v.audience):
 		return nil, jwtInvalid("wrong audience")
-	case c.exp == nil:
+	case c.Expiry.IsZero():
 		return nil, jwtInvalid("exp missing")
-	case !now.Before(c.exp.Add(v.leeway)):
+	case !now.Before(c.Expiry.Add(v.leeway)):
 		return nil, jwtInvalid("expired")
-	case c.nbf != nil && c.nbf.After(now.Add(v.leeway)):
+	case !c.NotBefore.IsZero() && c.NotBefore.After(now.Add(v.leeway)):
 		return nil, jwtInvalid("not yet valid")
-	case c.iat == nil:
+	case c.IssuedAt.IsZero():
 		return nil, jwtInvalid("iat missing")
-	case c.iat.After(now.Add(v.leeway)):
+	case c.IssuedAt.After(now.Add(v.leeway)):
 		return nil, jwtInvalid("issued in the future")
-	case c.sub == "":
+	case c.Subject == "":
 		return nil, jwtInvalid("sub missing")
-	case c.clientID == "":
+	case c.ClientID == "":
 		return nil, jwtInvalid("client_id missing")
 	}
-	return &Principal{Subject: c.sub, ClientID: c.clientID, Scopes: splitScope(c.scope), JKT: c.jkt, ExpiresAt: *c.exp}, nil
+	return &Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: splitScope(c.Scope), JKT: c.JKT, ExpiresAt: c.Expiry}, nil
 }
 
-// key returns the one key of the set named kid, fit for alg (RFC 7515
-// §4.1.4, RFC 9068 §4), fetching the JWKS again when needed and allowed.
-func (v *JWTValidator) key(ctx context.Context, kid string, alg jwa.SignatureAlgorithm) (jwk.Key, error) {
+// key returns the public key of the one key of the set named kid, fit for
+// spec (RFC 7515 §4.1.4, RFC 9068 §4), fetching the JWKS again when needed
+// and allowed.
+func (v *JWTValidator) key(ctx context.Context, kid string, spec jose.Spec) (crypto.PublicKey, error) {
 	if v.keys != nil {
-		return pickKey(v.keys, kid, alg)
+		return jose.PickKey(v.keys, kid, spec)
 	}
 	if set, err := v.cached(ctx); err == nil {
-		k, err := pickKey(set, kid, alg)
-		if !errors.Is(err, errUnknownKid) {
+		k, err := jose.PickKey(set, kid, spec)
+		if !errors.Is(err, jose.ErrUnknownKid) {
 			return k, err
 		}
 	}
@@ -414,7 +334,7 @@ func (v *JWTValidator) key(ctx context.Context, kid string, alg jwa.SignatureAlg
 	if err != nil {
 		return nil, fmt.Errorf("%w: jwt: JWKS: %w", ErrValidatorUnavailable, err)
 	}
-	return pickKey(set, kid, alg)
+	return jose.PickKey(set, kid, spec)
 }
 
 // cached returns the cached key set without fetching.
@@ -480,87 +400,10 @@ func (v *JWTValidator) fetchLocked(ctx context.Context) (jwk.Set, error) {
 	return set, err
 }
 
-// errUnknownKid marks a kid absent from the key set.
-var errUnknownKid = fmt.Errorf("%w: jwt: unknown kid", ErrInvalidToken)
-
-// pickKey returns the one signature key of set whose kid is kid, if it is
-// fit for alg (RFC 7517 §4.2–4.5, RFC 7518 §3). Keys with use "enc" are
-// not candidates; two candidates with the same kid are ambiguous and
-// refused rather than tried in turn.
-func pickKey(set jwk.Set, kid string, alg jwa.SignatureAlgorithm) (jwk.Key, error) {
-	var found jwk.Key
-	n := 0
-	for i := range set.Len() {
-		k, ok := set.Key(i)
-		if !ok || k.KeyID() != kid || k.KeyUsage() == string(jwk.ForEncryption) {
-			continue
-		}
-		found = k
-		n++
-	}
-	switch {
-	case n == 0:
-		return nil, errUnknownKid
-	case n > 1:
-		return nil, jwtInvalid("ambiguous kid")
-	case !keyFitsAlg(found, alg):
-		return nil, jwtInvalid("key does not fit alg")
-	}
-	return found, nil
-}
-
-// keyFitsAlg reports whether k may verify signatures made with alg: its
-// own alg and use, when present, agree (RFC 7517 §4.2, §4.4), key_ops
-// allow verify (§4.3), and the key type, curve and size suit the
-// algorithm (RFC 7518 §3.3–3.5, RFC 8037 §3.1).
-func keyFitsAlg(k jwk.Key, alg jwa.SignatureAlgorithm) bool {
-	if a := k.Algorithm().String(); a != "" && a != alg.String() {
-		return false
-	}
-	if use := k.KeyUsage(); use != "" && use != string(jwk.ForSignature) {
-		return false
-	}
-	if ops := k.KeyOps(); len(ops) > 0 {
-		verify := false
-		for _, op := range ops {
-			verify = verify || op == jwk.KeyOpVerify
-		}
-		if !verify {
-			return false
-		}
-	}
-	curve := func() jwa.EllipticCurveAlgorithm {
-		if c, ok := k.(jwkCurveKey); ok {
-			return c.Crv()
-		}
-		return ""
-	}
-	switch alg {
-	case jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512:
-		n, ok := k.(jwkRSAKey)
-		return k.KeyType() == jwa.RSA && ok && new(big.Int).SetBytes(n.N()).BitLen() >= 2048
-	case jwa.ES256:
-		return k.KeyType() == jwa.EC && curve() == jwa.P256
-	case jwa.ES384:
-		return k.KeyType() == jwa.EC && curve() == jwa.P384
-	case jwa.ES512:
-		return k.KeyType() == jwa.EC && curve() == jwa.P521
-	case jwa.EdDSA:
-		return k.KeyType() == jwa.OKP && curve() == jwa.Ed25519
-	}
-	return false
-}
-
-// jwkCurveKey is an EC or OKP key, public or private.
-type jwkCurveKey interface {
-	Crv() jwa.EllipticCurveAlgorithm
-}
-
-// jwkRSAKey is an RSA key, public or private.
-type jwkRSAKey interface{ N() []byte }
-
 // publicVerificationKeys returns the public halves of keys, refusing
-// symmetric keys and keys without a kid.
+// symmetric keys, keys without a kid and signature keys that fit no
+// algorithm of the JOSE profile (an RSA key of 1024 bits, say), which could
+// verify no token.
 func publicVerificationKeys(keys jwk.Set) (jwk.Set, error) {
 	out := jwk.NewSet()
 	for i := range keys.Len() {
@@ -571,6 +414,9 @@ func publicVerificationKeys(keys jwk.Set) (jwk.Set, error) {
 		if k.KeyID() == "" {
 			return nil, errors.New("middleware: every key of JWTOptions.Keys needs a kid")
 		}
+		if err := fitsProfile(k); err != nil {
+			return nil, fmt.Errorf("middleware: JWTOptions.Keys[%d] (kid %q): %w", i, k.KeyID(), err)
+		}
 		pub, err := k.PublicKey()
 		if err != nil {
 			return nil, fmt.Errorf("middleware: JWTOptions.Keys: %w", err)
@@ -580,6 +426,38 @@ func publicVerificationKeys(keys jwk.Set) (jwk.Set, error) {
 		}
 	}
 	return out, nil
+}
+
+// fitsProfile returns nil when k may verify tokens of at least one
+// algorithm of the JOSE profile (its own alg, when it names one), or is an
+// encryption key, which is never used; otherwise why it fits none.
+func fitsProfile(k jwk.Key) error {
+	if k.KeyUsage() == string(jwk.ForEncryption) {
+		return nil
+	}
+	if a := k.Algorithm().String(); a != "" {
+		spec, ok := jose.Lookup(a)
+		if !ok {
+			return fmt.Errorf("alg %q is not allowed (asymmetric JWS algorithms only: %v)", a, jose.Names())
+		}
+		_, err := jose.KeyFor(k, spec, jwk.KeyOpVerify)
+		return err
+	}
+	var first error
+	for _, name := range jose.Names() {
+		spec, _ := jose.Lookup(name)
+		_, err := jose.KeyFor(k, spec, jwk.KeyOpVerify)
+		if err == nil {
+			return nil
+		}
+		if first == nil && spec.KTY == k.KeyType().String() {
+			first = err
+		}
+	}
+	if first == nil {
+		first = fmt.Errorf("%w: no algorithm takes a %s key", jose.ErrKeyFit, k.KeyType())
+	}
+	return first
 }
 
 // jwksFetcher is the HTTP client of the key cache: every fetch is bounded
@@ -657,147 +535,4 @@ func secureRedirectsOnly(req *http.Request, via []*http.Request) error {
 // which then matches no required scope.
 func splitScope(scope string) []string {
 	return strings.FieldsFunc(scope, func(r rune) bool { return r == ' ' })
-}
-
-// containsString reports whether list holds s.
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-// errJSONType marks a JSON member of the wrong type.
-var errJSONType = errors.New("wrong JSON type")
-
-// jsonObject decodes a JSON object into its members, kept raw, so that
-// members are then looked up by their exact, case-sensitive names
-// (RFC 7519 §4, RFC 7662 §2.2) rather than encoding/json's case-folding
-// match.
-func jsonObject(data []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, errJSONType
-	}
-	return m, nil
-}
-
-// jsonKind returns the first significant byte of a raw JSON value.
-func jsonKind(raw json.RawMessage) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
-}
-
-// stringMember sets *dst to member name of m, which must be a JSON string
-// if present; absent leaves *dst empty.
-func stringMember(m map[string]json.RawMessage, name string, dst *string) error {
-	raw, ok := m[name]
-	if !ok {
-		return nil
-	}
-	if jsonKind(raw) != '"' {
-		return errJSONType
-	}
-	return json.Unmarshal(raw, dst)
-}
-
-// audienceMember sets *dst to the aud member: a string or an array of
-// strings (RFC 7519 §4.1.3).
-func audienceMember(m map[string]json.RawMessage, name string, dst *[]string) error {
-	raw, ok := m[name]
-	if !ok {
-		return nil
-	}
-	switch jsonKind(raw) {
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return err
-		}
-		*dst = []string{s}
-		return nil
-	case '[':
-		var list []json.RawMessage
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return err
-		}
-		out := make([]string, 0, len(list))
-		for _, e := range list {
-			var s string
-			if jsonKind(e) != '"' {
-				return errJSONType
-			}
-			if err := json.Unmarshal(e, &s); err != nil {
-				return err
-			}
-			out = append(out, s)
-		}
-		*dst = out
-		return nil
-	}
-	return errJSONType
-}
-
-// maxNumericDate is 9999-12-31T23:59:59Z; later dates are refused.
-const maxNumericDate = 253402300799
-
-// dateMember sets *dst to member name of m, a NumericDate (RFC 7519 §2): a
-// JSON number of seconds since the epoch, possibly fractional, between 0
-// and the year 9999. Absent leaves *dst nil.
-func dateMember(m map[string]json.RawMessage, name string, dst **time.Time) error {
-	raw, ok := m[name]
-	if !ok {
-		return nil
-	}
-	if k := jsonKind(raw); k != '-' && (k < '0' || k > '9') {
-		return errJSONType
-	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return err
-	}
-	if math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return errJSONType
-	}
-	sec, frac := math.Modf(f)
-	t := time.Unix(int64(sec), int64(frac*1e9))
-	*dst = &t
-	return nil
-}
-
-// cnfMember sets *jkt from the cnf member (RFC 7800 §3.1): absent leaves it
-// empty; present, it must be an object whose only member is a non-empty
-// string jkt (RFC 9449 §6.1). Any other confirmation method is refused,
-// since this package cannot enforce it and must not treat the token as
-// unbound.
-func cnfMember(m map[string]json.RawMessage, jkt *string) error {
-	raw, ok := m["cnf"]
-	if !ok {
-		return nil
-	}
-	if jsonKind(raw) != '{' {
-		return errJSONType
-	}
-	cnf, err := jsonObject(raw)
-	if err != nil {
-		return err
-	}
-	if len(cnf) != 1 {
-		return errJSONType
-	}
-	if err := stringMember(cnf, "jkt", jkt); err != nil {
-		return err
-	}
-	if *jkt == "" {
-		return errJSONType
-	}
-	return nil
 }

@@ -367,7 +367,9 @@ func TestJWTValidatorRefuses(t *testing.T) {
 		{"typ missing", sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: nil}, as.claims()), "typ is not at+jwt"},
 		{"typ dpop+jwt", sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: "dpop+jwt"}, as.claims()), "typ is not at+jwt"},
 		{"crit header", sign(t, as.key, jwa.ES256, map[string]any{jws.CriticalKey: []string{"exp"}, "exp": 1}, as.claims()), "crit header not supported"},
-		{"alg none", unsecured(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "k1"}, as.claims()), "alg not allowed"},
+		// An unsecured JWT has an empty signature segment, which the JOSE
+		// profile refuses before reading the header.
+		{"alg none", unsecured(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "k1"}, as.claims()), "not a compact JWS"},
 		{"alg none with the valid signature", b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "k1"}) + "." + parts[1] + "." + parts[2], "alg not allowed"},
 		{"HS256 with the public JWK as secret", sign(t, pubJSON, jwa.HS256, map[string]any{jws.KeyIDKey: "k1"}, as.claims()), "alg not allowed"},
 		{"HS256 with public key DER as secret", sign(t, pubDER, jwa.HS256, map[string]any{jws.KeyIDKey: "k1"}, as.claims()), "alg not allowed"},
@@ -377,7 +379,14 @@ func TestJWTValidatorRefuses(t *testing.T) {
 		{"another key with the same kid", sign(t, other, jwa.ES256, nil, as.claims()), "signature does not verify"},
 		{"tampered payload", parts[0] + "." + b64(as.with(func(c map[string]any) { c["sub"] = "mallory" })) + "." + parts[2], "signature does not verify"},
 		{"tampered header", b64(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "k1", "x": 1}) + "." + parts[1] + "." + parts[2], "signature does not verify"},
-		{"signature removed", parts[0] + "." + parts[1] + ".", "signature does not verify"},
+		{"signature removed", parts[0] + "." + parts[1] + ".", "not a compact JWS"},
+		{"payload removed", parts[0] + ".." + parts[2], "not a compact JWS"},
+		{"line break in a segment", parts[0] + "." + parts[1][:8] + "\n" + parts[1][8:] + "." + parts[2], "not a compact JWS"},
+		{"padding", valid + "==", "not a compact JWS"},
+		{"duplicate alg", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"at+jwt","kid":"k1","alg":"ES256"}`)) + "." + parts[1] + "." + parts[2], "malformed JWS"},
+		{"b64 header", sign(t, as.key, jwa.ES256, map[string]any{"b64": true}, as.claims()), "b64 header not supported"},
+		{"duplicate exp", sign(t, as.key, jwa.ES256, nil, []byte(`{"exp":1,"exp":4102444800}`)), "exp is given twice"},
+		{"iat negative", mod(func(c map[string]any) { c["iat"] = -1 }), "iat is malformed"},
 		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(as.issue(t), ".")[2], "signature does not verify"},
 	}
 	for mode, v := range jwtValidators(t, as) {
@@ -682,62 +691,6 @@ func TestJWTValidatorConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestJWTKeyFitsAlg(t *testing.T) {
-	fromRaw := func(raw any, set map[string]any) jwk.Key {
-		k, err := jwk.FromRaw(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, v := range set {
-			if err := k.Set(name, v); err != nil {
-				t.Fatal(err)
-			}
-		}
-		pub, err := k.PublicKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pub
-	}
-	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
-	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
-	_, ed, _ := ed25519.GenerateKey(rand.Reader)
-	tests := []struct {
-		name string
-		key  jwk.Key
-		alg  jwa.SignatureAlgorithm
-		want bool
-	}{
-		{"P-256 for ES256", fromRaw(p256, nil), jwa.ES256, true},
-		{"P-384 for ES384", fromRaw(p384, nil), jwa.ES384, true},
-		{"P-384 for ES256", fromRaw(p384, nil), jwa.ES256, false},
-		{"P-256 for ES512", fromRaw(p256, nil), jwa.ES512, false},
-		{"P-256 for RS256", fromRaw(p256, nil), jwa.RS256, false},
-		{"RSA 2048 for RS256", fromRaw(rsa2048, nil), jwa.RS256, true},
-		{"RSA 2048 for PS384", fromRaw(rsa2048, nil), jwa.PS384, true},
-		{"RSA 1024 for RS256", fromRaw(rsa1024, nil), jwa.RS256, false},
-		{"RSA for ES256", fromRaw(rsa2048, nil), jwa.ES256, false},
-		{"Ed25519 for EdDSA", fromRaw(ed, nil), jwa.EdDSA, true},
-		{"Ed25519 for ES256", fromRaw(ed, nil), jwa.ES256, false},
-		{"key alg PS256, token RS256", fromRaw(rsa2048, map[string]any{jwk.AlgorithmKey: jwa.PS256}), jwa.RS256, false},
-		{"key alg ES256, token ES256", fromRaw(p256, map[string]any{jwk.AlgorithmKey: jwa.ES256}), jwa.ES256, true},
-		{"use enc", fromRaw(p256, map[string]any{jwk.KeyUsageKey: "enc"}), jwa.ES256, false},
-		{"use sig", fromRaw(p256, map[string]any{jwk.KeyUsageKey: "sig"}), jwa.ES256, true},
-		{"key_ops sign only", fromRaw(p256, map[string]any{jwk.KeyOpsKey: jwk.KeyOperationList{jwk.KeyOpSign}}), jwa.ES256, false},
-		{"key_ops verify", fromRaw(p256, map[string]any{jwk.KeyOpsKey: jwk.KeyOperationList{jwk.KeyOpVerify}}), jwa.ES256, true},
-		{"HS256 never", fromRaw([]byte("0123456789abcdef0123456789abcdef"), nil), jwa.HS256, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := keyFitsAlg(tt.key, tt.alg); got != tt.want {
-				t.Errorf("keyFitsAlg = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 // The result cache: a token validated once is trusted from the cache until
 // min(exp, CacheTTL), and returned as a copy.
 func TestJWTValidatorResultCache(t *testing.T) {
@@ -781,5 +734,75 @@ func TestJWTValidatorResultCache(t *testing.T) {
 	off := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheSize: -1})
 	if off.results != nil {
 		t.Fatal("cache not off")
+	}
+}
+
+// Whatever signing key package handlers accepts, the validator accepts the
+// tokens it signs, by Keys and by JWKS URL: one JOSE profile on both sides.
+func TestJWTValidatorAcceptsEveryKeyHandlersAccepts(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	for _, tc := range []struct {
+		alg string
+		raw any
+	}{
+		{"ES256", p256}, {"ES384", p384}, {"ES512", p521},
+		{"RS256", rsa2048}, {"RS384", rsa2048}, {"RS512", rsa2048},
+		{"PS256", rsa2048}, {"PS384", rsa2048}, {"PS512", rsa2048},
+		{"EdDSA", ed}, {"Ed25519", ed},
+	} {
+		t.Run(tc.alg, func(t *testing.T) {
+			as := newJWTTestAS(t)
+			k, err := jwk.FromRaw(tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Set(jwk.KeyIDKey, "k-"+tc.alg)
+			k.Set(jwk.AlgorithmKey, tc.alg)
+			as.install(t, k)
+			tok := as.issue(t)
+			for mode, v := range jwtValidators(t, as) {
+				if _, err := v.Validate(t.Context(), tok); err != nil {
+					t.Errorf("%s: token signed with %s refused: %v", mode, tc.alg, err)
+				}
+			}
+		})
+	}
+}
+
+// A key set whose key could verify no token of the profile is refused when
+// the validator is made, not at the first token.
+func TestNewJWTValidatorRefusesUnusableKeys(t *testing.T) {
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, tc := range map[string]struct {
+		raw  any
+		alg  string
+		want string
+	}{
+		"RSA-1024":             {rsa1024, "", "1024 bits"},
+		"RSA-1024 with RS256":  {rsa1024, "RS256", "1024 bits"},
+		"P-256 with ES384":     {p256, "ES384", "curve"},
+		"P-256 with alg HS256": {p256, "HS256", `alg "HS256" is not allowed`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			k, err := jwk.FromRaw(tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Set(jwk.KeyIDKey, "k")
+			if tc.alg != "" {
+				k.Set(jwk.AlgorithmKey, tc.alg)
+			}
+			set := jwk.NewSet()
+			set.AddKey(k)
+			_, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: set})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewJWTValidator: %v, want an error naming %q", err, tc.want)
+			}
+		})
 	}
 }

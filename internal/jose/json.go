@@ -1,4 +1,4 @@
-package dpop
+package jose
 
 import (
 	"bytes"
@@ -7,25 +7,29 @@ import (
 	"strconv"
 )
 
-// Strict, allocation-light reading of the flat JSON objects a proof is made
-// of (the JOSE header, the JWK and the claims set). encoding/json alone would
-// match member names case-insensitively, keep the last of duplicated members
-// and turn strings into numbers where asked; RFC 7515 §4 and RFC 7519 §4 want
-// exact names and no duplicates, and RFC 9449 §4.3 wants the claim types as
+// Strict, allocation-light reading of the flat JSON objects JOSE is made of
+// (headers, JWKs, claims sets). encoding/json alone would match member names
+// case-insensitively, keep the last of duplicated members and turn strings
+// into numbers where asked; RFC 7515 §4 and RFC 7519 §4 want exact names and
+// no duplicates, and RFC 9449 §4.3 and RFC 9068 §4 want the claim types as
 // specified. The input is first checked with json.Valid, so the walk below
 // only has to find boundaries, in one linear pass.
 
-var errJSON = errors.New("dpop: not a JSON object")
+// ErrNotObject: the data is not one JSON object.
+var ErrNotObject = errors.New("not a JSON object")
 
-// forEachMember calls fn with the name and the raw value of each member of the
-// JSON object data. The name is unescaped; the value is the exact JSON text.
-func forEachMember(data []byte, fn func(name, value []byte) error) error {
+// ForEachMember calls fn with the name and the raw value of each member of
+// the JSON object data, in order. The name is unescaped; the value is the
+// exact JSON text. An error from fn stops the walk and is returned; data
+// that is not one JSON object gives ErrNotObject. It does not allocate for
+// names without escapes.
+func ForEachMember(data []byte, fn func(name, value []byte) error) error {
 	if !json.Valid(data) {
-		return errJSON
+		return ErrNotObject
 	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return errJSON
+		return ErrNotObject
 	}
 	i = skipSpace(data, i+1)
 	if data[i] == '}' {
@@ -49,6 +53,28 @@ func forEachMember(data []byte, fn func(name, value []byte) error) error {
 		}
 		i = skipSpace(data, i+1) // the ','
 	}
+}
+
+// ForEachKnown walks the JSON object data like ForEachMember, but calls fn
+// only for the members whose names are in names (at most 32), with the
+// index of the name: a name given twice is refused with a *MemberError
+// (RFC 7515 §4, RFC 7519 §4), other members are ignored. seen has bit i set
+// for each names[i] present. It does not allocate but for an error.
+func ForEachKnown(data []byte, names []string, fn func(i int, value []byte) error) (seen uint32, err error) {
+	err = ForEachMember(data, func(name, value []byte) error {
+		for i, n := range names {
+			if string(name) != n {
+				continue
+			}
+			if seen&(1<<i) != 0 {
+				return &MemberError{Name: n, Duplicate: true}
+			}
+			seen |= 1 << i
+			return fn(i, value)
+		}
+		return nil
+	})
+	return seen, err
 }
 
 func skipSpace(data []byte, i int) int {
@@ -123,8 +149,8 @@ func jsonName(raw []byte) ([]byte, error) {
 	return []byte(s), err
 }
 
-// jsonString returns the value of a JSON string, and false for any other type.
-func jsonString(raw []byte) (string, bool) {
+// String returns the value of a JSON string, and false for any other type.
+func String(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
@@ -138,9 +164,9 @@ func jsonString(raw []byte) (string, bool) {
 	return s, true
 }
 
-// jsonNumber returns the value of a JSON number, and false for any other type
+// Number returns the value of a JSON number, and false for any other type
 // (a number inside a string is not a number).
-func jsonNumber(raw []byte) (float64, bool) {
+func Number(raw []byte) (float64, bool) {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return 0, false
 	}

@@ -1,0 +1,171 @@
+package jose
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+)
+
+// MaxJWTBytes bounds a JWT access token before anything parses it.
+const MaxJWTBytes = 16 << 10
+
+// Refusals of a JWT access token (RFC 9068 §4) before its claims are read.
+// Each text is the reason the caller reports.
+var (
+	// ErrSize: empty, or longer than MaxJWTBytes.
+	ErrSize = errors.New("size out of bounds")
+	// ErrMalformed: a segment does not decode, or the header is not a
+	// JSON object with each parameter once (RFC 7515 §5.2).
+	ErrMalformed = errors.New("malformed JWS")
+	// ErrTyp: typ is not at+jwt (RFC 9068 §4).
+	ErrTyp = errors.New("typ is not at+jwt")
+	// ErrAlgorithm: alg is outside the profile or the caller's list
+	// (RFC 8725 §3.1).
+	ErrAlgorithm = errors.New("alg not allowed")
+	// ErrNoKid: no kid to pick the key with (RFC 7515 §4.1.4).
+	ErrNoKid = errors.New("kid missing")
+	// ErrSignature: the signature does not verify with the key of the kid.
+	ErrSignature = errors.New("signature does not verify")
+	// ErrClaims: the payload is not one JSON object (RFC 7519 §7.2).
+	ErrClaims = errors.New("claims are not a JSON object")
+)
+
+// AccessTokenType reports whether typ names a JWT access token: "at+jwt"
+// or "application/at+jwt", compared case-insensitively (RFC 9068 §2.1,
+// §4; RFC 7515 §4.1.9).
+func AccessTokenType(typ string) bool {
+	return strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
+}
+
+// KeyFunc returns the public key named kid for verifying with spec, checked
+// with CheckPublicKey (PickKey does), or an error (ErrUnknownKid,
+// ErrAmbiguousKid, ErrKeyFit, or the caller's own).
+type KeyFunc func(kid string, spec Spec) (crypto.PublicKey, error)
+
+// VerifyAccessToken checks a JWT access token against the profile and
+// returns its claims, decoded but not judged: at most MaxJWTBytes
+// (ErrSize); a compact JWS (ErrCompact) whose header decodes (ErrMalformed,
+// ErrCrit, ErrB64, a duplicate *MemberError); typ at+jwt (ErrTyp); an alg
+// of the profile that allowed holds (ErrAlgorithm); a kid (ErrNoKid); the
+// key that key returns for it, fit for the alg (ErrKeyFit); a signature
+// that verifies with that key (ErrSignature); claims as
+// ParseAccessTokenClaims reads them. Whether the claims make the token
+// acceptable (issuer, audience, times) is the caller's policy.
+func VerifyAccessToken(token string, allowed map[string]Spec, key KeyFunc) (*AccessTokenClaims, error) {
+	if token == "" || len(token) > MaxJWTBytes {
+		return nil, ErrSize
+	}
+	h, p, s, ok := Split(token)
+	if !ok {
+		return nil, ErrCompact
+	}
+	hdr, err := ParseHeader(h)
+	switch {
+	case errors.Is(err, ErrCrit), errors.Is(err, ErrB64):
+		return nil, err
+	case err != nil:
+		return nil, ErrMalformed
+	}
+	payload, err := B64.DecodeString(p)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	sig, err := B64.DecodeString(s)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	if !AccessTokenType(hdr.Typ) {
+		return nil, ErrTyp
+	}
+	spec, ok := allowed[hdr.Alg]
+	if !ok {
+		return nil, ErrAlgorithm
+	}
+	if hdr.Kid == "" {
+		return nil, ErrNoKid
+	}
+	pub, err := key(hdr.Kid, spec)
+	if err != nil {
+		return nil, err
+	}
+	if !Verify(spec, pub, token[:len(h)+1+len(p)], sig) {
+		return nil, ErrSignature
+	}
+	return ParseAccessTokenClaims(payload)
+}
+
+// AccessTokenClaims are the claims of a JWT access token (RFC 9068 §2.2,
+// RFC 7519 §4.1, RFC 9449 §6.1). Times are zero when absent.
+type AccessTokenClaims struct {
+	Issuer, Subject, ClientID, Scope, JTI string
+	Audience                              []string
+	Expiry, NotBefore, IssuedAt           time.Time
+	// JKT is cnf.jkt, "" for an unbound token.
+	JKT string
+}
+
+// ParseAccessTokenClaims reads a claims set strictly: one JSON object
+// (else ErrClaims) with exact member names, none given twice, and each
+// claim of the JSON type RFC 7519 §4.1 and RFC 9068 §2.2 give it (else a
+// *MemberError naming it): iss, sub, client_id, scope and jti strings, aud
+// a string or an array of strings, exp, nbf and iat NumericDates (see
+// MaxNumericDate), cnf an object holding only a non-empty jkt.
+func ParseAccessTokenClaims(payload []byte) (*AccessTokenClaims, error) {
+	o, err := ParseObject(payload)
+	if errors.Is(err, ErrNotObject) {
+		return nil, ErrClaims
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c AccessTokenClaims
+	for _, f := range []struct {
+		dst  *string
+		name string
+	}{{&c.Issuer, "iss"}, {&c.Subject, "sub"}, {&c.ClientID, "client_id"}, {&c.Scope, "scope"}, {&c.JTI, "jti"}} {
+		if *f.dst, err = o.StringMember(f.name); err != nil {
+			return nil, err
+		}
+	}
+	if c.Audience, err = o.AudienceMember("aud"); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		dst  *time.Time
+		name string
+	}{{&c.Expiry, "exp"}, {&c.NotBefore, "nbf"}, {&c.IssuedAt, "iat"}} {
+		if *f.dst, err = o.DateMember(f.name); err != nil {
+			return nil, err
+		}
+	}
+	if c.JKT, err = o.CnfJKT(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// SignAccessToken makes a JWT access token (RFC 9068 §2): protected header
+// {"alg","kid","typ":"at+jwt"}, the claims as JSON, signed with key, which
+// SigningKey has checked for spec.
+func SignAccessToken(spec Spec, kid string, key crypto.Signer, claims any) (string, error) {
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{spec.Name, kid, "at+jwt"})
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	input := B64.EncodeToString(header) + "." + B64.EncodeToString(payload)
+	sig, err := Sign(spec, key, input)
+	if err != nil {
+		return "", err
+	}
+	return input + "." + B64.EncodeToString(sig), nil
+}
