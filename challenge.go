@@ -9,7 +9,7 @@ import "strings"
 func hasUseNonceChallenge(fields []string) bool {
 	for _, f := range fields {
 		for _, c := range parseChallenges(f) {
-			if strings.EqualFold(c.scheme, "DPoP") && !c.repeated && c.params["error"] == CodeUseNonce {
+			if strings.EqualFold(c.scheme, "DPoP") && !c.repeated && c.params["error"] == string(CodeUseNonce) {
 				return true
 			}
 		}

@@ -7,23 +7,69 @@ import (
 	"time"
 )
 
-// OAuth error codes used by DPoP (RFC 9449 §5, §7.1, §8, §9, §12.2).
+// ErrorCode is an OAuth 2.0 error code: the value of the "error" member of
+// an error response (RFC 6749 §5.2), of the error parameter of an
+// authorization error redirect (RFC 6749 §4.1.2.1) and of a
+// WWW-Authenticate challenge (RFC 6750 §3, RFC 9449 §7.1). It is the one
+// set of codes the kit uses: [Error], handlers.Error and middleware.Error
+// carry one.
+type ErrorCode string
+
+// OAuth error codes, each with the section that defines it.
 const (
-	// CodeInvalidProof is the error code for a DPoP proof that fails any check.
-	CodeInvalidProof = "invalid_dpop_proof"
-	// CodeUseNonce is the error code telling a client to retry with the server
+	// CodeInvalidRequest: a required parameter is missing or repeated, or
+	// the request is otherwise malformed (RFC 6749 §4.1.2.1, §5.2; at a
+	// resource, RFC 6750 §3.1, answered with 400).
+	CodeInvalidRequest ErrorCode = "invalid_request"
+	// CodeInvalidClient: client authentication failed (RFC 6749 §5.2).
+	CodeInvalidClient ErrorCode = "invalid_client"
+	// CodeInvalidGrant: the authorization code or refresh token is invalid,
+	// expired, revoked, or was issued to another client or redirect URI
+	// (RFC 6749 §5.2); also a DPoP key that is not the grant's binding
+	// (RFC 9449 §5, §10).
+	CodeInvalidGrant ErrorCode = "invalid_grant"
+	// CodeUnauthorizedClient: the client may not use this grant type or
+	// response type (RFC 6749 §4.1.2.1, §5.2); for revocation, a token
+	// issued to another client (RFC 7009 §2.1).
+	CodeUnauthorizedClient ErrorCode = "unauthorized_client"
+	// CodeUnsupportedGrantType: the grant type is not supported (RFC 6749
+	// §5.2).
+	CodeUnsupportedGrantType ErrorCode = "unsupported_grant_type"
+	// CodeInvalidScope: the requested scope is invalid or exceeds what was
+	// granted (RFC 6749 §4.1.2.1, §5.2).
+	CodeInvalidScope ErrorCode = "invalid_scope"
+	// CodeAccessDenied: the resource owner or the server denied the
+	// authorization request (RFC 6749 §4.1.2.1).
+	CodeAccessDenied ErrorCode = "access_denied"
+	// CodeUnsupportedResponseType: the response type is not supported
+	// (RFC 6749 §4.1.2.1).
+	CodeUnsupportedResponseType ErrorCode = "unsupported_response_type"
+	// CodeServerError is used when a request could not be handled because
+	// of a failure on the server side, such as a replay cache that is full
+	// or down (RFC 6749 §4.1.2.1); the request is refused and the client is
+	// not at fault. Token endpoints and resources answer it with HTTP 5xx.
+	CodeServerError ErrorCode = "server_error"
+	// CodeTemporarilyUnavailable is used when the party a request is
+	// charged to has used its share of the replay cache (ErrQuota): it is
+	// refused for now, and the error's RetryAfter says when to try again
+	// (RFC 6749 §4.1.2.1). Servers answer it with HTTP 429 and Retry-After
+	// (RFC 6585 §4).
+	CodeTemporarilyUnavailable ErrorCode = "temporarily_unavailable"
+	// CodeInvalidToken: the access token is expired, revoked, malformed or
+	// not meant for this resource (RFC 6750 §3.1), answered with 401.
+	CodeInvalidToken ErrorCode = "invalid_token"
+	// CodeInsufficientScope: the access token lacks a scope the request
+	// needs (RFC 6750 §3.1), answered with 403.
+	CodeInsufficientScope ErrorCode = "insufficient_scope"
+	// CodeUnsupportedTokenType: the server cannot revoke this type of token
+	// (RFC 7009 §2.2.1).
+	CodeUnsupportedTokenType ErrorCode = "unsupported_token_type"
+	// CodeInvalidProof (invalid_dpop_proof) is the error code for a DPoP
+	// proof that fails any check (RFC 9449 §5, §7.1, §12.2).
+	CodeInvalidProof ErrorCode = "invalid_dpop_proof"
+	// CodeUseNonce (use_dpop_nonce) tells a client to retry with the server
 	// nonce given in the DPoP-Nonce response header (RFC 9449 §8, §9).
-	CodeUseNonce = "use_dpop_nonce"
-	// CodeServerError is used when the proof could not be checked because of a
-	// failure on the server side, such as a replay cache that is full or down.
-	// The request is refused; the client is not at fault (RFC 6749 §5.2 leaves
-	// server failures to HTTP 5xx).
-	CodeServerError = "server_error"
-	// CodeTemporarilyUnavailable is used when the party a proof is charged
-	// to has used its share of the replay cache (ErrQuota): the proof is
-	// refused for now, and Error.RetryAfter says when to try again. Servers
-	// answer it with HTTP 429 and Retry-After (RFC 6585 §4).
-	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeUseNonce ErrorCode = "use_dpop_nonce"
 )
 
 // Sentinel causes of a refused proof. An [*Error] returned by the verifier
@@ -69,7 +115,7 @@ var (
 // and Nonce, for [CodeUseNonce], the fresh nonce to send in the DPoP-Nonce
 // header (RFC 9449 §8). Err is the sentinel cause.
 type Error struct {
-	Code        string
+	Code        ErrorCode
 	Description string
 	Nonce       string
 	// RetryAfter is, for CodeTemporarilyUnavailable, how long until the
@@ -81,7 +127,7 @@ type Error struct {
 // Error implements error.
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.Code)
+	b.WriteString(string(e.Code))
 	if e.Description != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Description)

@@ -197,7 +197,7 @@ func tokenRequest(proofs ...string) Request {
 }
 
 // wantRefused asserts err is an *Error with the code and cause.
-func wantRefused(t testing.TB, p *Proof, err error, code string, cause error) {
+func wantRefused(t testing.TB, p *Proof, err error, code ErrorCode, cause error) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("accepted (jkt %s), want %s / %v", p.JKT, code, cause)

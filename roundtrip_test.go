@@ -62,10 +62,10 @@ func dpopServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 			}
 			if r.URL.Path == "/token" {
 				w.WriteHeader(http.StatusBadRequest)
-				json.NewEncoder(w).Encode(map[string]string{"error": e.Code})
+				json.NewEncoder(w).Encode(map[string]string{"error": string(e.Code)})
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `DPoP algs="ES256", error="`+e.Code+`"`)
+			w.Header().Set("WWW-Authenticate", `DPoP algs="ES256", error="`+string(e.Code)+`"`)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}

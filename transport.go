@@ -326,7 +326,7 @@ func isUseNonceError(body []byte) bool {
 	if raw, ok := obj["error"]; !ok || json.Unmarshal(raw, &code) != nil {
 		return false
 	}
-	return code == CodeUseNonce
+	return code == string(CodeUseNonce)
 }
 
 // closeRequestBody closes req.Body, as a RoundTripper must on every path.

@@ -18,7 +18,7 @@ import (
 type refusalCase struct {
 	name  string
 	req   func(t *testing.T) Request
-	code  string
+	code  ErrorCode
 	cause error
 }
 

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"errors"
 	"html"
 	"io"
@@ -140,20 +142,20 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// From here on, errors go back to the client (RFC 6749 §4.1.2.1).
-	refuse := func(code, description string, cause error) {
+	refuse := func(code dpop.ErrorCode, description string, cause error) {
 		log.InfoContext(ctx, "authorization request refused", "client_id", clientID, "error", code, "reason", cause)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {code}, "error_description": {description}})
+		s.authorizeRedirect(w, r, target, url.Values{"error": {string(code)}, "error_description": {description}})
 	}
 	switch rt := f["response_type"]; {
 	case rt == "":
-		refuse(CodeInvalidRequest, "response_type is missing", ErrMissingParam)
+		refuse(dpop.CodeInvalidRequest, "response_type is missing", ErrMissingParam)
 		return
 	case rt != "code":
-		refuse(CodeUnsupportedResponseType, "only response_type code is supported", errors.New("handlers: unsupported response_type"))
+		refuse(dpop.CodeUnsupportedResponseType, "only response_type code is supported", errors.New("handlers: unsupported response_type"))
 		return
 	}
 	if !slices.Contains(client.GrantTypes, "authorization_code") {
-		refuse(CodeUnauthorizedClient, "the client may not use the authorization code grant", ErrGrantType)
+		refuse(dpop.CodeUnauthorizedClient, "the client may not use the authorization code grant", ErrGrantType)
 		return
 	}
 	var requested []string
@@ -163,34 +165,34 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	granted, err := s.cfg.ScopePolicy(ctx, client, requested)
 	switch {
 	case errors.Is(err, ErrScope):
-		refuse(CodeInvalidScope, "the requested scope is not allowed", err)
+		refuse(dpop.CodeInvalidScope, "the requested scope is not allowed", err)
 		return
 	case err != nil:
 		log.ErrorContext(ctx, "scope policy failed", "client_id", clientID, "err", err)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {CodeServerError}, "error_description": {"the scope policy failed"}})
+		s.authorizeRedirect(w, r, target, url.Values{"error": {string(dpop.CodeServerError)}, "error_description": {"the scope policy failed"}})
 		return
 	}
 	challenge, method, jkt := f["code_challenge"], f["code_challenge_method"], f["dpop_jkt"]
 	switch {
 	case method != "" && method != PKCEMethodS256:
-		refuse(CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
+		refuse(dpop.CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
 		return
 	case challenge == "" && method != "":
-		refuse(CodeInvalidRequest, "code_challenge is missing", ErrPKCE)
+		refuse(dpop.CodeInvalidRequest, "code_challenge is missing", ErrPKCE)
 		return
 	case challenge == "" && (client.Public() || s.cfg.RequirePKCE):
-		refuse(CodeInvalidRequest, "PKCE is required: code_challenge is missing", ErrPKCE)
+		refuse(dpop.CodeInvalidRequest, "PKCE is required: code_challenge is missing", ErrPKCE)
 		return
 	case challenge != "" && method == "":
 		// RFC 7636 §4.3: no method means "plain", which is refused.
-		refuse(CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
+		refuse(dpop.CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
 		return
 	case challenge != "" && !isBase64URLHash(challenge):
-		refuse(CodeInvalidRequest, "code_challenge is not a base64url SHA-256 hash", ErrPKCE)
+		refuse(dpop.CodeInvalidRequest, "code_challenge is not a base64url SHA-256 hash", ErrPKCE)
 		return
 	}
 	if jkt != "" && !isBase64URLHash(jkt) {
-		refuse(CodeInvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint", errors.New("handlers: malformed dpop_jkt"))
+		refuse(dpop.CodeInvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint", errors.New("handlers: malformed dpop_jkt"))
 		return
 	}
 
@@ -209,10 +211,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		log.ErrorContext(ctx, "authenticator failed", "client_id", clientID, "err", err)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {CodeServerError}, "error_description": {"the server could not authenticate the user"}})
+		s.authorizeRedirect(w, r, target, url.Values{"error": {string(dpop.CodeServerError)}, "error_description": {"the server could not authenticate the user"}})
 		return
 	case subject == "":
-		refuse(CodeAccessDenied, "the user did not authorize the request", errors.New("handlers: no authenticated user"))
+		refuse(dpop.CodeAccessDenied, "the user did not authorize the request", errors.New("handlers: no authenticated user"))
 		return
 	}
 
@@ -230,7 +232,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.cfg.Store.SaveCode(ctx, store.HashToken(code), rec); err != nil {
 		log.ErrorContext(ctx, "store failure", "path", r.URL.Path, "err", err)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {CodeServerError}, "error_description": {"the server cannot handle the request now"}})
+		s.authorizeRedirect(w, r, target, url.Values{"error": {string(dpop.CodeServerError)}, "error_description": {"the server cannot handle the request now"}})
 		return
 	}
 	log.DebugContext(ctx, "authorization code issued", slog.String("client_id", clientID), slog.String("subject", subject))
@@ -255,7 +257,7 @@ func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request) (form, 
 	}
 	values, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, badRequest(CodeInvalidRequest, "the query is not valid form encoding", err)
+		return nil, badRequest(dpop.CodeInvalidRequest, "the query is not valid form encoding", err)
 	}
 	return singleValues(values)
 }

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"bytes"
 	"context"
 	"errors"
@@ -137,8 +139,8 @@ var (
 )
 
 // errQuery is the query of an error redirect; "*" matches any non-empty value.
-func errQuery(code, state string) map[string]string {
-	q := map[string]string{"error": code, "error_description": "*", "iss": "*issuer"}
+func errQuery(code dpop.ErrorCode, state string) map[string]string {
+	q := map[string]string{"error": string(code), "error_description": "*", "iss": "*issuer"}
 	if state != "" {
 		q["state"] = state
 	}
@@ -256,37 +258,37 @@ func TestAuthorize(t *testing.T) {
 
 		// Redirected errors.
 		{name: "response_type token", params: authzParams("response_type", "token", "client_id", confID, "redirect_uri", redirectURI, "state", state),
-			status: http.StatusFound, location: redirectURI, query: errQuery(CodeUnsupportedResponseType, state)},
+			status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeUnsupportedResponseType, state)},
 		{name: "response_type missing", params: authzParams("client_id", confID, "redirect_uri", redirectURI, "state", state),
-			status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
+			status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
 		{name: "response_type code token", params: authzParams("response_type", "code token", "client_id", confID, "redirect_uri", redirectURI),
-			status: http.StatusFound, location: redirectURI, query: errQuery(CodeUnsupportedResponseType, "")},
+			status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeUnsupportedResponseType, "")},
 		{name: "client without the code grant", params: authzParams("response_type", "code", "client_id", authzNoCodeID, "redirect_uri", authzNoCodeURI, "state", state),
-			status: http.StatusFound, location: authzNoCodeURI, query: errQuery(CodeUnauthorizedClient, state)},
-		{name: "unregistered scope", params: base("scope", "read admin"), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidScope, state)},
+			status: http.StatusFound, location: authzNoCodeURI, query: errQuery(dpop.CodeUnauthorizedClient, state)},
+		{name: "unregistered scope", params: base("scope", "read admin"), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidScope, state)},
 		{name: "scope policy failure", edit: func(c *Config) {
 			c.ScopePolicy = func(context.Context, *store.Client, []string) ([]string, error) {
 				return nil, errors.New("policy down")
 			}
-		}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeServerError, state)},
+		}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeServerError, state)},
 		{name: "scope policy refusal", edit: func(c *Config) {
 			c.ScopePolicy = func(context.Context, *store.Client, []string) ([]string, error) { return nil, ErrScope }
-		}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidScope, state)},
-		{name: "public client without code_challenge", params: pubBase("dpop_jkt", authzJKT), status: http.StatusFound, location: authzLoopbackCB, query: errQuery(CodeInvalidRequest, state)},
-		{name: "method plain", params: base("code_challenge", authzChallenge, "code_challenge_method", "plain"), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
-		{name: "method s256 lower case", params: base("code_challenge", authzChallenge, "code_challenge_method", "s256"), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
-		{name: "challenge without method", params: base("code_challenge", authzChallenge), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
-		{name: "method without challenge", params: base("code_challenge_method", "S256"), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
-		{name: "RequirePKCE conf without challenge", edit: func(c *Config) { c.RequirePKCE = true }, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
-		{name: "user not logged in", headers: map[string]string{}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeAccessDenied, state)},
-		{name: "wrong password", headers: map[string]string{"basic": "alice:queen"}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeAccessDenied, state)},
-		{name: "POST error", method: http.MethodPost, params: base("scope", "admin"), status: http.StatusSeeOther, location: redirectURI, query: errQuery(CodeInvalidScope, state)},
+		}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidScope, state)},
+		{name: "public client without code_challenge", params: pubBase("dpop_jkt", authzJKT), status: http.StatusFound, location: authzLoopbackCB, query: errQuery(dpop.CodeInvalidRequest, state)},
+		{name: "method plain", params: base("code_challenge", authzChallenge, "code_challenge_method", "plain"), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
+		{name: "method s256 lower case", params: base("code_challenge", authzChallenge, "code_challenge_method", "s256"), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
+		{name: "challenge without method", params: base("code_challenge", authzChallenge), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
+		{name: "method without challenge", params: base("code_challenge_method", "S256"), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
+		{name: "RequirePKCE conf without challenge", edit: func(c *Config) { c.RequirePKCE = true }, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
+		{name: "user not logged in", headers: map[string]string{}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeAccessDenied, state)},
+		{name: "wrong password", headers: map[string]string{"basic": "alice:queen"}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeAccessDenied, state)},
+		{name: "POST error", method: http.MethodPost, params: base("scope", "admin"), status: http.StatusSeeOther, location: redirectURI, query: errQuery(dpop.CodeInvalidScope, state)},
 		{name: "authenticator failure", edit: func(c *Config) {
 			c.Authenticate = func(http.ResponseWriter, *http.Request, *AuthorizationRequest) (string, bool, error) {
 				return "", false, errors.New("idp down")
 			}
-		}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeServerError, state)},
-		{name: "code store down", fail: func(s *authzStore) { s.saveCodeErr = errors.New("disk full") }, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(CodeServerError, state)},
+		}, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeServerError, state)},
+		{name: "code store down", fail: func(s *authzStore) { s.saveCodeErr = errors.New("disk full") }, params: base(), status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeServerError, state)},
 
 		// The host's own response.
 		{name: "host page with a subject", edit: func(c *Config) {
@@ -301,9 +303,9 @@ func TestAuthorize(t *testing.T) {
 	for name, bad := range badHashes {
 		cases = append(cases,
 			authzCase{name: "code_challenge " + name, params: base("code_challenge", bad, "code_challenge_method", "S256"),
-				status: http.StatusFound, location: redirectURI, query: errQuery(CodeInvalidRequest, state)},
+				status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
 			authzCase{name: "dpop_jkt " + name, params: pubBase(append(pkce, "dpop_jkt", bad)...),
-				status: http.StatusFound, location: authzLoopbackCB, query: errQuery(CodeInvalidRequest, state)})
+				status: http.StatusFound, location: authzLoopbackCB, query: errQuery(dpop.CodeInvalidRequest, state)})
 	}
 
 	for _, tc := range cases {

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"errors"
 	"net/http"
 	"net/url"
@@ -27,7 +29,7 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Er
 	}
 	if user, pass, ok := r.BasicAuth(); ok {
 		if secret != "" {
-			return nil, badRequest(CodeInvalidRequest, "use one client authentication method", ErrAuthMethods)
+			return nil, badRequest(dpop.CodeInvalidRequest, "use one client authentication method", ErrAuthMethods)
 		}
 		// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic.
 		bid, err1 := url.QueryUnescape(user)
@@ -67,7 +69,7 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Er
 // clientAuthFailed is invalid_client: 401, with a Basic challenge when the
 // client tried Basic (RFC 6749 §5.2).
 func (s *Server) clientAuthFailed(basic bool, cause error) *Error {
-	e := oauthError(http.StatusUnauthorized, CodeInvalidClient, "client authentication failed", cause)
+	e := oauthError(http.StatusUnauthorized, dpop.CodeInvalidClient, "client authentication failed", cause)
 	e.Basic = basic
 	return e
 }

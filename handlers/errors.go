@@ -9,29 +9,21 @@ import (
 	"github.com/dpopkit/dpop"
 )
 
-// OAuth error codes (RFC 6749 §4.1.2.1, §5.2; RFC 7009 §2.2.1; RFC 9449 §5,
-// §8).
+// String forms of a few OAuth error codes, for code that compares the
+// "error" member of a response, a string, with them.
+//
+// Deprecated: the codes are the typed [dpop.ErrorCode] constants; use
+// string(dpop.CodeInvalidGrant) and so on. These remain only until the
+// adaptertest kit, which still names them, moves to those.
 const (
-	CodeInvalidRequest          = "invalid_request"
-	CodeInvalidClient           = "invalid_client"
-	CodeInvalidGrant            = "invalid_grant"
-	CodeUnauthorizedClient      = "unauthorized_client"
-	CodeUnsupportedGrantType    = "unsupported_grant_type"
-	CodeInvalidScope            = "invalid_scope"
-	CodeAccessDenied            = "access_denied"
-	CodeUnsupportedResponseType = "unsupported_response_type"
-	CodeUnsupportedTokenType    = "unsupported_token_type"
-	CodeServerError             = "server_error"
-	CodeInvalidDPoPProof        = "invalid_dpop_proof"
-	CodeUseDPoPNonce            = "use_dpop_nonce"
-	// CodeTemporarilyUnavailable answers, with 429 and Retry-After (RFC
-	// 6585 §4), a client or grant that has used its share of the replay
-	// cache (dpop.Quota).
-	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeInvalidDPoPProof = string(dpop.CodeInvalidProof)
+	CodeUseDPoPNonce     = string(dpop.CodeUseNonce)
+	CodeInvalidGrant     = string(dpop.CodeInvalidGrant)
 )
 
 // Sentinel causes of an [*Error], for logs and for hosts that inspect errors
-// (errors.Is). Proof failures wrap the dpop package's sentinels instead.
+// (errors.Is). Proof failures wrap the dpop package's sentinels instead; a
+// proof by another key than the grant's binding wraps dpop.ErrKeyMismatch.
 var (
 	ErrMethod          = errors.New("handlers: method not allowed")
 	ErrContentType     = errors.New("handlers: body is not application/x-www-form-urlencoded")
@@ -43,7 +35,6 @@ var (
 	ErrGrantType       = errors.New("handlers: grant type not allowed")
 	ErrScope           = errors.New("handlers: scope not allowed")
 	ErrProofRequired   = errors.New("handlers: DPoP proof required")
-	ErrKeyMismatch     = errors.New("handlers: DPoP key does not match the binding")
 	ErrCodeReplayed    = errors.New("handlers: authorization code used twice")
 	ErrRefreshReplayed = errors.New("handlers: refresh token used twice")
 	ErrPKCE            = errors.New("handlers: PKCE verification failed")
@@ -52,13 +43,14 @@ var (
 	ErrStore           = errors.New("handlers: store failure")
 )
 
-// Error is the one error type of the handlers: an OAuth error code, a fixed
+// Error is the one error type of the handlers: an OAuth error code (one of
+// the [dpop.ErrorCode] constants, RFC 6749 §5.2), a fixed
 // description that never echoes the request, the HTTP status to answer with,
 // and the cause. Nonce is set for use_dpop_nonce (RFC 9449 §8); Basic marks
 // an invalid_client answered with a Basic challenge (RFC 6749 §5.2);
 // RetryAfter is the delay sent with a 429.
 type Error struct {
-	Code        string
+	Code        dpop.ErrorCode
 	Description string
 	Status      int
 	Nonce       string
@@ -68,16 +60,16 @@ type Error struct {
 }
 
 // Error implements error.
-func (e *Error) Error() string { return e.Code + ": " + e.Description }
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Description }
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-func oauthError(status int, code, description string, cause error) *Error {
+func oauthError(status int, code dpop.ErrorCode, description string, cause error) *Error {
 	return &Error{Status: status, Code: code, Description: description, Err: cause}
 }
 
-func badRequest(code, description string, cause error) *Error {
+func badRequest(code dpop.ErrorCode, description string, cause error) *Error {
 	return oauthError(http.StatusBadRequest, code, description, cause)
 }
 
@@ -93,7 +85,7 @@ func writeError(w http.ResponseWriter, e *Error) {
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", dpop.RetryAfterSeconds(e.RetryAfter))
 	}
-	writeJSON(w, e.Status, map[string]string{"error": e.Code, "error_description": e.Description})
+	writeJSON(w, e.Status, map[string]string{"error": string(e.Code), "error_description": e.Description})
 }
 
 // writeJSON writes v with the headers every token-related response carries

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"errors"
 	"io"
 	"mime"
@@ -19,26 +21,26 @@ type form map[string]string
 func readForm(w http.ResponseWriter, r *http.Request, maxBytes int64) (form, *Error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, oauthError(http.StatusMethodNotAllowed, CodeInvalidRequest, "the endpoint accepts POST only", ErrMethod)
+		return nil, oauthError(http.StatusMethodNotAllowed, dpop.CodeInvalidRequest, "the endpoint accepts POST only", ErrMethod)
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, badRequest(CodeInvalidRequest, "the body must be application/x-www-form-urlencoded", ErrContentType)
+		return nil, badRequest(dpop.CodeInvalidRequest, "the body must be application/x-www-form-urlencoded", ErrContentType)
 	}
 	if r.URL.RawQuery != "" {
-		return nil, badRequest(CodeInvalidRequest, "parameters belong in the body, not the URL", ErrRepeatedParam)
+		return nil, badRequest(dpop.CodeInvalidRequest, "parameters belong in the body, not the URL", ErrRepeatedParam)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, oauthError(http.StatusRequestEntityTooLarge, CodeInvalidRequest, "the body is too large", ErrBodyTooLarge)
+			return nil, oauthError(http.StatusRequestEntityTooLarge, dpop.CodeInvalidRequest, "the body is too large", ErrBodyTooLarge)
 		}
-		return nil, badRequest(CodeInvalidRequest, "the body could not be read", err)
+		return nil, badRequest(dpop.CodeInvalidRequest, "the body could not be read", err)
 	}
 	values, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, badRequest(CodeInvalidRequest, "the body is not valid form encoding", ErrContentType)
+		return nil, badRequest(dpop.CodeInvalidRequest, "the body is not valid form encoding", ErrContentType)
 	}
 	return singleValues(values)
 }
@@ -48,7 +50,7 @@ func singleValues(values url.Values) (form, *Error) {
 	f := make(form, len(values))
 	for k, vs := range values {
 		if len(vs) > 1 {
-			return nil, badRequest(CodeInvalidRequest, "a parameter is repeated", ErrRepeatedParam)
+			return nil, badRequest(dpop.CodeInvalidRequest, "a parameter is repeated", ErrRepeatedParam)
 		}
 		if vs[0] != "" {
 			f[k] = vs[0]

@@ -173,9 +173,9 @@ func (h *harness) postForm(path string, form url.Values, headers map[string]stri
 }
 
 // wantError asserts an RFC 6749 §5.2 error response.
-func wantError(t *testing.T, r response, status int, code string) {
+func wantError(t *testing.T, r response, status int, code dpop.ErrorCode) {
 	t.Helper()
-	if r.status != status || r.str("error") != code {
+	if r.status != status || r.str("error") != string(code) {
 		t.Fatalf("got %d %s, want %d %q", r.status, r.raw, status, code)
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {

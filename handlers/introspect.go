@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"errors"
 	"net/http"
 	"time"
@@ -89,7 +91,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspect
 	}
 	token := f["token"]
 	if token == "" {
-		return nil, badRequest(CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
+		return nil, badRequest(dpop.CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
 	}
 	for _, kind := range lookupOrder(f["token_type_hint"]) {
 		var resp *introspection

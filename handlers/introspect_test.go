@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -221,16 +223,16 @@ func TestIntrospectionRefused(t *testing.T) {
 		form      url.Values
 		basic     string
 		status    int
-		code      string
+		code      dpop.ErrorCode
 		challenge bool
 	}{
-		{"public client", url.Values{"token": {"tok"}, "client_id": {pubID}}, "", http.StatusUnauthorized, CodeInvalidClient, false},
-		{"public client asking about its own token", url.Values{"token": {"tok-pub"}, "client_id": {pubID}}, "", http.StatusUnauthorized, CodeInvalidClient, false},
-		{"no client authentication", url.Values{"token": {"tok"}}, "", http.StatusUnauthorized, CodeInvalidClient, false},
-		{"wrong secret", url.Values{"token": {"tok"}}, confID + ":nope", http.StatusUnauthorized, CodeInvalidClient, true},
-		{"unknown client", url.Values{"token": {"tok"}}, "stranger:secret", http.StatusUnauthorized, CodeInvalidClient, true},
-		{"missing token", url.Values{}, rvConfBasic, http.StatusBadRequest, CodeInvalidRequest, false},
-		{"repeated token", url.Values{"token": {"tok", "tok"}}, rvConfBasic, http.StatusBadRequest, CodeInvalidRequest, false},
+		{"public client", url.Values{"token": {"tok"}, "client_id": {pubID}}, "", http.StatusUnauthorized, dpop.CodeInvalidClient, false},
+		{"public client asking about its own token", url.Values{"token": {"tok-pub"}, "client_id": {pubID}}, "", http.StatusUnauthorized, dpop.CodeInvalidClient, false},
+		{"no client authentication", url.Values{"token": {"tok"}}, "", http.StatusUnauthorized, dpop.CodeInvalidClient, false},
+		{"wrong secret", url.Values{"token": {"tok"}}, confID + ":nope", http.StatusUnauthorized, dpop.CodeInvalidClient, true},
+		{"unknown client", url.Values{"token": {"tok"}}, "stranger:secret", http.StatusUnauthorized, dpop.CodeInvalidClient, true},
+		{"missing token", url.Values{}, rvConfBasic, http.StatusBadRequest, dpop.CodeInvalidRequest, false},
+		{"repeated token", url.Values{"token": {"tok", "tok"}}, rvConfBasic, http.StatusBadRequest, dpop.CodeInvalidRequest, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,7 +254,7 @@ func TestIntrospectionRefused(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, h.ts.URL+h.srv.cfg.Paths.Introspect+"?token=tok", nil)
 		req.SetBasicAuth(confID, confSecret)
 		r := h.do(req)
-		wantError(t, r, http.StatusMethodNotAllowed, CodeInvalidRequest)
+		wantError(t, r, http.StatusMethodNotAllowed, dpop.CodeInvalidRequest)
 		if r.header.Get("Allow") != http.MethodPost {
 			t.Errorf("Allow %q", r.header.Get("Allow"))
 		}
@@ -298,7 +300,7 @@ func TestIntrospectionStoreFailure(t *testing.T) {
 			srv.IntrospectionHandler().ServeHTTP(w, req)
 			var body map[string]any
 			json.Unmarshal(w.Body.Bytes(), &body)
-			if w.Code != http.StatusServiceUnavailable || body["error"] != CodeServerError {
+			if w.Code != http.StatusServiceUnavailable || body["error"] != string(dpop.CodeServerError) {
 				t.Fatalf("got %d %s, want 503 server_error", w.Code, w.Body)
 			}
 			if _, ok := body["active"]; ok {

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"encoding/json"
 	"net/http"
 
@@ -34,7 +36,7 @@ func (s *Server) JWKSHandler() http.Handler {
 		// Not expected: the keys were checked by New.
 		s.cfg.Logger.Error("cannot build the JWKS", "err", err)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, oauthError(http.StatusInternalServerError, CodeServerError, "the key set is unavailable", err))
+			writeError(w, oauthError(http.StatusInternalServerError, dpop.CodeServerError, "the key set is unavailable", err))
 		})
 	}
 	return staticDocument("application/jwk-set+json", body)

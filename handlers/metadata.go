@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -89,7 +91,7 @@ func staticDocument(contentType string, body []byte) http.Handler {
 		h := w.Header()
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.Set("Allow", "GET, HEAD")
-			writeError(w, oauthError(http.StatusMethodNotAllowed, CodeInvalidRequest, "the endpoint accepts GET and HEAD only", ErrMethod))
+			writeError(w, oauthError(http.StatusMethodNotAllowed, dpop.CodeInvalidRequest, "the endpoint accepts GET and HEAD only", ErrMethod))
 			return
 		}
 		h.Set("Content-Type", contentType)

@@ -160,7 +160,7 @@ func TestMetadataMethods(t *testing.T) {
 			}
 			for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 				r := h.mdRequest(m, path)
-				wantError(t, r, http.StatusMethodNotAllowed, CodeInvalidRequest)
+				wantError(t, r, http.StatusMethodNotAllowed, dpop.CodeInvalidRequest)
 				if a := r.header.Get("Allow"); a != "GET, HEAD" {
 					t.Errorf("%s: Allow %q", m, a)
 				}

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"errors"
 	"log/slog"
 	"net/http"
@@ -89,7 +91,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	token := f["token"]
 	if token == "" {
-		return badRequest(CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
+		return badRequest(dpop.CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
 	}
 	for _, kind := range lookupOrder(f["token_type_hint"]) {
 		var found bool
@@ -116,7 +118,7 @@ func lookupOrder(hint string) [2]string {
 
 // notOwner refuses to act on a token of another client.
 func notOwner() *Error {
-	return badRequest(CodeUnauthorizedClient, "the token was not issued to this client", ErrNotOwner)
+	return badRequest(dpop.CodeUnauthorizedClient, "the token was not issued to this client", ErrNotOwner)
 }
 
 // revokeAccessToken revokes token if it is a live access token of client;
@@ -136,7 +138,7 @@ func (s *Server) revokeAccessToken(r *http.Request, client *store.Client, token 
 	}
 	if s.cfg.AccessTokenFormat != FormatOpaque {
 		// A JWT cannot be recalled; see RevocationHandler.
-		return true, badRequest(CodeUnsupportedTokenType, "JWT access tokens cannot be revoked; they expire", ErrJWTNotRevocable)
+		return true, badRequest(dpop.CodeUnsupportedTokenType, "JWT access tokens cannot be revoked; they expire", ErrJWTNotRevocable)
 	}
 	if err := s.cfg.Store.RevokeAccessToken(ctx, store.HashToken(token)); err != nil {
 		return true, s.storeError(r, err)

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"bytes"
 	"context"
 	"errors"
@@ -106,8 +108,8 @@ func TestRevocation(t *testing.T) {
 		seed   func(t *testing.T, h *harness)
 		form   url.Values
 		basic  string
-		status int    // 0: success
-		code   string // error code when status != 0
+		status int            // 0: success
+		code   dpop.ErrorCode // error code when status != 0
 		check  func(t *testing.T, h *harness)
 	}{{
 		name: "opaque access token",
@@ -196,7 +198,7 @@ func TestRevocation(t *testing.T) {
 		name: "another client's access token is refused and kept",
 		seed: func(t *testing.T, h *harness) { rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, "")) },
 		form: url.Values{"token": {"at-1"}}, basic: rvBearerBasic,
-		status: http.StatusBadRequest, code: CodeUnauthorizedClient,
+		status: http.StatusBadRequest, code: dpop.CodeUnauthorizedClient,
 		check: func(t *testing.T, h *harness) { rvWantLive(t, rvAccessErr(h, "at-1")) },
 	}, {
 		name: "another client's refresh token is refused and its grant kept",
@@ -205,7 +207,7 @@ func TestRevocation(t *testing.T) {
 			rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, ""))
 		},
 		form: url.Values{"token": {"rt-1"}, "token_type_hint": {"refresh_token"}}, basic: rvBearerBasic,
-		status: http.StatusBadRequest, code: CodeUnauthorizedClient,
+		status: http.StatusBadRequest, code: dpop.CodeUnauthorizedClient,
 		check: func(t *testing.T, h *harness) {
 			rvWantLive(t, rvRefreshErr(h, "rt-1"))
 			rvWantLive(t, rvAccessErr(h, "at-1"))
@@ -214,7 +216,7 @@ func TestRevocation(t *testing.T) {
 		name:   "a public client cannot revoke a confidential client's token",
 		seed:   func(t *testing.T, h *harness) { rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, "")) },
 		form:   url.Values{"token": {"at-1"}, "client_id": {pubID}},
-		status: http.StatusBadRequest, code: CodeUnauthorizedClient,
+		status: http.StatusBadRequest, code: dpop.CodeUnauthorizedClient,
 		check: func(t *testing.T, h *harness) { rvWantLive(t, rvAccessErr(h, "at-1")) },
 	}, {
 		name: "unknown token",
@@ -231,30 +233,30 @@ func TestRevocation(t *testing.T) {
 		name:   "missing token",
 		form:   url.Values{"token_type_hint": {"access_token"}},
 		basic:  rvConfBasic,
-		status: http.StatusBadRequest, code: CodeInvalidRequest,
+		status: http.StatusBadRequest, code: dpop.CodeInvalidRequest,
 	}, {
 		name: "wrong secret",
 		seed: func(t *testing.T, h *harness) { rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, "")) },
 		form: url.Values{"token": {"at-1"}}, basic: confID + ":wrong",
-		status: http.StatusUnauthorized, code: CodeInvalidClient,
+		status: http.StatusUnauthorized, code: dpop.CodeInvalidClient,
 		check: func(t *testing.T, h *harness) { rvWantLive(t, rvAccessErr(h, "at-1")) },
 	}, {
 		name:   "no client authentication",
 		seed:   func(t *testing.T, h *harness) { rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, "")) },
 		form:   url.Values{"token": {"at-1"}},
-		status: http.StatusUnauthorized, code: CodeInvalidClient,
+		status: http.StatusUnauthorized, code: dpop.CodeInvalidClient,
 		check: func(t *testing.T, h *harness) { rvWantLive(t, rvAccessErr(h, "at-1")) },
 	}, {
 		name:   "confidential client without its secret",
 		seed:   func(t *testing.T, h *harness) { rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, "")) },
 		form:   url.Values{"token": {"at-1"}, "client_id": {confID}},
-		status: http.StatusUnauthorized, code: CodeInvalidClient,
+		status: http.StatusUnauthorized, code: dpop.CodeInvalidClient,
 		check: func(t *testing.T, h *harness) { rvWantLive(t, rvAccessErr(h, "at-1")) },
 	}, {
 		name: "repeated parameter",
 		seed: func(t *testing.T, h *harness) { rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, "")) },
 		form: url.Values{"token": {"at-1", "at-1"}}, basic: rvConfBasic,
-		status: http.StatusBadRequest, code: CodeInvalidRequest,
+		status: http.StatusBadRequest, code: dpop.CodeInvalidRequest,
 		check: func(t *testing.T, h *harness) { rvWantLive(t, rvAccessErr(h, "at-1")) },
 	}}
 	for _, tc := range tests {
@@ -309,7 +311,7 @@ func TestRevocationRequestShape(t *testing.T) {
 			}
 			req.SetBasicAuth(confID, confSecret)
 			r := h.do(req)
-			wantError(t, r, tc.status, CodeInvalidRequest)
+			wantError(t, r, tc.status, dpop.CodeInvalidRequest)
 			if tc.status == http.StatusMethodNotAllowed && r.header.Get("Allow") != http.MethodPost {
 				t.Errorf("Allow %q", r.header.Get("Allow"))
 			}
@@ -425,7 +427,7 @@ func TestRevocationStoreFailure(t *testing.T) {
 			if tc.hint != "" {
 				form.Set("token_type_hint", tc.hint)
 			}
-			wantError(t, h.rvPost(form, rvConfBasic), http.StatusServiceUnavailable, CodeServerError)
+			wantError(t, h.rvPost(form, rvConfBasic), http.StatusServiceUnavailable, dpop.CodeServerError)
 		})
 	}
 	t.Run("token kept", func(t *testing.T) {
@@ -433,7 +435,7 @@ func TestRevocationStoreFailure(t *testing.T) {
 			c.Store = brokenLookupStore{Memory: c.Store.(*store.Memory), access: true, refresh: true}
 		})
 		rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, ""))
-		wantError(t, h.rvPost(url.Values{"token": {"at-1"}}, rvConfBasic), http.StatusServiceUnavailable, CodeServerError)
+		wantError(t, h.rvPost(url.Values{"token": {"at-1"}}, rvConfBasic), http.StatusServiceUnavailable, dpop.CodeServerError)
 		rvWantLive(t, rvAccessErr(h, "at-1"))
 	})
 }
@@ -444,7 +446,7 @@ func TestRevocationGrantFailure(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Store = &grantRecorder{Memory: c.Store.(*store.Memory), fail: store.ErrFull} })
 	rvSave(t, h.store, "rt-1", rvRefresh(confID, rvGrant, ""))
 	rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, ""))
-	wantError(t, h.rvPost(url.Values{"token": {"rt-1"}}, rvConfBasic), http.StatusServiceUnavailable, CodeServerError)
+	wantError(t, h.rvPost(url.Values{"token": {"rt-1"}}, rvConfBasic), http.StatusServiceUnavailable, dpop.CodeServerError)
 	rvWantLive(t, rvRefreshErr(h, "rt-1"))
 	rvWantLive(t, rvAccessErr(h, "at-1"))
 }
@@ -497,10 +499,10 @@ func TestRevocationJWTAccessToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantError(t, h.rvPost(url.Values{"token": {tok}}, rvConfBasic), http.StatusBadRequest, CodeUnsupportedTokenType)
+	wantError(t, h.rvPost(url.Values{"token": {tok}}, rvConfBasic), http.StatusBadRequest, dpop.CodeUnsupportedTokenType)
 	if r := h.ixPost(url.Values{"token": {tok}}, rvBearerBasic); r.body["active"] != true {
 		t.Errorf("introspection after revocation: %s", r.raw)
 	}
 	// Another client is still refused.
-	wantError(t, h.rvPost(url.Values{"token": {tok}}, rvBearerBasic), http.StatusBadRequest, CodeUnauthorizedClient)
+	wantError(t, h.rvPost(url.Values{"token": {tok}}, rvBearerBasic), http.StatusBadRequest, dpop.CodeUnauthorizedClient)
 }

@@ -68,13 +68,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	grant := f["grant_type"]
 	switch grant {
 	case "":
-		return nil, badRequest(CodeInvalidRequest, "grant_type is required", ErrMissingParam)
+		return nil, badRequest(dpop.CodeInvalidRequest, "grant_type is required", ErrMissingParam)
 	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
 	default:
-		return nil, badRequest(CodeUnsupportedGrantType, "the grant type is not supported", ErrGrantType)
+		return nil, badRequest(dpop.CodeUnsupportedGrantType, "the grant type is not supported", ErrGrantType)
 	}
 	if !slices.Contains(client.GrantTypes, grant) || (grant == GrantClientCredentials && client.Public()) {
-		return nil, badRequest(CodeUnauthorizedClient, "the client may not use this grant type", ErrGrantType)
+		return nil, badRequest(dpop.CodeUnauthorizedClient, "the client may not use this grant type", ErrGrantType)
 	}
 	// Each grant checks, in this order: the client (above), the grant
 	// without spending it, the proof without recording it, and only then
@@ -102,7 +102,7 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) == 0 {
 		if client.DPoPBound || !s.cfg.AllowBearer || jkt != "" {
-			return nil, badRequest(CodeInvalidDPoPProof, "a DPoP proof is required", ErrProofRequired)
+			return nil, badRequest(dpop.CodeInvalidProof, "a DPoP proof is required", ErrProofRequired)
 		}
 		return nil, nil
 	}
@@ -112,7 +112,7 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 	})
 	if errors.Is(err, dpop.ErrKeyMismatch) {
 		// RFC 9449 §5, §10: the grant is bound to another key.
-		return nil, badRequest(CodeInvalidGrant, "the DPoP key does not match the grant's binding", errors.Join(ErrKeyMismatch, err))
+		return nil, badRequest(dpop.CodeInvalidGrant, "the DPoP key does not match the grant's binding", err)
 	}
 	if err != nil {
 		return nil, proofError(err)
@@ -140,21 +140,21 @@ func (s *Server) acceptProof(ctx context.Context, p *dpop.Proof) *Error {
 func proofError(err error) *Error {
 	var de *dpop.Error
 	if !errors.As(err, &de) {
-		return oauthError(http.StatusServiceUnavailable, CodeServerError, "the proof could not be checked", err)
+		return oauthError(http.StatusServiceUnavailable, dpop.CodeServerError, "the proof could not be checked", err)
 	}
 	switch de.Code {
 	case dpop.CodeUseNonce:
-		e := badRequest(CodeUseDPoPNonce, "use the server-provided DPoP nonce", err)
+		e := badRequest(dpop.CodeUseNonce, "use the server-provided DPoP nonce", err)
 		e.Nonce = de.Nonce
 		return e
 	case dpop.CodeTemporarilyUnavailable:
-		e := oauthError(http.StatusTooManyRequests, CodeTemporarilyUnavailable, de.Description, err)
+		e := oauthError(http.StatusTooManyRequests, dpop.CodeTemporarilyUnavailable, de.Description, err)
 		e.RetryAfter = de.RetryAfter
 		return e
 	case dpop.CodeServerError:
-		return oauthError(http.StatusServiceUnavailable, CodeServerError, "the proof could not be checked", err)
+		return oauthError(http.StatusServiceUnavailable, dpop.CodeServerError, "the proof could not be checked", err)
 	}
-	return badRequest(CodeInvalidDPoPProof, de.Description, err)
+	return badRequest(dpop.CodeInvalidProof, de.Description, err)
 }
 
 func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
@@ -179,14 +179,14 @@ func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form
 // request, whatever the reason (unknown, expired, used, another client's):
 // the answer must not tell which codes exist.
 func codeRefused(cause error) *Error {
-	return badRequest(CodeInvalidGrant, "the code is invalid, expired or already used", cause)
+	return badRequest(dpop.CodeInvalidGrant, "the code is invalid, expired or already used", cause)
 }
 
 func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
 	code := f["code"]
 	if code == "" {
-		return nil, badRequest(CodeInvalidRequest, "code is required", ErrMissingParam)
+		return nil, badRequest(dpop.CodeInvalidRequest, "code is required", ErrMissingParam)
 	}
 	h := store.HashToken(code)
 	rec, err := s.cfg.Store.GetCode(ctx, h)
@@ -200,16 +200,16 @@ func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form
 	}
 	// RFC 6749 §4.1.3: redirect_uri as in the authorization request.
 	if uri := f["redirect_uri"]; uri != rec.RedirectURI && (rec.RedirectURI != "" || !slices.Contains(client.RedirectURIs, uri)) {
-		return nil, badRequest(CodeInvalidGrant, "redirect_uri does not match the authorization request", ErrRedirectURI)
+		return nil, badRequest(dpop.CodeInvalidGrant, "redirect_uri does not match the authorization request", ErrRedirectURI)
 	}
 	// RFC 7636 §4.6; a verifier without a challenge is refused too, so
 	// that PKCE cannot be downgraded.
 	verifier := f["code_verifier"]
 	switch {
 	case rec.CodeChallenge == "" && (verifier != "" || client.Public()):
-		return nil, badRequest(CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
+		return nil, badRequest(dpop.CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
 	case rec.CodeChallenge != "" && (rec.CodeChallengeMethod != PKCEMethodS256 || !validCodeVerifier(verifier) || !pkceMatches(verifier, rec.CodeChallenge)):
-		return nil, badRequest(CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
+		return nil, badRequest(dpop.CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
 	}
 	// RFC 9449 §10: a code bound with dpop_jkt needs a proof by that key.
 	proof, e := s.tokenProof(r, client, rec.DPoPJKT, rec.GrantID)
@@ -250,7 +250,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 	ctx := r.Context()
 	token := f["refresh_token"]
 	if token == "" {
-		return nil, badRequest(CodeInvalidRequest, "refresh_token is required", ErrMissingParam)
+		return nil, badRequest(dpop.CodeInvalidRequest, "refresh_token is required", ErrMissingParam)
 	}
 	old := store.HashToken(token)
 	rec, err := s.cfg.Store.GetRefreshToken(ctx, old)
@@ -267,7 +267,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 		granted := strings.Fields(rec.Scope)
 		for _, sc := range strings.Fields(requested) {
 			if !slices.Contains(granted, sc) {
-				return nil, badRequest(CodeInvalidScope, "the scope exceeds the original grant", ErrScope)
+				return nil, badRequest(dpop.CodeInvalidScope, "the scope exceeds the original grant", ErrScope)
 			}
 		}
 		scope = strings.Join(strings.Fields(requested), " ")
@@ -316,7 +316,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 // refreshRefused is the one answer to a refresh token that cannot be used
 // by this request.
 func refreshRefused(cause error) *Error {
-	return badRequest(CodeInvalidGrant, "the refresh token is invalid, expired or revoked", cause)
+	return badRequest(dpop.CodeInvalidGrant, "the refresh token is invalid, expired or revoked", cause)
 }
 
 // refreshError answers a failed refresh token lookup or rotation. A rotated
@@ -380,9 +380,9 @@ func (s *Server) grantScopes(ctx context.Context, client *store.Client, param st
 	granted, err := s.cfg.ScopePolicy(ctx, client, requested)
 	switch {
 	case errors.Is(err, ErrScope):
-		return "", badRequest(CodeInvalidScope, "the requested scope is not allowed", err)
+		return "", badRequest(dpop.CodeInvalidScope, "the requested scope is not allowed", err)
 	case err != nil:
-		return "", oauthError(http.StatusInternalServerError, CodeServerError, "the scope policy failed", err)
+		return "", oauthError(http.StatusInternalServerError, dpop.CodeServerError, "the scope policy failed", err)
 	}
 	return strings.Join(granted, " "), nil
 }
@@ -419,7 +419,7 @@ const shareRetry = time.Minute
 // the client holds its share of a bounded store (the others are served).
 func (s *Server) storeErr(ctx context.Context, err error) *Error {
 	if errors.Is(err, store.ErrShareFull) {
-		e := oauthError(http.StatusTooManyRequests, CodeTemporarilyUnavailable, "the client holds its share of the server's records; retry later", err)
+		e := oauthError(http.StatusTooManyRequests, dpop.CodeTemporarilyUnavailable, "the client holds its share of the server's records; retry later", err)
 		e.RetryAfter = shareRetry
 		return e
 	}
@@ -429,5 +429,5 @@ func (s *Server) storeErr(ctx context.Context, err error) *Error {
 	} else {
 		s.cfg.Logger.ErrorContext(ctx, "store failure", "err", err)
 	}
-	return oauthError(http.StatusServiceUnavailable, CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
+	return oauthError(http.StatusServiceUnavailable, dpop.CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
 }

@@ -66,26 +66,26 @@ func TestTokenAuthorizationCode(t *testing.T) {
 		form   func(f url.Values)
 		signer *dpop.Signer
 		status int
-		err    string
+		err    dpop.ErrorCode
 	}{
 		{name: "confidential with PKCE", client: confID},
 		{name: "confidential without PKCE", client: confID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = "", "" }, form: func(f url.Values) { f.Del("code_verifier") }},
 		{name: "public with PKCE", client: pubID},
 		{name: "public with dpop_jkt", client: pubID, code: func(c *store.AuthorizationCode) { c.DPoPJKT = h.signer.JKT() }},
 		{name: "redirect_uri omitted in both", client: pubID, code: func(c *store.AuthorizationCode) { c.RedirectURI = "" }, form: func(f url.Values) { f.Del("redirect_uri") }},
-		{name: "wrong verifier", client: pubID, form: func(f url.Values) { f.Set("code_verifier", testVerifier[:42]+"x") }, status: 400, err: CodeInvalidGrant},
-		{name: "missing verifier", client: pubID, form: func(f url.Values) { f.Del("code_verifier") }, status: 400, err: CodeInvalidGrant},
-		{name: "short verifier", client: pubID, code: func(c *store.AuthorizationCode) { c.CodeChallenge = S256Challenge("short") }, form: func(f url.Values) { f.Set("code_verifier", "short") }, status: 400, err: CodeInvalidGrant},
-		{name: "verifier without challenge (downgrade)", client: confID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = "", "" }, status: 400, err: CodeInvalidGrant},
-		{name: "public client without PKCE", client: pubID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = "", "" }, form: func(f url.Values) { f.Del("code_verifier") }, status: 400, err: CodeInvalidGrant},
-		{name: "plain method stored", client: pubID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = testVerifier, "plain" }, status: 400, err: CodeInvalidGrant},
-		{name: "other redirect_uri", client: pubID, form: func(f url.Values) { f.Set("redirect_uri", "http://127.0.0.1:8765/callback") }, status: 400, err: CodeInvalidGrant},
-		{name: "redirect_uri missing", client: pubID, form: func(f url.Values) { f.Del("redirect_uri") }, status: 400, err: CodeInvalidGrant},
-		{name: "redirect_uri with trailing slash", client: pubID, form: func(f url.Values) { f.Set("redirect_uri", redirectURI+"/") }, status: 400, err: CodeInvalidGrant},
-		{name: "code of another client", client: pubID, code: func(c *store.AuthorizationCode) { c.ClientID = confID }, status: 400, err: CodeInvalidGrant},
-		{name: "expired code", client: pubID, code: func(c *store.AuthorizationCode) { c.ExpiresAt = time.Now().Add(-time.Second) }, status: 400, err: CodeInvalidGrant},
-		{name: "dpop_jkt, other key", client: pubID, code: func(c *store.AuthorizationCode) { c.DPoPJKT = h.signer.JKT() }, signer: other, status: 400, err: CodeInvalidGrant},
-		{name: "missing code", client: pubID, form: func(f url.Values) { f.Del("code") }, status: 400, err: CodeInvalidRequest},
+		{name: "wrong verifier", client: pubID, form: func(f url.Values) { f.Set("code_verifier", testVerifier[:42]+"x") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "missing verifier", client: pubID, form: func(f url.Values) { f.Del("code_verifier") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "short verifier", client: pubID, code: func(c *store.AuthorizationCode) { c.CodeChallenge = S256Challenge("short") }, form: func(f url.Values) { f.Set("code_verifier", "short") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "verifier without challenge (downgrade)", client: confID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = "", "" }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "public client without PKCE", client: pubID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = "", "" }, form: func(f url.Values) { f.Del("code_verifier") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "plain method stored", client: pubID, code: func(c *store.AuthorizationCode) { c.CodeChallenge, c.CodeChallengeMethod = testVerifier, "plain" }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "other redirect_uri", client: pubID, form: func(f url.Values) { f.Set("redirect_uri", "http://127.0.0.1:8765/callback") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "redirect_uri missing", client: pubID, form: func(f url.Values) { f.Del("redirect_uri") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "redirect_uri with trailing slash", client: pubID, form: func(f url.Values) { f.Set("redirect_uri", redirectURI+"/") }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "code of another client", client: pubID, code: func(c *store.AuthorizationCode) { c.ClientID = confID }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "expired code", client: pubID, code: func(c *store.AuthorizationCode) { c.ExpiresAt = time.Now().Add(-time.Second) }, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "dpop_jkt, other key", client: pubID, code: func(c *store.AuthorizationCode) { c.DPoPJKT = h.signer.JKT() }, signer: other, status: 400, err: dpop.CodeInvalidGrant},
+		{name: "missing code", client: pubID, form: func(f url.Values) { f.Del("code") }, status: 400, err: dpop.CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code := h.saveCode(tc.client, tc.code)
@@ -122,7 +122,7 @@ func TestTokenAuthorizationCode(t *testing.T) {
 		// pub is DPoP-bound, so this is refused before the code is looked at;
 		// a client that is not bound gets the same for a bound code.
 		code := h.saveCode(pubID, func(c *store.AuthorizationCode) { c.DPoPJKT = h.signer.JKT() })
-		wantError(t, h.publicTokenRequest(codeForm(code), nil), 400, CodeInvalidDPoPProof)
+		wantError(t, h.publicTokenRequest(codeForm(code), nil), 400, dpop.CodeInvalidProof)
 		nb := &store.Client{ID: "nb", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}, Scopes: []string{"read"}}
 		if err := h.store.SaveClient(ctx, nb); err != nil {
 			t.Fatal(err)
@@ -130,7 +130,7 @@ func TestTokenAuthorizationCode(t *testing.T) {
 		code = h.saveCode("nb", func(c *store.AuthorizationCode) { c.DPoPJKT = h.signer.JKT() })
 		f := codeForm(code)
 		f.Set("client_id", "nb")
-		wantError(t, h.postForm(DefaultPaths.Token, f, nil), 400, CodeInvalidDPoPProof)
+		wantError(t, h.postForm(DefaultPaths.Token, f, nil), 400, dpop.CodeInvalidProof)
 	})
 }
 
@@ -140,12 +140,12 @@ func TestTokenCodeReplay(t *testing.T) {
 	h := newHarness(t, nil)
 	code := h.saveCode(pubID, nil)
 	first := wantToken(t, h.publicTokenRequest(codeForm(code), h.signer), TokenTypeDPoP)
-	wantError(t, h.publicTokenRequest(codeForm(code), h.signer), 400, CodeInvalidGrant)
+	wantError(t, h.publicTokenRequest(codeForm(code), h.signer), 400, dpop.CodeInvalidGrant)
 	if _, err := h.accessRecord(first.str("access_token")); err == nil {
 		t.Fatal("the access token of a replayed code still works")
 	}
 	r := h.publicTokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.str("refresh_token")}}, h.signer)
-	wantError(t, r, 400, CodeInvalidGrant)
+	wantError(t, r, 400, dpop.CodeInvalidGrant)
 }
 
 // Checklist 2: of 32 concurrent redemptions of one code exactly one gets a
@@ -164,7 +164,7 @@ func TestTokenConcurrentCodeRedemption(t *testing.T) {
 			switch {
 			case r.status == http.StatusOK:
 				wins.Add(1)
-			case r.status == 400 && r.str("error") == CodeInvalidGrant:
+			case r.status == 400 && r.str("error") == string(dpop.CodeInvalidGrant):
 				refusals.Add(1)
 			default:
 				t.Errorf("%d %s", r.status, r.raw)
@@ -192,8 +192,8 @@ func TestTokenRefresh(t *testing.T) {
 		if rec, err := h.store.GetRefreshToken(ctx, store.HashToken(rt)); err != nil || rec.JKT != h.signer.JKT() {
 			t.Fatalf("refresh token %+v, %v", rec, err)
 		}
-		wantError(t, h.publicTokenRequest(refreshForm(rt), newSigner(t)), 400, CodeInvalidGrant)
-		wantError(t, h.publicTokenRequest(refreshForm(rt), nil), 400, CodeInvalidDPoPProof)
+		wantError(t, h.publicTokenRequest(refreshForm(rt), newSigner(t)), 400, dpop.CodeInvalidGrant)
+		wantError(t, h.publicTokenRequest(refreshForm(rt), nil), 400, dpop.CodeInvalidProof)
 		second := wantToken(t, h.publicTokenRequest(refreshForm(rt), h.signer), TokenTypeDPoP)
 		next := second.str("refresh_token")
 		if next == "" || next == rt {
@@ -203,8 +203,8 @@ func TestTokenRefresh(t *testing.T) {
 			t.Fatalf("access token %+v, %v", rec, err)
 		}
 		// The rotated token used again: refused, and the grant is revoked.
-		wantError(t, h.publicTokenRequest(refreshForm(rt), h.signer), 400, CodeInvalidGrant)
-		wantError(t, h.publicTokenRequest(refreshForm(next), h.signer), 400, CodeInvalidGrant)
+		wantError(t, h.publicTokenRequest(refreshForm(rt), h.signer), 400, dpop.CodeInvalidGrant)
+		wantError(t, h.publicTokenRequest(refreshForm(next), h.signer), 400, dpop.CodeInvalidGrant)
 		if _, err := h.accessRecord(second.str("access_token")); err == nil {
 			t.Fatal("access token of a revoked grant still works")
 		}
@@ -229,13 +229,13 @@ func TestTokenRefresh(t *testing.T) {
 		// Scope may be narrowed, never widened.
 		f := refreshForm(rt)
 		f.Set("scope", "read write")
-		wantError(t, h.postForm(DefaultPaths.Token, f, map[string]string{"basic": confID + ":" + confSecret, "DPoP": h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{})}), 400, CodeInvalidScope)
+		wantError(t, h.postForm(DefaultPaths.Token, f, map[string]string{"basic": confID + ":" + confSecret, "DPoP": h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{})}), 400, dpop.CodeInvalidScope)
 		// Another client cannot use it.
-		wantError(t, h.publicTokenRequest(refreshForm(rt), h.signer), 400, CodeInvalidGrant)
+		wantError(t, h.publicTokenRequest(refreshForm(rt), h.signer), 400, dpop.CodeInvalidGrant)
 	})
 	t.Run("unknown refresh token", func(t *testing.T) {
 		h := newHarness(t, nil)
-		wantError(t, h.publicTokenRequest(refreshForm("nope"), h.signer), 400, CodeInvalidGrant)
+		wantError(t, h.publicTokenRequest(refreshForm("nope"), h.signer), 400, dpop.CodeInvalidGrant)
 	})
 }
 

@@ -66,39 +66,39 @@ func TestTokenRefusedRequestsSpendNothing(t *testing.T) {
 		owner string // the code's client
 		code  func(c *store.AuthorizationCode)
 		send  func(code string) response
-		err   string
+		err   dpop.ErrorCode
 		desc  string
 	}{
 		{name: "anonymous: public client, made-up code, valid proof",
 			send: func(string) response { return h.publicTokenRequest(codeForm(randomToken()), other) },
-			err:  CodeInvalidGrant, desc: unknownCode},
+			err:  dpop.CodeInvalidGrant, desc: unknownCode},
 		{name: "confidential client's code under the public client id", owner: confID,
 			send: func(code string) response { return h.publicTokenRequest(codeForm(code), other) },
-			err:  CodeInvalidGrant, desc: unknownCode},
+			err:  dpop.CodeInvalidGrant, desc: unknownCode},
 		{name: "wrong PKCE verifier", owner: pubID,
 			send: func(code string) response {
 				f := codeForm(code)
 				f.Set("code_verifier", testVerifier[:42]+"x")
 				return h.publicTokenRequest(f, h.signer)
-			}, err: CodeInvalidGrant},
+			}, err: dpop.CodeInvalidGrant},
 		{name: "wrong redirect_uri", owner: pubID,
 			send: func(code string) response {
 				f := codeForm(code)
 				f.Set("redirect_uri", "http://127.0.0.1:8765/callback")
 				return h.publicTokenRequest(f, h.signer)
-			}, err: CodeInvalidGrant},
+			}, err: dpop.CodeInvalidGrant},
 		{name: "dpop_jkt bound, proof by another key", owner: pubID, code: func(c *store.AuthorizationCode) { c.DPoPJKT = h.signer.JKT() },
 			send: func(code string) response { return h.publicTokenRequest(codeForm(code), other) },
-			err:  CodeInvalidGrant},
+			err:  dpop.CodeInvalidGrant},
 		{name: "invalid proof (other htu)", owner: pubID,
 			send: func(code string) response {
 				f := codeForm(code)
 				f.Set("client_id", pubID)
 				return h.postForm(DefaultPaths.Token, f, map[string]string{"DPoP": proofBy(t, h.signer, "POST", h.ts.URL+"/elsewhere", dpop.ProofOptions{})})
-			}, err: CodeInvalidDPoPProof},
+			}, err: dpop.CodeInvalidProof},
 		{name: "no proof", owner: pubID,
 			send: func(code string) response { return h.publicTokenRequest(codeForm(code), nil) },
-			err:  CodeInvalidDPoPProof},
+			err:  dpop.CodeInvalidProof},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code := ""
@@ -133,7 +133,7 @@ func TestTokenRefusedRequestsSpendNothing(t *testing.T) {
 		unknown := h.publicTokenRequest(refreshForm(randomToken()), h.signer)
 		before := sc.spent()
 		r := h.publicTokenRequest(refreshForm(first.str("refresh_token")), h.signer)
-		wantError(t, r, 400, CodeInvalidGrant)
+		wantError(t, r, 400, dpop.CodeInvalidGrant)
 		if r.str("error_description") != unknown.str("error_description") {
 			t.Errorf("description %q differs from an unknown token's %q", r.str("error_description"), unknown.str("error_description"))
 		}
@@ -145,7 +145,7 @@ func TestTokenRefusedRequestsSpendNothing(t *testing.T) {
 	t.Run("bound refresh token, proof by another key", func(t *testing.T) {
 		first := wantToken(t, h.publicTokenRequest(codeForm(h.saveCode(pubID, nil)), h.signer), TokenTypeDPoP)
 		before := sc.spent()
-		wantError(t, h.publicTokenRequest(refreshForm(first.str("refresh_token")), other), 400, CodeInvalidGrant)
+		wantError(t, h.publicTokenRequest(refreshForm(first.str("refresh_token")), other), 400, dpop.CodeInvalidGrant)
 		if n := sc.spent() - before; n != 0 {
 			t.Errorf("spent %d", n)
 		}
@@ -156,7 +156,7 @@ func TestTokenRefusedRequestsSpendNothing(t *testing.T) {
 		tok := wantToken(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), TokenTypeDPoP)
 		before := sc.revokes.Load()
 		r := h.publicTokenRequest(codeForm(code), other)
-		wantError(t, r, 400, CodeInvalidGrant)
+		wantError(t, r, 400, dpop.CodeInvalidGrant)
 		if r.str("error_description") != unknownCode {
 			t.Errorf("description %q", r.str("error_description"))
 		}
@@ -167,7 +167,7 @@ func TestTokenRefusedRequestsSpendNothing(t *testing.T) {
 			t.Errorf("the owner's token stopped working: %v", err)
 		}
 		// The owner using it twice still revokes (RFC 6749 §4.1.2).
-		wantError(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), 400, CodeInvalidGrant)
+		wantError(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), 400, dpop.CodeInvalidGrant)
 		if _, err := h.accessRecord(tok.str("access_token")); err == nil {
 			t.Error("the owner's second redemption did not revoke the grant")
 		}
@@ -185,7 +185,7 @@ func TestTokenQuota(t *testing.T) {
 		}
 		inserts := sc.inserts.Load()
 		r := h.postForm(DefaultPaths.Token, cc, confHeaders(h, h.signer))
-		wantError(t, r, 429, CodeTemporarilyUnavailable)
+		wantError(t, r, 429, dpop.CodeTemporarilyUnavailable)
 		if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 || s > 71 {
 			t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 		}
@@ -198,7 +198,7 @@ func TestTokenQuota(t *testing.T) {
 		// A code redemption over the quota does not redeem the code.
 		code := h.saveCode(confID, nil)
 		consumes := sc.consumes.Load()
-		wantError(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), 429, CodeTemporarilyUnavailable)
+		wantError(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), 429, dpop.CodeTemporarilyUnavailable)
 		if sc.consumes.Load() != consumes {
 			t.Error("the code was redeemed by a request over its quota")
 		}
@@ -210,7 +210,7 @@ func TestTokenQuota(t *testing.T) {
 		for range 2 { // the code redemption took the grant's first entry
 			rt = wantToken(t, h.publicTokenRequest(form(), h.signer), TokenTypeDPoP).str("refresh_token")
 		}
-		wantError(t, h.publicTokenRequest(form(), h.signer), 429, CodeTemporarilyUnavailable)
+		wantError(t, h.publicTokenRequest(form(), h.signer), 429, dpop.CodeTemporarilyUnavailable)
 		// The refused refresh kept the chain: the token is still live.
 		if _, err := h.store.GetRefreshToken(ctx, store.HashToken(rt)); err != nil {
 			t.Fatalf("refresh token after a 429: %v", err)
@@ -233,7 +233,7 @@ func (shareFull) SaveAccessToken(context.Context, store.TokenHash, *store.Access
 func TestTokenClientShareFull(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Store = shareFull{c.Store.(*store.Memory)} })
 	r := h.postForm(DefaultPaths.Token, url.Values{"grant_type": {"client_credentials"}}, confHeaders(h, h.signer))
-	wantError(t, r, 429, CodeTemporarilyUnavailable)
+	wantError(t, r, 429, dpop.CodeTemporarilyUnavailable)
 	if r.header.Get("Retry-After") != "60" {
 		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 	}

@@ -99,13 +99,13 @@ func TestTokenProofErrors(t *testing.T) {
 		"issuer as htu ": proofBy(t, h.signer, "POST", h.ts.URL, dpop.ProofOptions{}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			wantError(t, h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": basic, "DPoP": proof}), 400, CodeInvalidDPoPProof)
+			wantError(t, h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": basic, "DPoP": proof}), 400, dpop.CodeInvalidProof)
 		})
 	}
 	t.Run("replay", func(t *testing.T) {
 		p := h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{})
 		wantToken(t, h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": basic, "DPoP": p}), TokenTypeDPoP)
-		wantError(t, h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": basic, "DPoP": p}), 400, CodeInvalidDPoPProof)
+		wantError(t, h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": basic, "DPoP": p}), 400, dpop.CodeInvalidProof)
 	})
 	t.Run("nonce", func(t *testing.T) {
 		nonces, err := dpop.NewHMACNonceSource(dpop.HMACNonceOptions{Secret: []byte(strings.Repeat("s", 32))})
@@ -114,7 +114,7 @@ func TestTokenProofErrors(t *testing.T) {
 		}
 		h := newHarness(t, func(c *Config) { c.DPoP.Nonces = nonces })
 		r := h.tokenRequest(ccForm())
-		wantError(t, r, 400, CodeUseDPoPNonce)
+		wantError(t, r, 400, dpop.CodeUseNonce)
 		nonce := r.header.Get("DPoP-Nonce")
 		if nonce == "" || len(r.header.Values("DPoP-Nonce")) != 1 {
 			t.Fatalf("DPoP-Nonce %q", r.header.Values("DPoP-Nonce"))
@@ -155,7 +155,7 @@ func TestTokenBearerRules(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.AllowBearer = tc.allow })
 			r := h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": tc.id + ":" + tc.secret})
 			if tc.wantRefusal {
-				wantError(t, r, 400, CodeInvalidDPoPProof)
+				wantError(t, r, 400, dpop.CodeInvalidProof)
 				return
 			}
 			wantToken(t, r, TokenTypeBearer)
@@ -180,22 +180,22 @@ func TestTokenClientAuthentication(t *testing.T) {
 		form        url.Values
 		headers     hdr
 		status      int
-		code        string
+		code        dpop.ErrorCode
 		basicHeader bool
 	}{
 		{"basic", ccForm(), hdr{"basic": confID + ":" + confSecret}, 200, "", false},
 		{"post", url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}, "client_secret": {confSecret}}, nil, 200, "", false},
-		{"basic, wrong secret", ccForm(), hdr{"basic": confID + ":nope"}, 401, CodeInvalidClient, true},
-		{"basic, unknown client", ccForm(), hdr{"basic": "nobody:" + confSecret}, 401, CodeInvalidClient, true},
-		{"post, wrong secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}, "client_secret": {"nope"}}, nil, 401, CodeInvalidClient, false},
-		{"confidential client without secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}}, nil, 401, CodeInvalidClient, false},
-		{"no client at all", ccForm(), nil, 401, CodeInvalidClient, false},
-		{"public client with a secret", url.Values{"grant_type": {"authorization_code"}, "client_id": {pubID}, "client_secret": {"x"}, "code": {"c"}}, nil, 401, CodeInvalidClient, false},
-		{"public client, client_credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {pubID}}, nil, 400, CodeUnauthorizedClient, false},
-		{"two methods", url.Values{"grant_type": {"client_credentials"}, "client_secret": {confSecret}}, hdr{"basic": confID + ":" + confSecret}, 400, CodeInvalidRequest, false},
-		{"Basic and a different client_id", url.Values{"grant_type": {"client_credentials"}, "client_id": {bearerID}}, hdr{"basic": confID + ":" + confSecret}, 401, CodeInvalidClient, true},
-		{"Bearer Authorization header", ccForm(), hdr{"Authorization": "Bearer x"}, 401, CodeInvalidClient, false},
-		{"secret with a trailing space", ccForm(), hdr{"basic": confID + ":" + confSecret + " "}, 401, CodeInvalidClient, true},
+		{"basic, wrong secret", ccForm(), hdr{"basic": confID + ":nope"}, 401, dpop.CodeInvalidClient, true},
+		{"basic, unknown client", ccForm(), hdr{"basic": "nobody:" + confSecret}, 401, dpop.CodeInvalidClient, true},
+		{"post, wrong secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}, "client_secret": {"nope"}}, nil, 401, dpop.CodeInvalidClient, false},
+		{"confidential client without secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}}, nil, 401, dpop.CodeInvalidClient, false},
+		{"no client at all", ccForm(), nil, 401, dpop.CodeInvalidClient, false},
+		{"public client with a secret", url.Values{"grant_type": {"authorization_code"}, "client_id": {pubID}, "client_secret": {"x"}, "code": {"c"}}, nil, 401, dpop.CodeInvalidClient, false},
+		{"public client, client_credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {pubID}}, nil, 400, dpop.CodeUnauthorizedClient, false},
+		{"two methods", url.Values{"grant_type": {"client_credentials"}, "client_secret": {confSecret}}, hdr{"basic": confID + ":" + confSecret}, 400, dpop.CodeInvalidRequest, false},
+		{"Basic and a different client_id", url.Values{"grant_type": {"client_credentials"}, "client_id": {bearerID}}, hdr{"basic": confID + ":" + confSecret}, 401, dpop.CodeInvalidClient, true},
+		{"Bearer Authorization header", ccForm(), hdr{"Authorization": "Bearer x"}, 401, dpop.CodeInvalidClient, false},
+		{"secret with a trailing space", ccForm(), hdr{"basic": confID + ":" + confSecret + " "}, 401, dpop.CodeInvalidClient, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			headers := hdr{"DPoP": h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{})}
@@ -222,7 +222,7 @@ func TestTokenRequestErrors(t *testing.T) {
 	t.Run("GET", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", h.ts.URL+DefaultPaths.Token, nil)
 		r := h.do(req)
-		wantError(t, r, 405, CodeInvalidRequest)
+		wantError(t, r, 405, dpop.CodeInvalidRequest)
 		if r.header.Get("Allow") != "POST" {
 			t.Error("no Allow header")
 		}
@@ -230,17 +230,17 @@ func TestTokenRequestErrors(t *testing.T) {
 	t.Run("JSON body", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", h.ts.URL+DefaultPaths.Token, strings.NewReader(`{"grant_type":"client_credentials"}`))
 		req.Header.Set("Content-Type", "application/json")
-		wantError(t, h.do(req), 400, CodeInvalidRequest)
+		wantError(t, h.do(req), 400, dpop.CodeInvalidRequest)
 	})
 	t.Run("parameters in the query", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", h.ts.URL+DefaultPaths.Token+"?client_secret=x", strings.NewReader(ccForm().Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		wantError(t, h.do(req), 400, CodeInvalidRequest)
+		wantError(t, h.do(req), 400, dpop.CodeInvalidRequest)
 	})
 	t.Run("oversized body", func(t *testing.T) {
 		f := ccForm()
 		f.Set("pad", strings.Repeat("a", DefaultMaxBodyBytes))
-		wantError(t, h.postForm(DefaultPaths.Token, f, basic), 413, CodeInvalidRequest)
+		wantError(t, h.postForm(DefaultPaths.Token, f, basic), 413, dpop.CodeInvalidRequest)
 	})
 	for name, body := range map[string]string{
 		"repeated grant_type":    "grant_type=client_credentials&grant_type=client_credentials",
@@ -250,24 +250,25 @@ func TestTokenRequestErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", h.ts.URL+DefaultPaths.Token, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			wantError(t, h.do(req), 400, CodeInvalidRequest)
+			wantError(t, h.do(req), 400, dpop.CodeInvalidRequest)
 		})
 	}
 	for _, tc := range []struct {
-		name, code string
-		form       url.Values
+		name string
+		code dpop.ErrorCode
+		form url.Values
 	}{
-		{"missing grant_type", CodeInvalidRequest, url.Values{"scope": {"read"}}},
-		{"password grant", CodeUnsupportedGrantType, url.Values{"grant_type": {"password"}}},
-		{"implicit-looking grant", CodeUnsupportedGrantType, url.Values{"grant_type": {"token"}}},
-		{"unregistered scope", CodeInvalidScope, url.Values{"grant_type": {"client_credentials"}, "scope": {"read admin"}}},
+		{"missing grant_type", dpop.CodeInvalidRequest, url.Values{"scope": {"read"}}},
+		{"password grant", dpop.CodeUnsupportedGrantType, url.Values{"grant_type": {"password"}}},
+		{"implicit-looking grant", dpop.CodeUnsupportedGrantType, url.Values{"grant_type": {"token"}}},
+		{"unregistered scope", dpop.CodeInvalidScope, url.Values{"grant_type": {"client_credentials"}, "scope": {"read admin"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantError(t, h.tokenRequest(tc.form), 400, tc.code) })
 	}
 	t.Run("grant not registered for the client", func(t *testing.T) {
 		r := h.postForm(DefaultPaths.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}},
 			map[string]string{"basic": bearerID + ":" + bearerSecret, "DPoP": h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{})})
-		wantError(t, r, 400, CodeUnauthorizedClient)
+		wantError(t, r, 400, dpop.CodeUnauthorizedClient)
 	})
 	t.Run("requested scope subset", func(t *testing.T) {
 		r := wantToken(t, h.tokenRequest(url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}), TokenTypeDPoP)
@@ -297,7 +298,7 @@ func TestTokenStoreDown(t *testing.T) {
 	req.Header.Set("DPoP", h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{}))
 	r := httptest.NewRecorder()
 	srv.TokenHandler().ServeHTTP(r, req)
-	if r.Code != http.StatusServiceUnavailable || !strings.Contains(r.Body.String(), CodeServerError) {
+	if r.Code != http.StatusServiceUnavailable || !strings.Contains(r.Body.String(), string(dpop.CodeServerError)) {
 		t.Fatalf("got %d %s", r.Code, r.Body)
 	}
 }

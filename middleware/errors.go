@@ -10,40 +10,101 @@ import (
 	"github.com/dpopkit/dpop"
 )
 
-// Error codes of a protected resource (RFC 6750 §3.1, RFC 9449 §7.1, §9).
+// String forms of a few OAuth error codes, for code that compares an
+// "error" member or challenge parameter, a string, with them.
+//
+// Deprecated: the codes are the typed [dpop.ErrorCode] constants; use
+// string(dpop.CodeInvalidToken) and so on. These remain only until the
+// adaptertest kit, which still names them, moves to those.
 const (
-	CodeInvalidRequest    = "invalid_request"
-	CodeInvalidToken      = "invalid_token"
-	CodeInsufficientScope = "insufficient_scope"
-	CodeInvalidDPoPProof  = "invalid_dpop_proof"
-	CodeUseDPoPNonce      = "use_dpop_nonce"
-	CodeServerError       = "server_error"
-	// CodeTemporarilyUnavailable answers a request whose client or access
-	// token has used its share of the replay cache (dpop.Quota), with 429
-	// and Retry-After (RFC 6585 §4).
-	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeInvalidDPoPProof = string(dpop.CodeInvalidProof)
+	CodeUseDPoPNonce     = string(dpop.CodeUseNonce)
+	CodeInvalidToken     = string(dpop.CodeInvalidToken)
 )
 
-// Causes of a refusal, besides the dpop package's proof sentinels and the
-// validator's ErrInvalidToken; test them with errors.Is in an ErrorHandler.
+// Causes of a refusal, besides the dpop package's proof sentinels (a proof
+// by another key than the token's cnf.jkt wraps dpop.ErrKeyMismatch) and
+// the validators' causes below; test them with errors.Is in an
+// ErrorHandler.
 var (
-	ErrNoCredentials      = errors.New("middleware: no access token")
-	ErrMultipleMethods    = errors.New("middleware: more than one authentication method")
-	ErrMalformedHeader    = errors.New("middleware: malformed Authorization header")
-	ErrBearerNotAccepted  = errors.New("middleware: Bearer tokens are not accepted")
+	// ErrNoCredentials: no access token, or one under a scheme other than
+	// DPoP and Bearer (RFC 6750 §3.1: no error code).
+	ErrNoCredentials = errors.New("middleware: no access token")
+	// ErrMultipleMethods: more than one way of sending a token was used
+	// (RFC 6750 §2).
+	ErrMultipleMethods = errors.New("middleware: more than one authentication method")
+	// ErrMalformedHeader: the Authorization header cannot be read, or the
+	// token came in the query (RFC 6750 §2.1, §2.3).
+	ErrMalformedHeader = errors.New("middleware: malformed Authorization header")
+	// ErrBearerNotAccepted: a Bearer token without Options.AllowBearer.
+	ErrBearerNotAccepted = errors.New("middleware: Bearer tokens are not accepted")
+	// ErrBoundTokenAsBearer: a DPoP-bound token sent as Bearer (RFC 9449
+	// §7.2).
 	ErrBoundTokenAsBearer = errors.New("middleware: DPoP-bound token presented as Bearer")
-	ErrUnboundToken       = errors.New("middleware: token is not DPoP-bound")
-	ErrKeyMismatch        = errors.New("middleware: proof key does not match the token's cnf.jkt")
-	ErrInsufficientScope  = errors.New("middleware: token lacks a required scope")
+	// ErrUnboundToken: an unbound token sent with the DPoP scheme (RFC 9449
+	// §7.1).
+	ErrUnboundToken = errors.New("middleware: token is not DPoP-bound")
+	// ErrInsufficientScope: the token lacks a scope RequireScope needs
+	// (RFC 6750 §3.1).
+	ErrInsufficientScope = errors.New("middleware: token lacks a required scope")
 )
 
-// Error is a refused request: the status, the OAuth error code ("" when no
-// credentials were presented, RFC 6750 §3.1), a fixed description, the
+// Causes of an access token refusal by a validator, each wrapped together
+// with ErrInvalidToken (RFC 6750 §3.1 invalid_token), so that an
+// ErrorHandler can tell them apart with errors.Is.
+var (
+	// ErrTokenMalformed: not a JWT access token of the kit's JOSE profile
+	// (size, compact serialization, header, typ at+jwt, kid), a claim of
+	// the wrong JSON type or given twice, or a required claim missing
+	// (RFC 9068 §2.2, §4); for introspection, an answer that describes no
+	// usable access token (RFC 7662 §2.2, RFC 9449 §6.2).
+	ErrTokenMalformed = errors.New("middleware: malformed access token")
+	// ErrTokenAlgorithm: the token's alg is not allowed (RFC 8725 §3.1,
+	// RFC 9068 §4).
+	ErrTokenAlgorithm = errors.New("middleware: access token algorithm not allowed")
+	// ErrUnknownKey: no key of the authorization server's set has the
+	// token's kid, two have it, or the one that has it cannot verify with
+	// the token's alg (RFC 7515 §4.1.4, RFC 7517 §4).
+	ErrUnknownKey = errors.New("middleware: no usable key for the access token")
+	// ErrTokenSignature: the signature does not verify (RFC 7515 §5.2).
+	ErrTokenSignature = errors.New("middleware: access token signature does not verify")
+	// ErrTokenIssuer: iss is not the authorization server's (RFC 9068 §4).
+	ErrTokenIssuer = errors.New("middleware: access token from another issuer")
+	// ErrTokenAudience: aud does not name this resource (RFC 9068 §4,
+	// RFC 7519 §4.1.3).
+	ErrTokenAudience = errors.New("middleware: access token for another audience")
+	// ErrTokenExpired: exp is past, beyond the leeway (RFC 7519 §4.1.4,
+	// RFC 7662 §2.2).
+	ErrTokenExpired = errors.New("middleware: access token expired")
+	// ErrTokenNotYetValid: nbf or iat is in the future, beyond the leeway
+	// (RFC 7519 §4.1.5, §4.1.6).
+	ErrTokenNotYetValid = errors.New("middleware: access token not yet valid")
+	// ErrTokenInactive: the authorization server says the token is not
+	// active (RFC 7662 §2.2).
+	ErrTokenInactive = errors.New("middleware: access token not active")
+)
+
+// tokenRefusal is a validator's refusal: ErrInvalidToken, one of the causes
+// above, and a fixed reason (never the token) for logs.
+type tokenRefusal struct {
+	cause  error
+	reason string // "jwt: expired", "introspection: inactive"
+}
+
+// Error implements error.
+func (r *tokenRefusal) Error() string { return ErrInvalidToken.Error() + ": " + r.reason }
+
+// Unwrap returns ErrInvalidToken and the cause.
+func (r *tokenRefusal) Unwrap() []error { return []error{ErrInvalidToken, r.cause} }
+
+// Error is a refused request: the status, the OAuth error code (one of the
+// [dpop.ErrorCode] constants; "" when no credentials were presented, RFC
+// 6750 §3.1), a fixed description, the
 // WWW-Authenticate challenge to send, a DPoP-Nonce for use_dpop_nonce, for a
 // 429 the delay to send in Retry-After, and the cause.
 type Error struct {
 	Status      int
-	Code        string
+	Code        dpop.ErrorCode
 	Description string
 	Challenge   string
 	Nonce       string
@@ -56,7 +117,7 @@ func (e *Error) Error() string {
 	if e.Code == "" {
 		return "middleware: " + e.Description
 	}
-	return e.Code + ": " + e.Description
+	return string(e.Code) + ": " + e.Description
 }
 
 // Unwrap returns the cause.
@@ -87,7 +148,7 @@ func WriteError(w http.ResponseWriter, _ *http.Request, e *Error) {
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "error_description": e.Description})
+	json.NewEncoder(w).Encode(map[string]string{"error": string(e.Code), "error_description": e.Description})
 }
 
 // challenge builds a WWW-Authenticate challenge (RFC 9110 §11.6.1, RFC 6750

@@ -163,7 +163,7 @@ func (v *IntrospectionValidator) Validate(ctx context.Context, token string) (*P
 		ctx = context.Background()
 	}
 	if token == "" || len(token) > introspectionMaxToken {
-		return nil, introspectionInvalid("size out of bounds")
+		return nil, introspectionInvalid(ErrTokenMalformed, "size out of bounds")
 	}
 	key := sha256.Sum256([]byte(token))
 	now := v.now()
@@ -177,7 +177,7 @@ func (v *IntrospectionValidator) Validate(ctx context.Context, token string) (*P
 	}
 	if until, ok := v.inactive.Get(key); ok {
 		if now.Before(until) {
-			return nil, introspectionInvalid("inactive")
+			return nil, introspectionInvalid(ErrTokenInactive, "inactive")
 		}
 		v.inactive.Remove(key)
 	}
@@ -238,7 +238,7 @@ func (v *IntrospectionValidator) introspect(ctx context.Context, token string) (
 	switch {
 	case errors.As(err, &dup):
 		// A member given twice: refused like a mistyped one.
-		return nil, introspectionInvalid(dup.Error())
+		return nil, introspectionInvalid(ErrTokenMalformed, dup.Error())
 	case err != nil:
 		return nil, introspectionUnavailable("answer is not a JSON object", nil)
 	}
@@ -252,11 +252,11 @@ func (v *IntrospectionValidator) principal(m jose.Object, now time.Time) (p *Pri
 	isActive, present, err := m.BoolMember("active")
 	switch {
 	case !present:
-		return nil, false, introspectionInvalid("active missing")
+		return nil, false, introspectionInvalid(ErrTokenMalformed, "active missing")
 	case err != nil:
-		return nil, false, introspectionInvalid("active is not a boolean")
+		return nil, false, introspectionInvalid(ErrTokenMalformed, "active is not a boolean")
 	case !isActive:
-		return nil, true, introspectionInvalid("inactive")
+		return nil, true, introspectionInvalid(ErrTokenInactive, "inactive")
 	}
 	var sub, clientID, scope, tokenType, jkt string
 	for _, f := range []struct {
@@ -264,38 +264,39 @@ func (v *IntrospectionValidator) principal(m jose.Object, now time.Time) (p *Pri
 		name string
 	}{{&sub, "sub"}, {&clientID, "client_id"}, {&scope, "scope"}, {&tokenType, "token_type"}} {
 		if *f.dst, err = m.StringMember(f.name); err != nil {
-			return nil, false, introspectionInvalid(err.Error())
+			return nil, false, introspectionInvalid(ErrTokenMalformed, err.Error())
 		}
 	}
 	exp, err := m.DateMember("exp")
 	if err != nil {
-		return nil, false, introspectionInvalid(err.Error())
+		return nil, false, introspectionInvalid(ErrTokenMalformed, err.Error())
 	}
 	if jkt, err = m.CnfJKT(); err != nil {
-		return nil, false, introspectionInvalid(err.Error())
+		return nil, false, introspectionInvalid(ErrTokenMalformed, err.Error())
 	}
 	switch {
 	case exp.IsZero():
-		return nil, false, introspectionInvalid("exp missing")
+		return nil, false, introspectionInvalid(ErrTokenMalformed, "exp missing")
 	case !now.Before(exp):
-		return nil, false, introspectionInvalid("expired")
+		return nil, false, introspectionInvalid(ErrTokenExpired, "expired")
 	case strings.EqualFold(tokenType, "DPoP"):
 		if jkt == "" {
-			return nil, false, introspectionInvalid("DPoP token without cnf.jkt")
+			return nil, false, introspectionInvalid(ErrTokenMalformed, "DPoP token without cnf.jkt")
 		}
 	case strings.EqualFold(tokenType, "Bearer"):
 		if jkt != "" {
-			return nil, false, introspectionInvalid("Bearer token with cnf.jkt")
+			return nil, false, introspectionInvalid(ErrTokenMalformed, "Bearer token with cnf.jkt")
 		}
 	default:
-		return nil, false, introspectionInvalid("not an access token type")
+		return nil, false, introspectionInvalid(ErrTokenMalformed, "not an access token type")
 	}
 	return &Principal{Subject: sub, ClientID: clientID, Scopes: splitScope(scope), JKT: jkt, ExpiresAt: exp}, false, nil
 }
 
-// introspectionInvalid is a token refusal with a fixed reason.
-func introspectionInvalid(reason string) error {
-	return fmt.Errorf("%w: introspection: %s", ErrInvalidToken, reason)
+// introspectionInvalid is a token refusal: ErrInvalidToken, the cause (one
+// of the ErrToken sentinels) and a fixed reason.
+func introspectionInvalid(cause error, reason string) error {
+	return &tokenRefusal{cause: cause, reason: "introspection: " + reason}
 }
 
 // introspectionUnavailable is a failure to get an answer, with a fixed

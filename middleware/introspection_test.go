@@ -469,12 +469,26 @@ func TestIntrospectionValidatorAnswers(t *testing.T) {
 				t.Errorf("Validate = %v, %v; want %v", p, err, tt.want)
 			case tt.want != nil && !strings.HasSuffix(err.Error(), "introspection: "+tt.reason):
 				t.Errorf("refused for %q, want %q", err, tt.reason)
+			case errors.Is(tt.want, ErrInvalidToken) && !errors.Is(err, introspectionCause(tt.reason)):
+				t.Errorf("cause of %v is not %v", err, introspectionCause(tt.reason))
 			case errors.Is(tt.want, ErrInvalidToken) && errors.Is(err, ErrValidatorUnavailable),
 				errors.Is(tt.want, ErrValidatorUnavailable) && errors.Is(err, ErrInvalidToken):
 				t.Errorf("error %v is both invalid and unavailable", err)
 			}
 		})
 	}
+}
+
+// introspectionCause is the sentinel an introspection refusal for reason
+// wraps besides ErrInvalidToken.
+func introspectionCause(reason string) error {
+	switch reason {
+	case "inactive":
+		return ErrTokenInactive
+	case "expired":
+		return ErrTokenExpired
+	}
+	return ErrTokenMalformed
 }
 
 func TestNewIntrospectionValidatorOptions(t *testing.T) {

@@ -284,7 +284,7 @@ func (v *JWTValidator) validate(ctx context.Context, token string) (*Principal, 
 	case errors.Is(err, ErrValidatorUnavailable):
 		return nil, err
 	case err != nil:
-		return nil, jwtInvalid(err.Error())
+		return nil, jwtInvalid(joseCause(err), err.Error())
 	}
 	return v.claims(c)
 }
@@ -295,23 +295,23 @@ func (v *JWTValidator) claims(c *jose.AccessTokenClaims) (*Principal, error) {
 	now := v.now()
 	switch {
 	case c.Issuer != v.issuer:
-		return nil, jwtInvalid("wrong issuer")
+		return nil, jwtInvalid(ErrTokenIssuer, "wrong issuer")
 	case !slices.Contains(c.Audience, v.audience):
-		return nil, jwtInvalid("wrong audience")
+		return nil, jwtInvalid(ErrTokenAudience, "wrong audience")
 	case c.Expiry.IsZero():
-		return nil, jwtInvalid("exp missing")
+		return nil, jwtInvalid(ErrTokenMalformed, "exp missing")
 	case !now.Before(c.Expiry.Add(v.leeway)):
-		return nil, jwtInvalid("expired")
+		return nil, jwtInvalid(ErrTokenExpired, "expired")
 	case !c.NotBefore.IsZero() && c.NotBefore.After(now.Add(v.leeway)):
-		return nil, jwtInvalid("not yet valid")
+		return nil, jwtInvalid(ErrTokenNotYetValid, "not yet valid")
 	case c.IssuedAt.IsZero():
-		return nil, jwtInvalid("iat missing")
+		return nil, jwtInvalid(ErrTokenMalformed, "iat missing")
 	case c.IssuedAt.After(now.Add(v.leeway)):
-		return nil, jwtInvalid("issued in the future")
+		return nil, jwtInvalid(ErrTokenNotYetValid, "issued in the future")
 	case c.Subject == "":
-		return nil, jwtInvalid("sub missing")
+		return nil, jwtInvalid(ErrTokenMalformed, "sub missing")
 	case c.ClientID == "":
-		return nil, jwtInvalid("client_id missing")
+		return nil, jwtInvalid(ErrTokenMalformed, "client_id missing")
 	}
 	return &Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: splitScope(c.Scope), JKT: c.JKT, ExpiresAt: c.Expiry}, nil
 }
@@ -495,9 +495,23 @@ func (f *jwksFetcher) Get(u string) (*http.Response, error) {
 	return res, nil
 }
 
-// jwtInvalid is a token refusal with a fixed reason.
-func jwtInvalid(reason string) error {
-	return fmt.Errorf("%w: jwt: %s", ErrInvalidToken, reason)
+// jwtInvalid is a token refusal: ErrInvalidToken, the cause (one of the
+// ErrToken sentinels) and a fixed reason.
+func jwtInvalid(cause error, reason string) error {
+	return &tokenRefusal{cause: cause, reason: "jwt: " + reason}
+}
+
+// joseCause is the sentinel cause of a refusal by the JOSE profile.
+func joseCause(err error) error {
+	switch {
+	case errors.Is(err, jose.ErrAlgorithm):
+		return ErrTokenAlgorithm
+	case errors.Is(err, jose.ErrUnknownKid), errors.Is(err, jose.ErrAmbiguousKid), errors.Is(err, jose.ErrKeyFit):
+		return ErrUnknownKey
+	case errors.Is(err, jose.ErrSignature):
+		return ErrTokenSignature
+	}
+	return ErrTokenMalformed
 }
 
 // serverURLAllowed reports whether u is an absolute https URL, or http on a

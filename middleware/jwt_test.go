@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/handlers"
 	"github.com/dpopkit/dpop/store"
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -802,6 +803,67 @@ func TestNewJWTValidatorRefusesUnusableKeys(t *testing.T) {
 			_, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: set})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("NewJWTValidator: %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Each refusal of a JWT access token reaches the ErrorHandler with its own
+// sentinel cause, besides ErrInvalidToken, and no other.
+func TestJWTRefusalCauses(t *testing.T) {
+	as := newJWTTestAS(t)
+	now := as.clock.Now()
+	pubJWK, _ := as.key.PublicKey()
+	pubJSON, _ := json.Marshal(pubJWK)
+	parts := strings.Split(as.issue(t), ".")
+	mod := func(f func(c map[string]any)) string { return sign(t, as.key, jwa.ES256, nil, as.with(f)) }
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t)})
+	var got *Error
+	mw, err := New(Options{ResourceURL: "https://api.example", Validator: v, ErrorHandler: func(w http.ResponseWriter, _ *http.Request, e *Error) {
+		got = e
+		WriteError(w, nil, e)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("request let through") }))
+	sentinels := []error{ErrTokenMalformed, ErrTokenAlgorithm, ErrUnknownKey, ErrTokenSignature, ErrTokenIssuer, ErrTokenAudience, ErrTokenExpired, ErrTokenNotYetValid, ErrTokenInactive}
+	for _, tc := range []struct {
+		name  string
+		token string
+		cause error
+	}{
+		{"not a JWS", "garbage", ErrTokenMalformed},
+		{"JSON serialization", `{"payload":"` + parts[1] + `"}`, ErrTokenMalformed},
+		{"typ JWT", sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: "JWT"}, as.claims()), ErrTokenMalformed},
+		{"exp a string", mod(func(c map[string]any) { c["exp"] = "4102444800" }), ErrTokenMalformed},
+		{"sub missing", mod(func(c map[string]any) { delete(c, "sub") }), ErrTokenMalformed},
+		{"HS256", sign(t, pubJSON, jwa.HS256, map[string]any{jws.KeyIDKey: "k1"}, as.claims()), ErrTokenAlgorithm},
+		{"unknown kid", sign(t, as.key, jwa.ES256, map[string]any{jws.KeyIDKey: "k9"}, as.claims()), ErrUnknownKey},
+		{"tampered payload", parts[0] + "." + b64(as.with(func(c map[string]any) { c["sub"] = "mallory" })) + "." + parts[2], ErrTokenSignature},
+		{"wrong issuer", mod(func(c map[string]any) { c["iss"] = "https://evil.example" }), ErrTokenIssuer},
+		{"wrong audience", mod(func(c map[string]any) { c["aud"] = "https://other.example" }), ErrTokenAudience},
+		{"expired", mod(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() }), ErrTokenExpired},
+		{"nbf ahead", mod(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), ErrTokenNotYetValid},
+		{"iat ahead", mod(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() }), ErrTokenNotYetValid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			req := httptest.NewRequest(http.MethodGet, "https://api.example/things", nil)
+			req.Header.Set("Authorization", "DPoP "+tc.token)
+			req.Header.Set("DPoP", "x.y.z")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if got == nil || rec.Code != http.StatusUnauthorized || got.Code != dpop.CodeInvalidToken {
+				t.Fatalf("status %d, error %+v; want 401 invalid_token", rec.Code, got)
+			}
+			if !errors.Is(got, tc.cause) || !errors.Is(got, ErrInvalidToken) {
+				t.Errorf("cause %v, want %v and ErrInvalidToken", got.Err, tc.cause)
+			}
+			for _, s := range sentinels {
+				if s != tc.cause && errors.Is(got, s) {
+					t.Errorf("cause %v is also %v", got.Err, s)
+				}
 			}
 		})
 	}

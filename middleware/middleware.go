@@ -116,21 +116,21 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	p, err := st.validator.Validate(r.Context(), token)
 	switch {
 	case errors.Is(err, ErrInvalidToken):
-		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is invalid, expired or revoked", err)
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid, expired or revoked", err)
 	case err != nil:
-		return nil, st.refuse(http.StatusServiceUnavailable, CodeServerError, "the access token cannot be checked now", errors.Join(ErrValidatorUnavailable, err))
+		return nil, st.refuse(http.StatusServiceUnavailable, dpop.CodeServerError, "the access token cannot be checked now", errors.Join(ErrValidatorUnavailable, err))
 	case p == nil:
-		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is invalid", ErrInvalidToken)
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid", ErrInvalidToken)
 	}
 	if scheme == "bearer" {
 		if p.JKT != "" {
 			// §7.2: a bound token sent as Bearer is a downgrade attempt.
-			return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "a DPoP-bound token must be sent with the DPoP scheme", ErrBoundTokenAsBearer)
+			return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "a DPoP-bound token must be sent with the DPoP scheme", ErrBoundTokenAsBearer)
 		}
 		return p, nil
 	}
 	if p.JKT == "" {
-		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the access token is not DPoP-bound", ErrUnboundToken)
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is not DPoP-bound", ErrUnboundToken)
 	}
 	// §7.1: the token is bound to the key that signed the proof. The
 	// verifier checks the binding before the signature and before the
@@ -149,13 +149,13 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	}
 	proof, err := st.verifier.Verify(r.Context(), req)
 	if errors.Is(err, dpop.ErrKeyMismatch) {
-		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", errors.Join(ErrKeyMismatch, err))
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the proof key does not match the token binding", err)
 	}
 	if err != nil {
 		return nil, st.proofError(err)
 	}
 	if !equalConstantTime(proof.JKT, p.JKT) { // belt and braces
-		return nil, st.refuse(http.StatusUnauthorized, CodeInvalidToken, "the proof key does not match the token binding", ErrKeyMismatch)
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the proof key does not match the token binding", dpop.ErrKeyMismatch)
 	}
 	return p, nil
 }
@@ -171,22 +171,22 @@ func (st *settings) credentials(r *http.Request) (scheme, token string, e *Error
 	case len(auths) == 0 && !queryToken:
 		return "", "", &Error{Status: http.StatusUnauthorized, Description: "an access token is required", Challenge: st.challenge("", ""), Err: ErrNoCredentials}
 	case len(auths) > 1 || (len(auths) == 1 && queryToken):
-		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "use exactly one authentication method", ErrMultipleMethods)
+		return "", "", st.refuse(http.StatusBadRequest, dpop.CodeInvalidRequest, "use exactly one authentication method", ErrMultipleMethods)
 	case queryToken:
-		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "send the access token in the Authorization header", ErrMalformedHeader)
+		return "", "", st.refuse(http.StatusBadRequest, dpop.CodeInvalidRequest, "send the access token in the Authorization header", ErrMalformedHeader)
 	}
 	s, t, ok := strings.Cut(auths[0], " ")
 	t = strings.TrimLeft(t, " ")
 	scheme = strings.ToLower(s)
 	if !ok || t == "" || strings.ContainsAny(t, " \t,") {
 		// RFC 6750 §3.1: invalid_request is answered with 400.
-		return "", "", st.refuse(http.StatusBadRequest, CodeInvalidRequest, "malformed Authorization header", ErrMalformedHeader)
+		return "", "", st.refuse(http.StatusBadRequest, dpop.CodeInvalidRequest, "malformed Authorization header", ErrMalformedHeader)
 	}
 	switch scheme {
 	case "dpop":
 	case "bearer":
 		if !st.bearer {
-			return "", "", st.refuse(http.StatusUnauthorized, CodeInvalidToken, "Bearer tokens are not accepted; use DPoP", ErrBearerNotAccepted)
+			return "", "", st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "Bearer tokens are not accepted; use DPoP", ErrBearerNotAccepted)
 		}
 	default:
 		return "", "", &Error{Status: http.StatusUnauthorized, Description: "unsupported authentication scheme", Challenge: st.challenge("", ""), Err: ErrNoCredentials}
@@ -199,33 +199,33 @@ func (st *settings) credentials(r *http.Request) (scheme, token string, e *Error
 func (st *settings) proofError(err error) *Error {
 	var de *dpop.Error
 	if !errors.As(err, &de) || de.Code == dpop.CodeServerError {
-		return st.refuse(http.StatusServiceUnavailable, CodeServerError, "the proof cannot be checked now", err)
+		return st.refuse(http.StatusServiceUnavailable, dpop.CodeServerError, "the proof cannot be checked now", err)
 	}
 	switch de.Code {
 	case dpop.CodeUseNonce:
-		e := st.refuse(http.StatusUnauthorized, CodeUseDPoPNonce, "use the server-provided DPoP nonce", err)
+		e := st.refuse(http.StatusUnauthorized, dpop.CodeUseNonce, "use the server-provided DPoP nonce", err)
 		e.Nonce = de.Nonce
 		return e
 	case dpop.CodeTemporarilyUnavailable:
 		// Over the quota: the client's credentials are fine, so no error
 		// goes in a challenge (RFC 6585 §4).
-		return &Error{Status: http.StatusTooManyRequests, Code: CodeTemporarilyUnavailable, Description: de.Description, RetryAfter: de.RetryAfter, Err: err}
+		return &Error{Status: http.StatusTooManyRequests, Code: dpop.CodeTemporarilyUnavailable, Description: de.Description, RetryAfter: de.RetryAfter, Err: err}
 	}
-	return st.refuse(http.StatusUnauthorized, CodeInvalidDPoPProof, de.Description, err)
+	return st.refuse(http.StatusUnauthorized, dpop.CodeInvalidProof, de.Description, err)
 }
 
 // refuse builds an error with the DPoP challenge (and a Bearer one when
 // Bearer tokens are accepted).
-func (st *settings) refuse(status int, code, description string, cause error) *Error {
+func (st *settings) refuse(status int, code dpop.ErrorCode, description string, cause error) *Error {
 	return &Error{Status: status, Code: code, Description: description, Challenge: st.challenge(code, description), Err: cause}
 }
 
 // challenge is the WWW-Authenticate value: DPoP with algs (RFC 9449 §7.1),
 // plus Bearer when accepted.
-func (st *settings) challenge(code, description string) string {
-	c := challenge("DPoP", "realm", st.realm, "algs", st.algs, "error", code, "error_description", description)
+func (st *settings) challenge(code dpop.ErrorCode, description string) string {
+	c := challenge("DPoP", "realm", st.realm, "algs", st.algs, "error", string(code), "error_description", description)
 	if st.bearer {
-		c += ", " + challenge("Bearer", "realm", st.realm, "error", code, "error_description", description)
+		c += ", " + challenge("Bearer", "realm", st.realm, "error", string(code), "error_description", description)
 	}
 	return c
 }

@@ -148,7 +148,7 @@ func (r *rs) dpopHeaders(path string) map[string][]string {
 }
 
 // wantChallenge asserts a refusal and its WWW-Authenticate error.
-func wantChallenge(t *testing.T, got reply, status int, code string) {
+func wantChallenge(t *testing.T, got reply, status int, code dpop.ErrorCode) {
 	t.Helper()
 	www := got.header.Get("WWW-Authenticate")
 	if got.status != status || !strings.HasPrefix(www, "DPoP ") || !strings.Contains(www, `algs="ES256 `) {
@@ -160,7 +160,7 @@ func wantChallenge(t *testing.T, got reply, status int, code string) {
 		}
 		return
 	}
-	if !strings.Contains(www, `error="`+code+`"`) {
+	if !strings.Contains(www, `error="`+string(code)+`"`) {
 		t.Fatalf("challenge %q, want error %q", www, code)
 	}
 }
@@ -208,54 +208,54 @@ func TestResourceRefusals(t *testing.T) {
 		name    string
 		headers func() map[string][]string
 		status  int
-		code    string
+		code    dpop.ErrorCode
 	}{
 		{"unknown token", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP nope"}, "DPoP": {r.proof(r.signer, "GET", apiPath, "nope", "")}}
-		}, 401, CodeInvalidToken},
-		{"no proof", func() map[string][]string { return map[string][]string{"Authorization": {"DPoP " + r.token}} }, 401, CodeInvalidDPoPProof},
+		}, 401, dpop.CodeInvalidToken},
+		{"no proof", func() map[string][]string { return map[string][]string{"Authorization": {"DPoP " + r.token}} }, 401, dpop.CodeInvalidProof},
 		{"two proofs", func() map[string][]string {
 			h := r.dpopHeaders(apiPath)
 			h["DPoP"] = append(h["DPoP"], r.proof(r.signer, "GET", apiPath, r.token, ""))
 			return h
-		}, 401, CodeInvalidDPoPProof},
+		}, 401, dpop.CodeInvalidProof},
 		{"proof without ath", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(r.signer, "GET", apiPath, "", "")}}
-		}, 401, CodeInvalidDPoPProof},
+		}, 401, dpop.CodeInvalidProof},
 		{"ath of another token", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(r.signer, "GET", apiPath, "other", "")}}
-		}, 401, CodeInvalidDPoPProof},
+		}, 401, dpop.CodeInvalidProof},
 		{"wrong htu", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(r.signer, "GET", "/api/other", r.token, "")}}
-		}, 401, CodeInvalidDPoPProof},
+		}, 401, dpop.CodeInvalidProof},
 		{"wrong htm", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(r.signer, "POST", apiPath, r.token, "")}}
-		}, 401, CodeInvalidDPoPProof},
+		}, 401, dpop.CodeInvalidProof},
 		{"proof by another key (cnf.jkt mismatch)", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(other, "GET", apiPath, r.token, "")}}
-		}, 401, CodeInvalidToken},
+		}, 401, dpop.CodeInvalidToken},
 		{"token bound to another key", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + otherKeyToken}, "DPoP": {r.proof(r.signer, "GET", apiPath, otherKeyToken, "")}}
-		}, 401, CodeInvalidToken},
+		}, 401, dpop.CodeInvalidToken},
 		{"unbound token with the DPoP scheme", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + unbound}, "DPoP": {r.proof(r.signer, "GET", apiPath, unbound, "")}}
-		}, 401, CodeInvalidToken},
+		}, 401, dpop.CodeInvalidToken},
 		{"bound token as Bearer (downgrade)", func() map[string][]string {
 			return map[string][]string{"Authorization": {"Bearer " + r.token}, "DPoP": {r.proof(r.signer, "GET", apiPath, r.token, "")}}
-		}, 401, CodeInvalidToken},
+		}, 401, dpop.CodeInvalidToken},
 		{"Bearer not accepted by default", func() map[string][]string {
 			return map[string][]string{"Authorization": {"Bearer " + unbound}}
-		}, 401, CodeInvalidToken},
+		}, 401, dpop.CodeInvalidToken},
 		{"two Authorization headers", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token, "Bearer " + unbound}, "DPoP": {r.proof(r.signer, "GET", apiPath, r.token, "")}}
-		}, 400, CodeInvalidRequest},
+		}, 400, dpop.CodeInvalidRequest},
 		{"header and query token", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(r.signer, "GET", apiPath, r.token, "")}, "X-Query": {"access_token"}}
-		}, 400, CodeInvalidRequest},
+		}, 400, dpop.CodeInvalidRequest},
 		{"malformed Authorization", func() map[string][]string {
 			return map[string][]string{"Authorization": {"DPoP a b"}, "DPoP": {r.proof(r.signer, "GET", apiPath, "a b", "")}}
-		}, 400, CodeInvalidRequest},
-		{"empty token", func() map[string][]string { return map[string][]string{"Authorization": {"DPoP "}} }, 400, CodeInvalidRequest},
+		}, 400, dpop.CodeInvalidRequest},
+		{"empty token", func() map[string][]string { return map[string][]string{"Authorization": {"DPoP "}} }, 400, dpop.CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.headers()
@@ -271,12 +271,12 @@ func TestResourceRefusals(t *testing.T) {
 		if got := r.get(apiPath, h); got.status != 200 {
 			t.Fatalf("%d %s", got.status, got.body)
 		}
-		wantChallenge(t, r.get(apiPath, h), 401, CodeInvalidDPoPProof)
+		wantChallenge(t, r.get(apiPath, h), 401, dpop.CodeInvalidProof)
 	})
 	t.Run("revoked token", func(t *testing.T) {
 		tok := r.saveToken(r.signer.JKT(), "read")
 		r.store.RevokeAccessToken(bg, store.HashToken(tok))
-		wantChallenge(t, r.get(apiPath, map[string][]string{"Authorization": {"DPoP " + tok}, "DPoP": {r.proof(r.signer, "GET", apiPath, tok, "")}}), 401, CodeInvalidToken)
+		wantChallenge(t, r.get(apiPath, map[string][]string{"Authorization": {"DPoP " + tok}, "DPoP": {r.proof(r.signer, "GET", apiPath, tok, "")}}), 401, dpop.CodeInvalidToken)
 	})
 }
 
@@ -293,7 +293,7 @@ func TestResourceHTUFromConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), CodeInvalidDPoPProof) {
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), string(dpop.CodeInvalidProof)) {
 		t.Fatalf("a proof for the client's Host header passed: %d", resp.StatusCode)
 	}
 }
@@ -307,7 +307,7 @@ func TestResourceNonce(t *testing.T) {
 	}
 	r := newRS(t, func(o *Options) { o.DPoP.Nonces = nonces })
 	got := r.get(apiPath, r.dpopHeaders(apiPath))
-	wantChallenge(t, got, 401, CodeUseDPoPNonce)
+	wantChallenge(t, got, 401, dpop.CodeUseNonce)
 	nonce := got.header.Get("DPoP-Nonce")
 	if nonce == "" || len(got.header.Values("DPoP-Nonce")) != 1 {
 		t.Fatalf("DPoP-Nonce %q", got.header.Values("DPoP-Nonce"))
@@ -365,7 +365,7 @@ func TestResourceBearerOptIn(t *testing.T) {
 		t.Fatalf("Bearer token refused with AllowBearer: %d %s", got.status, got.body)
 	}
 	got := r.get(apiPath, map[string][]string{"Authorization": {"Bearer " + r.token}})
-	wantChallenge(t, got, 401, CodeInvalidToken)
+	wantChallenge(t, got, 401, dpop.CodeInvalidToken)
 	if !strings.Contains(got.header.Get("WWW-Authenticate"), ", Bearer") {
 		t.Errorf("no Bearer challenge: %q", got.header.Get("WWW-Authenticate"))
 	}
@@ -415,7 +415,10 @@ func TestResourceErrorHandler(t *testing.T) {
 		t.Fatalf("%d", got.status)
 	}
 	r.get(apiPath, nil)
-	if len(causes) != 2 || !errors.Is(causes[0], dpop.ErrHTU) || !errors.Is(causes[1], ErrNoCredentials) {
+	// A proof by another key than the token's binding: the one
+	// ErrKeyMismatch, dpop's.
+	r.get(apiPath, map[string][]string{"Authorization": {"DPoP " + r.token}, "DPoP": {r.proof(newSigner(t), "GET", apiPath, r.token, "")}})
+	if len(causes) != 3 || !errors.Is(causes[0], dpop.ErrHTU) || !errors.Is(causes[1], ErrNoCredentials) || !errors.Is(causes[2], dpop.ErrKeyMismatch) {
 		t.Fatalf("causes %v", causes)
 	}
 }

@@ -25,7 +25,7 @@ func TestResourceQuota(t *testing.T) {
 				limited++
 				var body map[string]string
 				json.Unmarshal([]byte(got.body), &body)
-				if body["error"] != CodeTemporarilyUnavailable {
+				if body["error"] != string(dpop.CodeTemporarilyUnavailable) {
 					t.Errorf("429 body %s", got.body)
 				}
 				if s, err := strconv.Atoi(got.header.Get("Retry-After")); err != nil || s < 1 {

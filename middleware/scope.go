@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"github.com/dpopkit/dpop"
+
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -23,8 +25,8 @@ func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 			for _, s := range scopes {
 				if !p.HasScope(s) {
 					const desc = "the token lacks a required scope"
-					st.onError(w, r, &Error{Status: http.StatusForbidden, Code: CodeInsufficientScope, Description: desc, Err: ErrInsufficientScope,
-						Challenge: challenge("DPoP", "realm", st.realm, "algs", st.algs, "error", CodeInsufficientScope, "error_description", desc, "scope", need)})
+					st.onError(w, r, &Error{Status: http.StatusForbidden, Code: dpop.CodeInsufficientScope, Description: desc, Err: ErrInsufficientScope,
+						Challenge: challenge("DPoP", "realm", st.realm, "algs", st.algs, "error", string(dpop.CodeInsufficientScope), "error_description", desc, "scope", need)})
 					return
 				}
 			}

@@ -198,7 +198,7 @@ func TestKitOutage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			must(t, p.set(tc.mode))
 			for _, r := range []reply{tokenRequest(t, k, signer), apiCall(t, k, signer, tok)} {
-				wantStatus(t, r, 503, handlers.CodeServerError, "request with the database unreachable")
+				wantStatus(t, r, 503, string(dpop.CodeServerError), "request with the database unreachable")
 				if r.took > tc.bound {
 					t.Errorf("the refusal took %v, more than %v", r.took, tc.bound)
 				}
