@@ -128,8 +128,10 @@ func (e *Error) Unwrap() error { return e.Err }
 type ErrorHandler func(w http.ResponseWriter, r *http.Request, e *Error)
 
 // WriteError is the default ErrorHandler: the status, WWW-Authenticate,
-// DPoP-Nonce and Retry-After when set, and {"error","error_description"}
-// when there is a code.
+// DPoP-Nonce and Retry-After when set, Cache-Control: no-store, and a JSON
+// body {"error","error_description"} (RFC 6750 §3, RFC 6749 §5.2). A
+// request without credentials gets the same body without "error": RFC
+// 6750 §3.1 gives it no error code.
 func WriteError(w http.ResponseWriter, _ *http.Request, e *Error) {
 	h := w.Header()
 	if e.Challenge != "" {
@@ -142,13 +144,15 @@ func WriteError(w http.ResponseWriter, _ *http.Request, e *Error) {
 		h.Set("Retry-After", dpop.RetryAfterSeconds(e.RetryAfter))
 	}
 	h.Set("Cache-Control", "no-store")
-	if e.Code == "" {
-		w.WriteHeader(e.Status)
-		return
-	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]string{"error": string(e.Code), "error_description": e.Description})
+	json.NewEncoder(w).Encode(errorBody{Error: e.Code, Description: e.Description})
+}
+
+// errorBody is the JSON body of a refusal.
+type errorBody struct {
+	Error       dpop.ErrorCode `json:"error,omitempty"`
+	Description string         `json:"error_description,omitempty"`
 }
 
 // challenge builds a WWW-Authenticate challenge (RFC 9110 §11.6.1, RFC 6750

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -23,10 +24,6 @@ const (
 	introspectionMaxBody = 64 << 10
 	// introspectionMaxToken bounds the tokens sent for introspection.
 	introspectionMaxToken = 16 << 10
-	// introspectionDefaultCacheSize is the default CacheSize.
-	introspectionDefaultCacheSize = 10_000
-	// introspectionDefaultCacheTTL is the default CacheTTL.
-	introspectionDefaultCacheTTL = time.Minute
 	// introspectionInactiveTTL is how long an inactive answer is kept.
 	introspectionInactiveTTL = 5 * time.Second
 )
@@ -53,12 +50,12 @@ type IntrospectionOptions struct {
 	// at most CacheSize active results and, separately, at most CacheSize
 	// inactive ones, least recently used evicted first, so that a flood
 	// of bogus tokens cannot push out the results of good ones. Default
-	// 10 000; negative values are refused.
+	// DefaultCacheSize (10,000); negative values are refused.
 	CacheSize int
 	// CacheTTL is the longest time an active result is reused without
 	// asking again; never past the token's exp. A token revoked at the
 	// authorization server may thus be accepted for up to CacheTTL more
-	// (RFC 7662 §4 weighs this). Default 1 minute; negative values are
+	// (RFC 7662 §4 weighs this). Default DefaultCacheTTL (1 minute); negative values are
 	// refused. Inactive results are kept 5 seconds (or CacheTTL, if
 	// shorter), so that a client repeating a dead token does not make every
 	// request a call to the authorization server.
@@ -108,34 +105,38 @@ type introspectionResult struct {
 	until     time.Time
 }
 
-// NewIntrospectionValidator validates opts and returns a validator that
-// uses the RFC 7662 introspection endpoint they name.
-func NewIntrospectionValidator(opts IntrospectionOptions) (*IntrospectionValidator, error) {
-	if !serverURLAllowed(opts.Endpoint) {
-		return nil, errors.New("middleware: IntrospectionOptions.Endpoint must be an https URL (http only on a loopback address)")
+// normalize validates the options and fills in the defaults, on a copy.
+func (o IntrospectionOptions) normalize() (IntrospectionOptions, error) {
+	switch {
+	case !serverURLAllowed(o.Endpoint):
+		return o, errors.New("middleware: IntrospectionOptions.Endpoint must be an https URL (http only on a loopback address)")
+	case o.ClientID == "" || o.ClientSecret == "":
+		return o, errors.New("middleware: IntrospectionOptions.ClientID and ClientSecret are required")
+	case o.CacheSize < 0 || o.CacheTTL < 0:
+		return o, errors.New("middleware: IntrospectionOptions.CacheSize and CacheTTL must not be negative")
 	}
-	if opts.ClientID == "" || opts.ClientSecret == "" {
-		return nil, errors.New("middleware: IntrospectionOptions.ClientID and ClientSecret are required")
-	}
-	if opts.CacheSize < 0 || opts.CacheTTL < 0 {
-		return nil, errors.New("middleware: IntrospectionOptions.CacheSize and CacheTTL must not be negative")
-	}
-	if opts.CacheSize == 0 {
-		opts.CacheSize = introspectionDefaultCacheSize
-	}
-	if opts.CacheTTL == 0 {
-		opts.CacheTTL = introspectionDefaultCacheTTL
-	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{
-			Timeout: defaultHTTPTimeout,
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{
+			Timeout: DefaultHTTPTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
 		}
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// NewIntrospectionValidator validates opts and returns a validator that
+// uses the RFC 7662 introspection endpoint they name.
+func NewIntrospectionValidator(opts IntrospectionOptions) (*IntrospectionValidator, error) {
+	opts, err := opts.normalize()
+	if err != nil {
+		return nil, err
 	}
 	active, err := lru.New[[sha256.Size]byte, introspectionResult](opts.CacheSize)
 	if err != nil {

@@ -1,44 +1,19 @@
 package middleware
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/dpopkit/dpop/internal/jose"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-)
-
-// Limits and defaults of JWTValidator.
-const (
-	// jwtDefaultLeeway is the default allowance for clock skew.
-	jwtDefaultLeeway = 30 * time.Second
-	// jwksRefreshInterval is how often the cached JWKS is fetched again in
-	// the background, whatever the server's caching headers say.
-	jwksRefreshInterval = 5 * time.Minute
-	// jwksRefreshWindow is how often the background refresher wakes up.
-	jwksRefreshWindow = time.Minute
-	// jwksRefetchInterval is the least time between two fetches triggered
-	// by a token (an unknown kid, or no usable key set yet).
-	jwksRefetchInterval = 30 * time.Second
-	// jwksFetchTimeout bounds one fetch of the JWKS, including the body.
-	jwksFetchTimeout = 10 * time.Second
-	// jwksMaxBytes bounds the JWKS document.
-	jwksMaxBytes = 512 << 10
-	// defaultHTTPTimeout is the timeout of the default HTTP clients.
-	defaultHTTPTimeout = 10 * time.Second
 )
 
 // JWTOptions configures [NewJWTValidator], which validates JWT access tokens
@@ -69,9 +44,14 @@ type JWTOptions struct {
 	// cannot turn the resource server into a load generator against the
 	// authorization server. Within those 30 seconds an unknown kid is
 	// refused with ErrInvalidToken, or ErrValidatorUnavailable when the
-	// last fetch failed. Fetches time out after 10 seconds, do not follow
-	// the caller's cancellation (one caller giving up does not spoil the
-	// fetch for the others) and read at most 512 KiB.
+	// last fetch failed. Until a first set has been fetched the wait is
+	// shorter: the first token after a failed start-up fetch fetches at
+	// once, later ones after 250 ms, 500 ms, 1 s… up to 30 seconds, so
+	// that an authorization server in the same process, not yet listening
+	// when the validator is made, is reached promptly (passing its keys as
+	// Keys avoids the fetch altogether). Fetches time out after 10
+	// seconds, do not follow the caller's cancellation (one caller giving
+	// up does not spoil the fetch for the others) and read at most 512 KiB.
 	JWKSURL string
 	// HTTPClient fetches the JWKS (RFC 7517 §5) from the jwks_uri
 	// (RFC 8414 §2). Default: a client with a 10 second timeout that
@@ -79,8 +59,8 @@ type JWTOptions struct {
 	// keys cannot be fetched over a downgraded connection.
 	HTTPClient *http.Client
 	// Leeway is the allowance for clock skew when checking exp, nbf and
-	// iat (RFC 7519 §4.1.4, §4.1.5). Default 30 seconds; negative values
-	// are refused.
+	// iat (RFC 7519 §4.1.4, §4.1.5). Default DefaultLeeway (30 seconds);
+	// negative values are refused.
 	Leeway time.Duration
 	// Algorithms are the allowed JWS algorithms (RFC 9068 §4, RFC 8725
 	// §3.1). Default: every algorithm of the kit's JOSE profile, the one
@@ -94,12 +74,43 @@ type JWTOptions struct {
 	// CacheSize bounds a cache of validated tokens (keyed by their SHA-256
 	// hash), so that a client presenting the same token on every request
 	// costs one signature check per CacheTTL rather than one per request.
-	// Default 10,000 entries; negative turns the cache off.
+	// Default DefaultCacheSize (10,000 entries); negative values are
+	// refused.
 	CacheSize int
 	// CacheTTL is how long a validated token is trusted without checking
-	// it again, never past its exp. Default 1 minute: a key withdrawn from
-	// the JWKS stops being trusted within that time.
+	// it again, never past its exp. Default DefaultCacheTTL (1 minute): a
+	// key withdrawn from the JWKS stops being trusted within that time.
+	// Negative values are refused.
 	CacheTTL time.Duration
+	// DisableCache turns the cache of validated tokens off: every request
+	// checks its token's signature.
+	DisableCache bool
+}
+
+// normalize validates the options and fills in the defaults, on a copy.
+func (o JWTOptions) normalize() (JWTOptions, error) {
+	switch {
+	case o.Issuer == "":
+		return o, errors.New("middleware: JWTOptions.Issuer is required")
+	case o.Audience == "":
+		return o, errors.New("middleware: JWTOptions.Audience is required")
+	case o.Leeway < 0 || o.CacheSize < 0 || o.CacheTTL < 0:
+		return o, errors.New("middleware: JWTOptions.Leeway, CacheSize and CacheTTL must not be negative")
+	case (o.Keys != nil && o.Keys.Len() > 0) == (o.JWKSURL != ""):
+		return o, errors.New("middleware: set exactly one of JWTOptions.Keys and JWTOptions.JWKSURL")
+	case o.JWKSURL != "" && !serverURLAllowed(o.JWKSURL):
+		return o, errors.New("middleware: JWTOptions.JWKSURL must be an https URL (http only on a loopback address)")
+	}
+	o.Leeway = cmp.Or(o.Leeway, DefaultLeeway)
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout, CheckRedirect: secureRedirectsOnly}
+	}
+	return o, nil
 }
 
 // JWTValidator is a [TokenValidator] for JWT access tokens (RFC 9068). It
@@ -137,18 +148,8 @@ type JWTValidator struct {
 	leeway   time.Duration
 	now      func() time.Time
 
-	// keys is the static key set; nil when a JWKS URL is used.
-	keys jwk.Set
-
-	// With a JWKS URL: the cache, its lifetime, and the refetch rule.
-	life  context.Context
-	cache *jwk.Cache
-	url   string
-	// refetch is a one-slot semaphore serializing token-triggered
-	// fetches; it guards lastFetch and lastErr.
-	refetch   chan struct{}
-	lastFetch time.Time
-	lastErr   error
+	// keys are the authorization server's keys: static, or from its JWKS.
+	keys *keySet
 
 	// results caches validated tokens by hash; nil when off.
 	results   *lru.Cache[[sha256.Size]byte, jwtResult]
@@ -161,11 +162,6 @@ type jwtResult struct {
 	until time.Time
 }
 
-const (
-	jwtDefaultCacheSize = 10_000
-	jwtDefaultCacheTTL  = time.Minute
-)
-
 // NewJWTValidator validates opts and returns a validator for RFC 9068 JWT
 // access tokens. With JWKSURL, ctx bounds the life of the key cache: when
 // it is done the background refresh stops and fetches fail, and tokens are
@@ -175,46 +171,25 @@ const (
 // succeeds, so that a resource server can start before its authorization
 // server.
 func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error) {
-	if opts.Issuer == "" {
-		return nil, errors.New("middleware: JWTOptions.Issuer is required")
-	}
-	if opts.Audience == "" {
-		return nil, errors.New("middleware: JWTOptions.Audience is required")
-	}
-	if opts.Leeway < 0 {
-		return nil, errors.New("middleware: JWTOptions.Leeway must not be negative")
-	}
-	if opts.Leeway == 0 {
-		opts.Leeway = jwtDefaultLeeway
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	opts, err := opts.normalize()
+	if err != nil {
+		return nil, err
 	}
 	algs, err := jose.AllowList("middleware: JWTOptions.Algorithms", opts.Algorithms)
 	if err != nil {
 		return nil, err
 	}
 	v := &JWTValidator{issuer: opts.Issuer, audience: opts.Audience, leeway: opts.Leeway, now: opts.Now, algs: algs}
-	if opts.CacheSize >= 0 {
-		if opts.CacheSize == 0 {
-			opts.CacheSize = jwtDefaultCacheSize
+	if !opts.DisableCache {
+		if v.results, err = lru.New[[sha256.Size]byte, jwtResult](opts.CacheSize); err != nil {
+			return nil, fmt.Errorf("middleware: JWT cache: %w", err)
 		}
-		if opts.CacheTTL <= 0 {
-			opts.CacheTTL = jwtDefaultCacheTTL
-		}
-		v.results, _ = lru.New[[sha256.Size]byte, jwtResult](opts.CacheSize)
 		v.resultTTL = opts.CacheTTL
 	}
-	hasKeys := opts.Keys != nil && opts.Keys.Len() > 0
-	switch {
-	case hasKeys == (opts.JWKSURL != ""):
-		return nil, errors.New("middleware: set exactly one of JWTOptions.Keys and JWTOptions.JWKSURL")
-	case hasKeys:
-		keys, err := publicVerificationKeys(opts.Keys)
-		if err != nil {
+	if opts.JWKSURL == "" {
+		if v.keys, err = newStaticKeys(opts.Keys); err != nil {
 			return nil, err
 		}
-		v.keys = keys
 		return v, nil
 	}
 	if ctx == nil {
@@ -223,21 +198,9 @@ func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("middleware: NewJWTValidator: %w", err)
 	}
-	if !serverURLAllowed(opts.JWKSURL) {
-		return nil, errors.New("middleware: JWTOptions.JWKSURL must be an https URL (http only on a loopback address)")
+	if v.keys, err = newJWKSKeys(ctx, opts.JWKSURL, opts.HTTPClient, opts.Now); err != nil {
+		return nil, err
 	}
-	client := opts.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: secureRedirectsOnly}
-	}
-	v.life, v.url, v.refetch = ctx, opts.JWKSURL, make(chan struct{}, 1)
-	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(jwksRefreshWindow))
-	fetcher := &jwksFetcher{life: ctx, client: client}
-	if err := v.cache.Register(v.url, jwk.WithHTTPClient(fetcher), jwk.WithRefreshInterval(jwksRefreshInterval)); err != nil {
-		return nil, fmt.Errorf("middleware: JWKS cache: %w", err)
-	}
-	// The first fetch; its failure is reported by Validate, as unavailable.
-	v.fetch(ctx)
 	return v, nil
 }
 
@@ -278,7 +241,7 @@ func (v *JWTValidator) validate(ctx context.Context, token string) (*Principal, 
 		ctx = context.Background()
 	}
 	c, err := jose.VerifyAccessToken(token, v.algs, func(kid string, spec jose.Spec) (crypto.PublicKey, error) {
-		return v.key(ctx, kid, spec)
+		return v.keys.key(ctx, kid, spec)
 	})
 	switch {
 	case errors.Is(err, ErrValidatorUnavailable):
@@ -316,185 +279,6 @@ func (v *JWTValidator) claims(c *jose.AccessTokenClaims) (*Principal, error) {
 	return &Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: splitScope(c.Scope), JKT: c.JKT, ExpiresAt: c.Expiry}, nil
 }
 
-// key returns the public key of the one key of the set named kid, fit for
-// spec (RFC 7515 §4.1.4, RFC 9068 §4), fetching the JWKS again when needed
-// and allowed.
-func (v *JWTValidator) key(ctx context.Context, kid string, spec jose.Spec) (crypto.PublicKey, error) {
-	if v.keys != nil {
-		return jose.PickKey(v.keys, kid, spec)
-	}
-	if set, err := v.cached(ctx); err == nil {
-		k, err := jose.PickKey(set, kid, spec)
-		if !errors.Is(err, jose.ErrUnknownKid) {
-			return k, err
-		}
-	}
-	// No usable set, or an unknown kid: the set may have changed.
-	set, err := v.fetchLimited(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: jwt: JWKS: %w", ErrValidatorUnavailable, err)
-	}
-	return jose.PickKey(set, kid, spec)
-}
-
-// cached returns the cached key set without fetching.
-func (v *JWTValidator) cached(ctx context.Context) (jwk.Set, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksFetchTimeout)
-	defer cancel()
-	set, err := v.cache.Get(ctx, v.url)
-	if err == nil && set == nil {
-		err = errors.New("no key set")
-	}
-	return set, err
-}
-
-// fetchLimited fetches the JWKS unless a token-triggered fetch happened
-// less than jwksRefetchInterval ago; then it returns what that fetch left:
-// the cached set, or its error. Callers wait for a fetch in progress.
-func (v *JWTValidator) fetchLimited(ctx context.Context) (jwk.Set, error) {
-	select {
-	case v.refetch <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-v.refetch }()
-	now := v.now()
-	if !v.lastFetch.IsZero() && !now.Before(v.lastFetch) && now.Sub(v.lastFetch) < jwksRefetchInterval {
-		if v.lastErr != nil {
-			return nil, v.lastErr
-		}
-		return v.cached(ctx)
-	}
-	return v.fetchLocked(ctx)
-}
-
-// fetch fetches the JWKS now, holding the refetch slot.
-func (v *JWTValidator) fetch(ctx context.Context) (jwk.Set, error) {
-	select {
-	case v.refetch <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-v.refetch }()
-	return v.fetchLocked(ctx)
-}
-
-// fetchLocked fetches the JWKS and records the attempt; the caller holds
-// the refetch slot. The fetch does not end with the caller's context, only
-// with the cache's life or the timeout.
-func (v *JWTValidator) fetchLocked(ctx context.Context) (jwk.Set, error) {
-	v.lastFetch = v.now()
-	if err := v.life.Err(); err != nil {
-		v.lastErr = fmt.Errorf("key cache stopped: %w", err)
-		return nil, v.lastErr
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksFetchTimeout)
-	defer cancel()
-	stop := context.AfterFunc(v.life, cancel)
-	defer stop()
-	set, err := v.cache.Refresh(ctx, v.url)
-	if err == nil && set == nil {
-		err = errors.New("no key set")
-	}
-	v.lastErr = err
-	return set, err
-}
-
-// publicVerificationKeys returns the public halves of keys, refusing
-// symmetric keys, keys without a kid and signature keys that fit no
-// algorithm of the JOSE profile (an RSA key of 1024 bits, say), which could
-// verify no token.
-func publicVerificationKeys(keys jwk.Set) (jwk.Set, error) {
-	out := jwk.NewSet()
-	for i := range keys.Len() {
-		k, _ := keys.Key(i)
-		if k == nil || k.KeyType() == jwa.OctetSeq {
-			return nil, errors.New("middleware: JWTOptions.Keys must hold asymmetric public keys")
-		}
-		if k.KeyID() == "" {
-			return nil, errors.New("middleware: every key of JWTOptions.Keys needs a kid")
-		}
-		if err := fitsProfile(k); err != nil {
-			return nil, fmt.Errorf("middleware: JWTOptions.Keys[%d] (kid %q): %w", i, k.KeyID(), err)
-		}
-		pub, err := k.PublicKey()
-		if err != nil {
-			return nil, fmt.Errorf("middleware: JWTOptions.Keys: %w", err)
-		}
-		if err := out.AddKey(pub); err != nil {
-			return nil, fmt.Errorf("middleware: JWTOptions.Keys: %w", err)
-		}
-	}
-	return out, nil
-}
-
-// fitsProfile returns nil when k may verify tokens of at least one
-// algorithm of the JOSE profile (its own alg, when it names one), or is an
-// encryption key, which is never used; otherwise why it fits none.
-func fitsProfile(k jwk.Key) error {
-	if k.KeyUsage() == string(jwk.ForEncryption) {
-		return nil
-	}
-	if a := k.Algorithm().String(); a != "" {
-		spec, ok := jose.Lookup(a)
-		if !ok {
-			return fmt.Errorf("alg %q is not allowed (asymmetric JWS algorithms only: %v)", a, jose.Names())
-		}
-		_, err := jose.KeyFor(k, spec, jwk.KeyOpVerify)
-		return err
-	}
-	var first error
-	for _, name := range jose.Names() {
-		spec, _ := jose.Lookup(name)
-		_, err := jose.KeyFor(k, spec, jwk.KeyOpVerify)
-		if err == nil {
-			return nil
-		}
-		if first == nil && spec.KTY == k.KeyType().String() {
-			first = err
-		}
-	}
-	if first == nil {
-		first = fmt.Errorf("%w: no algorithm takes a %s key", jose.ErrKeyFit, k.KeyType())
-	}
-	return first
-}
-
-// jwksFetcher is the HTTP client of the key cache: every fetch is bounded
-// in time and size, and only a 200 answer is handed to the JWKS parser.
-type jwksFetcher struct {
-	life   context.Context
-	client *http.Client
-}
-
-// Get fetches the JWKS (RFC 7517 §5) at u.
-func (f *jwksFetcher) Get(u string) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(f.life, jwksFetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	res, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("JWKS endpoint answered %d", res.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, jwksMaxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the JWKS: %w", err)
-	}
-	if len(body) > jwksMaxBytes {
-		return nil, errors.New("the JWKS is too large")
-	}
-	res.Body = io.NopCloser(bytes.NewReader(body))
-	return res, nil
-}
-
 // jwtInvalid is a token refusal: ErrInvalidToken, the cause (one of the
 // ErrToken sentinels) and a fixed reason.
 func jwtInvalid(cause error, reason string) error {
@@ -512,41 +296,4 @@ func joseCause(err error) error {
 		return ErrTokenSignature
 	}
 	return ErrTokenMalformed
-}
-
-// serverURLAllowed reports whether u is an absolute https URL, or http on a
-// loopback address (for development), without user info or fragment.
-func serverURLAllowed(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil || p.Host == "" || p.User != nil || p.Fragment != "" || strings.Contains(u, "#") {
-		return false
-	}
-	switch p.Scheme {
-	case "https":
-		return true
-	case "http":
-		host := p.Hostname()
-		ip := net.ParseIP(host)
-		return host == "localhost" || (ip != nil && ip.IsLoopback())
-	}
-	return false
-}
-
-// secureRedirectsOnly follows at most 5 redirects, and only to URLs
-// serverURLAllowed accepts, so that https cannot be downgraded.
-func secureRedirectsOnly(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("too many redirects")
-	}
-	if !serverURLAllowed(req.URL.String()) {
-		return errors.New("redirect to an insecure URL")
-	}
-	return nil
-}
-
-// splitScope splits a scope value on the space character, the only
-// separator of RFC 6749 §3.3; other whitespace stays inside a scope token,
-// which then matches no required scope.
-func splitScope(scope string) []string {
-	return strings.FieldsFunc(scope, func(r rune) bool { return r == ' ' })
 }

@@ -4,40 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/dpopkit/dpop"
 )
-
-// Options configures [New]. Zero fields take the documented defaults; New
-// validates the whole.
-type Options struct {
-	// ResourceURL is the public base URL of the API, as clients address it
-	// ("https://api.example.com"). Required. The expected htu of a proof
-	// is this URL followed by the request path, never built from the Host
-	// or X-Forwarded-* headers.
-	ResourceURL string
-	// DPoP configures proof checking; BaseURL is set to ResourceURL. When
-	// ReplayCache is nil the dpop default (a bounded in-memory cache) is
-	// used: give the shared store's cache when several instances serve the
-	// API.
-	DPoP dpop.VerifierOptions
-	// Validator checks access tokens. Required.
-	Validator TokenValidator
-	// Realm, when set, is sent in every challenge (RFC 6750 §3).
-	Realm string
-	// AllowBearer accepts unbound Bearer tokens (RFC 6750) beside DPoP.
-	// Default false: only DPoP-bound tokens pass. A DPoP-bound token
-	// presented as Bearer is refused either way (RFC 9449 §7.2).
-	AllowBearer bool
-	// ErrorHandler renders refusals. Default WriteError.
-	ErrorHandler ErrorHandler
-	// Logger receives one record per refusal. Default: discard.
-	Logger *slog.Logger
-}
 
 // settings is what a middleware instance needs at request time, also
 // reachable from the request context for RequireScope.
@@ -81,25 +53,14 @@ func New(opts Options) (func(http.Handler) http.Handler, error) {
 }
 
 func newSettings(opts Options) (*settings, error) {
-	if opts.ResourceURL == "" {
-		return nil, errors.New("middleware: Options.ResourceURL is required")
-	}
-	if opts.Validator == nil {
-		return nil, errors.New("middleware: Options.Validator is required")
-	}
-	if strings.ContainsAny(opts.Realm, "\"\\\r\n") {
-		return nil, errors.New("middleware: Realm must not contain quotes, backslashes or line breaks")
+	opts, err := opts.normalize()
+	if err != nil {
+		return nil, err
 	}
 	opts.DPoP.BaseURL = opts.ResourceURL
 	v, err := dpop.NewVerifier(opts.DPoP)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
-	}
-	if opts.ErrorHandler == nil {
-		opts.ErrorHandler = WriteError
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &settings{
 		verifier: v, validator: opts.Validator, algs: strings.Join(v.Algorithms(), " "),

@@ -195,6 +195,15 @@ func TestResourceNoCredentials(t *testing.T) {
 		t.Errorf("no realm: %q", got.header.Get("WWW-Authenticate"))
 	}
 	wantChallenge(t, r.get(apiPath, map[string][]string{"Authorization": {"Basic YTpi"}}), 401, "")
+	// The body has the shape of every other refusal's, without an error
+	// code (RFC 6750 §3.1).
+	var body map[string]any
+	if err := json.Unmarshal([]byte(got.body), &body); err != nil || got.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("body %q (%s), want JSON: %v", got.body, got.header.Get("Content-Type"), err)
+	}
+	if _, ok := body["error"]; ok || body["error_description"] != "an access token is required" || len(body) != 1 {
+		t.Errorf("body %v, want only error_description", body)
+	}
 }
 
 // Checklist 3: every refusal of a request that presented credentials names
@@ -466,16 +475,35 @@ func TestPrincipalFrom(t *testing.T) {
 }
 
 func TestOptionsRefused(t *testing.T) {
-	for name, o := range map[string]Options{
-		"no URL":       {Validator: StoreValidator{}},
-		"no validator": {ResourceURL: "https://api.example"},
-		"bad URL":      {ResourceURL: "api.example", Validator: StoreValidator{}},
-		"quote realm":  {ResourceURL: "https://api.example", Validator: StoreValidator{}, Realm: `a"b`},
-		"alg none":     {ResourceURL: "https://api.example", Validator: StoreValidator{}, DPoP: dpop.VerifierOptions{Algorithms: []string{"none"}}},
+	m, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	sv := StoreValidator{Store: m}
+	for name, tc := range map[string]struct {
+		o    Options
+		want string
+	}{
+		"no URL":       {Options{Validator: sv}, "ResourceURL"},
+		"no validator": {Options{ResourceURL: "https://api.example"}, "Validator"},
+		"bad URL":      {Options{ResourceURL: "api.example", Validator: sv}, "BaseURL"},
+		"quote realm":  {Options{ResourceURL: "https://api.example", Validator: sv, Realm: `a"b`}, "Realm"},
+		"alg none":     {Options{ResourceURL: "https://api.example", Validator: sv, DPoP: dpop.VerifierOptions{Algorithms: []string{"none"}}}, `"none"`},
+		// Without a store, the first request would panic on a nil pointer.
+		"StoreValidator without a store":     {Options{ResourceURL: "https://api.example", Validator: StoreValidator{}}, "without a Store"},
+		"*StoreValidator without a store":    {Options{ResourceURL: "https://api.example", Validator: &StoreValidator{}}, "without a Store"},
+		"nil *StoreValidator":                {Options{ResourceURL: "https://api.example", Validator: (*StoreValidator)(nil)}, "without a Store"},
+		"nil *JWTValidator":                  {Options{ResourceURL: "https://api.example", Validator: (*JWTValidator)(nil)}, "nil *JWTValidator"},
+		"nil *IntrospectionValidator":        {Options{ResourceURL: "https://api.example", Validator: (*IntrospectionValidator)(nil)}, "nil *IntrospectionValidator"},
+		"negative MaxProofSize passed along": {Options{ResourceURL: "https://api.example", Validator: sv, DPoP: dpop.VerifierOptions{MaxProofSize: -1}}, "negative"},
 	} {
-		if _, err := New(o); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := New(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, tc.want)
 		}
+	}
+	if _, err := New(Options{ResourceURL: "https://api.example", Validator: &StoreValidator{Store: m}}); err != nil {
+		t.Errorf("*StoreValidator with a store: %v", err)
 	}
 }
 

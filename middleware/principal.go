@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -47,4 +48,11 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 // sit behind the middleware.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// splitScope splits a scope value on the space character, the only
+// separator of RFC 6749 §3.3; other whitespace stays inside a scope token,
+// which then matches no required scope.
+func splitScope(scope string) []string {
+	return strings.FieldsFunc(scope, func(r rune) bool { return r == ' ' })
 }

@@ -34,6 +34,9 @@ type StoreValidator struct {
 
 // Validate implements [TokenValidator].
 func (v StoreValidator) Validate(ctx context.Context, token string) (*Principal, error) {
+	if v.Store == nil {
+		return nil, fmt.Errorf("%w: StoreValidator without a Store", ErrValidatorUnavailable)
+	}
 	t, err := v.Store.GetAccessToken(ctx, store.HashToken(token))
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
