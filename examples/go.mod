@@ -2,12 +2,10 @@ module github.com/dpopkit/dpop/examples
 
 go 1.26.0
 
-replace github.com/dpopkit/dpop => ../
-
 require (
-	github.com/dpopkit/dpop v0.0.0-00010101000000-000000000000
-	github.com/dpopkit/dpop/store/pgstore v0.0.0-00010101000000-000000000000
-	github.com/dpopkit/dpop/store/redisstore v0.0.0-00010101000000-000000000000
+	github.com/dpopkit/dpop v0.1.0
+	github.com/dpopkit/dpop/store/pgstore v0.1.0
+	github.com/dpopkit/dpop/store/redisstore v0.1.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/lestrrat-go/jwx/v2 v2.1.7
 	github.com/redis/go-redis/v9 v9.23.0
@@ -33,7 +31,3 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
-
-replace github.com/dpopkit/dpop/store/redisstore => ../store/redisstore
-
-replace github.com/dpopkit/dpop/store/pgstore => ../store/pgstore

@@ -3,7 +3,7 @@ module github.com/dpopkit/dpop/store/pgstore
 go 1.26
 
 require (
-	github.com/dpopkit/dpop v0.0.0-00010101000000-000000000000
+	github.com/dpopkit/dpop v0.1.0
 	github.com/jackc/pgx/v5 v5.12.0
 )
 
@@ -26,5 +26,3 @@ require (
 	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
-
-replace github.com/dpopkit/dpop => ../..

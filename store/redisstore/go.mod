@@ -3,7 +3,7 @@ module github.com/dpopkit/dpop/store/redisstore
 go 1.26.0
 
 require (
-	github.com/dpopkit/dpop v0.0.0-00010101000000-000000000000
+	github.com/dpopkit/dpop v0.1.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
 
@@ -23,5 +23,3 @@ require (
 	golang.org/x/crypto v0.53.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
-
-replace github.com/dpopkit/dpop => ../..
