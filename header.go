@@ -27,7 +27,6 @@ type header struct {
 // compact JWS) under the kit's JOSE profile (internal/jose).
 func (v *Verifier) parseHeader(segment string) (*header, *Error) {
 	h, err := jose.ParseHeader(segment)
-	var dup *jose.MemberError
 	switch {
 	case err == nil:
 	case errors.Is(err, jose.ErrCrit):
@@ -37,7 +36,7 @@ func (v *Verifier) parseHeader(segment string) (*header, *Error) {
 		return nil, invalid(ErrCrit, "b64 header is not supported")
 	case errors.Is(err, jose.ErrHeaderBase64):
 		return nil, invalid(ErrMalformed, "header is not base64url")
-	case errors.As(err, &dup):
+	case isDuplicate(err):
 		return nil, invalid(ErrMalformed, "duplicate header parameter")
 	default:
 		return nil, invalid(ErrMalformed, "header is not a JSON object")
@@ -94,11 +93,10 @@ func parseJWK(raw []byte, spec jose.Spec) (crypto.PublicKey, string, *Error) {
 		}
 		return nil
 	})
-	var dup *jose.MemberError
 	switch {
 	case err == errPrivateJWK:
 		return nil, "", invalid(ErrKey, "jwk must be a public key")
-	case errors.As(err, &dup):
+	case isDuplicate(err):
 		return nil, "", invalid(ErrKey, "duplicate jwk member")
 	case err != nil:
 		return nil, "", invalid(ErrKey, "jwk is not a JSON object")
