@@ -6,10 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"math"
-	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/dpopkit/dpop/internal/bounded"
 )
 
 // ReplayKey identifies one proof in a [ReplayCache]: the SHA-256 hash of the
@@ -78,25 +77,24 @@ type MemoryReplayCacheOptions struct {
 // shard is full it reclaims only entries that have expired, and otherwise
 // refuses the new one.
 type MemoryReplayCache struct {
-	shards []replayShard
+	// shards holds the entries, each only its expiry. Entries are never
+	// refreshed by a lookup, so each shard's list order is insertion order
+	// and the oldest entry is the first that could be reclaimed.
+	shards bounded.Table[ReplayKey, replayExpiry]
 	now    func() time.Time
 }
 
-// replayShard is one lock and one LRU list. Entries are never refreshed by a
-// lookup, so the list order is insertion order and the oldest entry is the
-// first that could be reclaimed. Values are expiry times in Unix nanoseconds.
-type replayShard struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[ReplayKey, int64]
-	cap int
-	_   [40]byte // keeps neighbouring shards' locks off one cache line
-}
+// replayExpiry is a replay entry: its expiry, in Unix nanoseconds.
+type replayExpiry int64
+
+// Expiry implements bounded.Value.
+func (e replayExpiry) Expiry() int64 { return int64(e) }
 
 // entriesPerShard is the capacity below which a cache has one shard; larger
-// caches get up to maxReplayShards.
+// caches get up to maxReplayShards. The memory store's tables share them.
 const (
-	entriesPerShard = 4096
-	maxReplayShards = 16
+	entriesPerShard = bounded.EntriesPerShard
+	maxReplayShards = bounded.MaxShards
 )
 
 // NewMemoryReplayCache returns an empty in-memory replay cache.
@@ -110,21 +108,7 @@ func NewMemoryReplayCache(opts MemoryReplayCacheOptions) (*MemoryReplayCache, er
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	n := min(max(opts.Capacity/entriesPerShard, 1), maxReplayShards)
-	c := &MemoryReplayCache{shards: make([]replayShard, n), now: opts.Now}
-	for i := range c.shards {
-		// The capacity is split exactly: the first shards take the remainder.
-		size := opts.Capacity / n
-		if i < opts.Capacity%n {
-			size++
-		}
-		l, err := simplelru.NewLRU[ReplayKey, int64](size, nil)
-		if err != nil {
-			return nil, err
-		}
-		c.shards[i] = replayShard{lru: l, cap: size}
-	}
-	return c, nil
+	return &MemoryReplayCache{shards: bounded.New[ReplayKey, replayExpiry](opts.Capacity, nil), now: opts.Now}, nil
 }
 
 // Insert implements [ReplayCache].
@@ -136,49 +120,22 @@ func (c *MemoryReplayCache) Insert(ctx context.Context, key ReplayKey, ttl time.
 		return false, errors.New("dpop: replay entry needs a positive ttl")
 	}
 	now := c.now().UnixNano()
-	// Keys are SHA-256 outputs, so any byte spreads them evenly.
-	s := &c.shards[int(key[0])%len(c.shards)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if exp, ok := s.lru.Peek(key); ok {
-		if now < exp {
-			return false, nil
-		}
-		s.lru.Remove(key)
-	}
-	for s.lru.Len() >= s.cap {
-		_, exp, ok := s.lru.GetOldest()
-		if !ok || now < exp {
-			return false, ErrReplayCacheFull
-		}
-		s.lru.RemoveOldest()
-	}
 	exp := now + int64(ttl)
 	if exp < now { // saturate rather than wrap into the past
 		exp = math.MaxInt64
 	}
-	s.lru.Add(key, exp)
-	return true, nil
+	// Keys are SHA-256 outputs, so the byte that picks a shard spreads them
+	// evenly.
+	inserted, full := c.shards.Insert(key, replayExpiry(exp), now)
+	if full {
+		return false, ErrReplayCacheFull
+	}
+	return inserted, nil
 }
 
 // Capacity returns the number of entries the cache holds when full.
-func (c *MemoryReplayCache) Capacity() int {
-	n := 0
-	for i := range c.shards {
-		n += c.shards[i].cap
-	}
-	return n
-}
+func (c *MemoryReplayCache) Capacity() int { return c.shards.Capacity() }
 
 // Len returns the number of entries held, expired ones not yet reclaimed
 // included.
-func (c *MemoryReplayCache) Len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += s.lru.Len()
-		s.mu.Unlock()
-	}
-	return n
-}
+func (c *MemoryReplayCache) Len() int { return c.shards.Len() }

@@ -3,23 +3,24 @@ package store
 import (
 	"sync"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/dpopkit/dpop/internal/bounded"
 )
 
-// table is a bounded map from TokenHash to records with an expiry, split into
-// shards that each have a lock and an LRU list (golang-lru). Lookups use Peek,
-// so list order is insertion order: the oldest entry is the next to expire in
-// the common case of one lifetime per kind. Each write reclaims up to two
-// expired entries from the old end, so expired records are freed without a
-// sweep. A full shard never evicts a live record (that would let one client
-// invalidate everybody's tokens by minting many): it reclaims expired ones
-// from the old end and otherwise refuses the write with ErrFull.
+// table is a bounded map from TokenHash to records with an expiry: a
+// bounded.Table, the sharded table dpop.MemoryReplayCache is built on.
+// Lookups do not reorder it, so the oldest entry of a shard is the next to
+// expire in the common case of one lifetime per kind. Each write reclaims up
+// to two expired entries from the old end, so expired records are freed
+// without a sweep. A full shard never evicts a live record (that would let
+// one client invalidate everybody's tokens by minting many): it reclaims
+// expired ones from the old end and otherwise refuses the write with
+// ErrFull.
 //
 // Each record has an owner (the client it was issued to): an owner may hold
 // at most perOwner live records of the table, so that one client cannot fill
 // it for the others.
 type table[V any] struct {
-	shards   []tableShard[V]
+	shards   bounded.Table[TokenHash, *item[V]]
 	owner    func(*V) string
 	perOwner int
 
@@ -27,22 +28,22 @@ type table[V any] struct {
 	owners   map[string]*ownerCount
 }
 
-type tableShard[V any] struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[TokenHash, *item[V]]
-	cap int
-}
+// shard is one shard of a table.
+type shard[V any] = bounded.Shard[TokenHash, *item[V]]
 
-// item is one record; exp is its expiry in Unix nanoseconds, consumed marks a
-// redeemed code or rotated refresh token kept until it expires. chain holds,
-// for a refresh token, the tokens it was rotated from that are still kept
-// (oldest first), so that a rotation can forget the oldest.
+// item is one record; exp is its expiry in Unix nanoseconds, consumed marks
+// a redeemed code or rotated refresh token kept until it expires. chain
+// holds, for a refresh token, the tokens it was rotated from that are still
+// kept (oldest first), so that a rotation can forget the oldest.
 type item[V any] struct {
 	v        V
 	exp      int64
 	consumed bool
 	chain    []TokenHash
 }
+
+// Expiry implements bounded.Value.
+func (it *item[V]) Expiry() int64 { return it.exp }
 
 // state is the outcome of a lookup.
 type state int
@@ -54,28 +55,16 @@ const (
 	consumed
 )
 
-// entriesPerShard and maxShards size the shards as in dpop.MemoryReplayCache.
-const (
-	entriesPerShard = 4096
-	maxShards       = 16
-	reclaimPerWrite = 2
-)
+// reclaimPerWrite is the number of expired records a write reclaims ahead.
+const reclaimPerWrite = 2
 
 // newTable returns a table of capacity records, of which one owner may hold
 // perOwner.
 func newTable[V any](capacity, perOwner int, owner func(*V) string) *table[V] {
-	n := min(max(capacity/entriesPerShard, 1), maxShards)
-	t := &table[V]{shards: make([]tableShard[V], n), owner: owner, perOwner: max(perOwner, 1), owners: map[string]*ownerCount{}}
-	for i := range t.shards {
-		size := capacity / n
-		if i < capacity%n {
-			size++
-		}
-		// Every removal (explicit, reclaimed, replaced) passes through the
-		// eviction callback, which keeps the owner counts exact.
-		l, _ := simplelru.NewLRU[TokenHash, *item[V]](max(size, 1), func(_ TokenHash, it *item[V]) { t.release(t.owner(&it.v), it.exp) })
-		t.shards[i] = tableShard[V]{lru: l, cap: max(size, 1)}
-	}
+	t := &table[V]{owner: owner, perOwner: max(perOwner, 1), owners: map[string]*ownerCount{}}
+	// Every removal (explicit, reclaimed, replaced) passes through the
+	// eviction callback, which keeps the owner counts exact.
+	t.shards = bounded.New(capacity, func(_ TokenHash, it *item[V]) { t.release(t.owner(&it.v), it.exp) })
 	return t
 }
 
@@ -109,58 +98,38 @@ func (t *table[V]) release(owner string, exp int64) {
 	}
 }
 
-func (t *table[V]) shard(h TokenHash) *tableShard[V] {
-	return &t.shards[int(h[0])%len(t.shards)]
-}
-
-// reclaim frees up to reclaimPerWrite expired entries from the old end.
-func (s *tableShard[V]) reclaim(now int64) {
-	for range reclaimPerWrite {
-		_, it, ok := s.lru.GetOldest()
-		if !ok || it.exp > now {
-			return
-		}
-		s.lru.RemoveOldest()
-	}
-}
-
 // put stores v under h until exp, replacing any record there.
 func (t *table[V]) put(h TokenHash, v V, exp, now int64) error {
-	s := t.shard(h)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s := t.shards.Shard(h)
+	s.Lock()
+	defer s.Unlock()
 	return t.putLocked(s, h, &item[V]{v: v, exp: exp}, now)
 }
 
 // putLocked stores it under h in s, whose lock is held. It fails with
 // ErrFull when the shard has no room without dropping a live record, or when
 // the record's owner holds its share of the table.
-func (t *table[V]) putLocked(s *tableShard[V], h TokenHash, it *item[V], now int64) error {
-	s.reclaim(now)
-	s.lru.Remove(h)
-	for s.lru.Len() >= s.cap {
-		_, old, ok := s.lru.GetOldest()
-		if !ok || old.exp > now {
-			return ErrFull
-		}
-		s.lru.RemoveOldest()
+func (t *table[V]) putLocked(s *shard[V], h TokenHash, it *item[V], now int64) error {
+	s.Reclaim(now, reclaimPerWrite)
+	s.Remove(h)
+	if !s.MakeRoom(now) {
+		return ErrFull
 	}
 	if !t.claim(t.owner(&it.v), it.exp, now) {
 		return ErrShareFull
 	}
-	// The LRU has room (checked above), so Add evicts nothing uncounted.
-	s.lru.Add(h, it)
+	s.Add(h, it)
 	return nil
 }
 
-// getLocked looks h up, removing it if it has expired.
-func (s *tableShard[V]) getLocked(h TokenHash, now int64) (*item[V], state) {
-	it, ok := s.lru.Peek(h)
+// getLocked looks h up in s, whose lock is held, removing it if it has
+// expired.
+func getLocked[V any](s *shard[V], h TokenHash, now int64) (*item[V], state) {
+	it, st := s.Get(h, now)
 	switch {
-	case !ok:
+	case st == bounded.Missing:
 		return nil, missing
-	case it.exp <= now:
-		s.lru.Remove(h)
+	case st == bounded.Expired:
 		return nil, expired
 	case it.consumed:
 		return it, consumed
@@ -176,10 +145,10 @@ func (t *table[V]) get(h TokenHash, now int64) (V, state) { return t.lookup(h, n
 func (t *table[V]) consume(h TokenHash, now int64) (V, state) { return t.lookup(h, now, true) }
 
 func (t *table[V]) lookup(h TokenHash, now int64, consume bool) (V, state) {
-	s := t.shard(h)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, st := s.getLocked(h, now)
+	s := t.shards.Shard(h)
+	s.Lock()
+	defer s.Unlock()
+	it, st := getLocked(s, h, now)
 	if it == nil {
 		var zero V
 		return zero, st
@@ -190,10 +159,10 @@ func (t *table[V]) lookup(h TokenHash, now int64, consume bool) (V, state) {
 	return it.v, st
 }
 
-// rotate consumes old, if check accepts its record, and stores v under h, as
-// one step: both shards are locked, in a fixed order. The new record's chain
-// is old's chain followed by old, cut to its keep most recent tokens; the
-// tokens cut off are removed after the locks are released.
+// rotate consumes old, if check accepts its record, and stores v under h
+// until exp, as one step: both shards are locked, in a fixed order. The new
+// record's chain is old's chain followed by old, cut to its keep most recent
+// tokens; the tokens cut off are removed after the locks are released.
 func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, keep int, check func(V) error) (V, state, error) {
 	var forget []TokenHash
 	defer func() {
@@ -201,21 +170,9 @@ func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, keep int, check
 			t.removeConsumed(f)
 		}
 	}()
-	a, b := t.shard(old), t.shard(h)
-	if a == b {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-	} else {
-		first, second := a, b
-		if int(old[0])%len(t.shards) > int(h[0])%len(t.shards) {
-			first, second = b, a
-		}
-		first.mu.Lock()
-		defer first.mu.Unlock()
-		second.mu.Lock()
-		defer second.mu.Unlock()
-	}
-	it, st := a.getLocked(old, now)
+	a, b := t.shards.LockPair(old, h)
+	defer t.shards.UnlockPair(a, b)
+	it, st := getLocked(a, old, now)
 	if it == nil {
 		var zero V
 		return zero, st, nil
@@ -242,30 +199,13 @@ func (t *table[V]) rotate(old, h TokenHash, v V, exp, now int64, keep int, check
 // removeConsumed deletes h if its record is consumed: a token saved again
 // under the hash of a rotated one is live and stays.
 func (t *table[V]) removeConsumed(h TokenHash) {
-	s := t.shard(h)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if it, ok := s.lru.Peek(h); ok && it.consumed {
-		s.lru.Remove(h)
+	s := t.shards.Shard(h)
+	s.Lock()
+	defer s.Unlock()
+	if it, ok := s.Peek(h); ok && it.consumed {
+		s.Remove(h)
 	}
 }
 
 // remove deletes h.
-func (t *table[V]) remove(h TokenHash) {
-	s := t.shard(h)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lru.Remove(h)
-}
-
-// len counts the entries held, expired ones not yet reclaimed included.
-func (t *table[V]) len() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += s.lru.Len()
-		s.mu.Unlock()
-	}
-	return n
-}
+func (t *table[V]) remove(h TokenHash) { t.shards.Remove(h) }
