@@ -318,6 +318,12 @@ func TestObject(t *testing.T) {
 	if _, err := ParseObject([]byte(`{"a":1,"\u0061":2}`)); !errors.As(err, &dup) || !dup.Duplicate || err.Error() != "a is given twice" {
 		t.Errorf("duplicate: %v", err)
 	}
+	for _, name := range []string{`a\nb`, `a b`, strings.Repeat("a", 33), `\u00e9`} {
+		_, err := ParseObject([]byte(`{"` + name + `":1,"` + name + `":2}`))
+		if err == nil || err.Error() != "a member is given twice" {
+			t.Errorf("duplicate %q: %v, want the name left out", name, err)
+		}
+	}
 	for _, bad := range []string{`[]`, `null`, `"x"`, `{`, ``} {
 		if _, err := ParseObject([]byte(bad)); err != ErrNotObject {
 			t.Errorf("%q: %v", bad, err)

@@ -2,6 +2,7 @@ package jose
 
 import (
 	"math"
+	"strings"
 	"time"
 )
 
@@ -42,12 +43,20 @@ type MemberError struct {
 	Duplicate bool
 }
 
-// Error implements error; the text never holds the member's value.
+// Error implements error; the text never holds the member's value, and
+// holds its name only when it is a short plain identifier (a name from the
+// input could otherwise carry anything into logs).
 func (e *MemberError) Error() string {
-	if e.Duplicate {
-		return e.Name + " is given twice"
+	name := e.Name
+	if len(name) == 0 || len(name) > 32 || strings.ContainsFunc(name, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-' || r == '.' || r == '#')
+	}) {
+		name = "a member"
 	}
-	return e.Name + " is malformed"
+	if e.Duplicate {
+		return name + " is given twice"
+	}
+	return name + " is malformed"
 }
 
 // ParseObject reads a JSON object strictly: member names are exact (after
