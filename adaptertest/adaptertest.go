@@ -17,6 +17,13 @@
 //   - round trips of every record, field by field, under keys that break
 //     stores which treat keys as text (NUL bytes, invalid UTF-8, keys one
 //     bit apart), and copies that neither side can change for the other;
+//   - clients: SaveClient refuses every client that store.Client.Validate
+//     refuses (no id, an unknown grant type, a public client with
+//     client_credentials, a redirect URI that is relative, has a fragment
+//     or is not a URI, a negative lifetime) with an error wrapping
+//     store.ErrInvalidClientMetadata, and changes nothing; it accepts the
+//     valid clients near those edges (a native app's custom-scheme
+//     redirect URI, an IPv6 loopback one);
 //   - codes: ConsumeCode redeems once and then answers ErrConsumed with the
 //     record; GetCode answers as ConsumeCode would, record included, and
 //     redeems nothing;

@@ -3,6 +3,7 @@ package adaptertest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/http"
@@ -236,6 +237,53 @@ func (s *sharesClients) GetClient(ctx context.Context, id string) (*store.Client
 		return c, nil
 	}
 	return nil, store.ErrNotFound
+}
+
+// checksOnlyID registers any client with an id, as the stores did before
+// Client.Validate: unknown grant types, public clients with
+// client_credentials, relative redirect URIs and negative lifetimes pass.
+type checksOnlyID struct {
+	*memory
+	mu      sync.Mutex
+	clients map[string]*store.Client
+}
+
+func (s *checksOnlyID) SaveClient(ctx context.Context, c *store.Client) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c == nil || c.ID == "" {
+		return fmt.Errorf("%w: client without id", store.ErrInvalidClientMetadata)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients[c.ID] = c.Clone()
+	return nil
+}
+
+func (s *checksOnlyID) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[id]; ok {
+		return c.Clone(), nil
+	}
+	return nil, store.ErrNotFound
+}
+
+// refusesTooMuch also refuses a valid client: a native app's redirect URI
+// with a custom scheme.
+type refusesTooMuch struct{ *memory }
+
+func (s refusesTooMuch) SaveClient(ctx context.Context, c *store.Client) error {
+	for _, u := range c.RedirectURIs {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return fmt.Errorf("%w: scheme", store.ErrInvalidRedirectURI)
+		}
+	}
+	return s.memory.SaveClient(ctx, c)
 }
 
 // textKeys turns hashes into C-style strings, so keys that differ after a

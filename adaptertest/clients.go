@@ -1,8 +1,10 @@
 package adaptertest
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dpopkit/dpop/store"
 )
@@ -41,7 +43,9 @@ func testClients(t *testing.T, newStore NewStore) {
 		s := open(t, newStore)
 		must(t, s.SaveClient(bg, sampleClient("demo")), "SaveClient")
 		c := sampleClient("demo")
+		// Now public, so without client_credentials (Client.Validate).
 		c.Scopes, c.DPoPBound, c.SecretHash = []string{"only"}, false, nil
+		c.GrantTypes = []string{store.GrantAuthorizationCode}
 		must(t, s.SaveClient(bg, c), "SaveClient again")
 		got, err := s.GetClient(bg, "demo")
 		must(t, err, "GetClient")
@@ -69,4 +73,87 @@ func testClients(t *testing.T, newStore NewStore) {
 			t.Fatal("stored secret hash does not authenticate exactly the secret")
 		}
 	})
+	t.Run("RefusesInvalid", func(t *testing.T) { testInvalidClients(t, newStore) })
+	t.Run("AcceptsValidEdgeCases", func(t *testing.T) {
+		s := open(t, newStore)
+		for _, c := range validEdgeClients() {
+			must(t, s.SaveClient(bg, c), "SaveClient of a valid client "+c.ID)
+			got, err := s.GetClient(bg, c.ID)
+			must(t, err, "GetClient "+c.ID)
+			same(t, got, c, "client "+c.ID)
+		}
+	})
+}
+
+// invalidClients are clients Client.Validate refuses, each under the id
+// and with the fault its name says.
+func invalidClients() []*store.Client {
+	var cs []*store.Client
+	add := func(id string, edit func(c *store.Client)) {
+		c := sampleClient(id)
+		edit(c)
+		cs = append(cs, c)
+	}
+	add("", func(*store.Client) {})
+	for _, g := range []string{"password", "implicit", "Authorization_Code", "", "urn:ietf:params:oauth:grant-type:device_code"} {
+		add("grant "+g, func(c *store.Client) { c.GrantTypes = append(c.GrantTypes, g) })
+	}
+	add("public with client_credentials", func(c *store.Client) { c.SecretHash = nil })
+	add("public with only client_credentials", func(c *store.Client) {
+		c.SecretHash, c.GrantTypes = []byte{}, []string{store.GrantClientCredentials}
+	})
+	for _, u := range []string{"/callback", "app.example/callback", "//app.example/callback", "", "https://app.example/cb#x",
+		"https://app.example/cb#", "https:///cb", "http:cb", "https://app.example/%zz"} {
+		add("redirect "+u, func(c *store.Client) { c.RedirectURIs = append(c.RedirectURIs, u) })
+	}
+	add("negative access ttl", func(c *store.Client) { c.AccessTokenTTL = -time.Nanosecond })
+	add("negative refresh ttl", func(c *store.Client) { c.RefreshTokenTTL = -time.Hour })
+	return cs
+}
+
+// validEdgeClients are clients near the edges of Client.Validate that it
+// accepts.
+func validEdgeClients() []*store.Client {
+	native := sampleClient("native app")
+	native.SecretHash = nil
+	native.GrantTypes = []string{store.GrantAuthorizationCode, store.GrantRefreshToken}
+	native.RedirectURIs = []string{"com.example.app:/oauth2redirect", "http://[::1]:8080/cb", "https://app.example/cb?next=%2F"}
+	native.AccessTokenTTL, native.RefreshTokenTTL = 0, 0
+	return []*store.Client{native, {ID: "bare"}, {ID: "no grants", SecretHash: store.HashSecret("s")}}
+}
+
+// testInvalidClients: SaveClient refuses every client Client.Validate
+// refuses, with its error, and changes nothing: neither a new client nor
+// the one registered under that id.
+func testInvalidClients(t *testing.T, newStore NewStore) {
+	s := open(t, newStore)
+	for _, c := range invalidClients() {
+		if c.Validate() == nil {
+			t.Fatalf("adaptertest: client %q is valid", c.ID)
+		}
+		err := s.SaveClient(bg, c)
+		if !errors.Is(err, store.ErrInvalidClientMetadata) {
+			t.Fatalf("SaveClient of an invalid client (%s): %v, want an error wrapping store.ErrInvalidClientMetadata, as Client.Validate returns", c.ID, err)
+		}
+		if c.ID == "" {
+			continue
+		}
+		_, err = s.GetClient(bg, c.ID)
+		wantErr(t, err, store.ErrNotFound, "GetClient of a refused client ("+c.ID+")")
+	}
+	// A registered client stays as it was when a replacement is refused.
+	must(t, s.SaveClient(bg, sampleClient("demo")), "SaveClient")
+	for _, c := range invalidClients() {
+		if c.ID == "" {
+			continue // its only fault was the id
+		}
+		fault := c.ID
+		c.ID = "demo"
+		if err := s.SaveClient(bg, c); !errors.Is(err, store.ErrInvalidClientMetadata) {
+			t.Fatalf("SaveClient of an invalid replacement (%s): %v, want an error wrapping store.ErrInvalidClientMetadata", fault, err)
+		}
+	}
+	got, err := s.GetClient(bg, "demo")
+	must(t, err, "GetClient")
+	same(t, got, sampleClient("demo"), "client after refused replacements")
 }

@@ -46,6 +46,11 @@ var faults = []struct {
 	{name: "shares clients", wrap: func(m *store.Memory) store.Store {
 		return &sharesClients{memory: m, clients: map[string]*store.Client{}}
 	}, failing: "Run/Clients/Copies"},
+	{name: "registers invalid clients", wrap: func(m *store.Memory) store.Store {
+		return &checksOnlyID{memory: m, clients: map[string]*store.Client{}}
+	}, failing: "Run/Clients/RefusesInvalid", says: "SaveClient of an invalid client (grant password): <nil>"},
+	{name: "refuses a native app's redirect URI", wrap: func(m *store.Memory) store.Store { return refusesTooMuch{m} },
+		failing: "Run/Clients/AcceptsValidEdgeCases"},
 	{name: "text keys", wrap: func(m *store.Memory) store.Store { return textKeys{m} }, failing: "Run/Codes/OddKeys"},
 	{name: "per-instance replay cache", wrap: func(m *store.Memory) store.Store {
 		return &perInstanceReplay{memory: m, caches: map[string]*dpop.MemoryReplayCache{}}

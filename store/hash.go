@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -29,6 +30,18 @@ const secretDomain = "dpopkit client secret v1\x00"
 func HashSecret(secret string) []byte {
 	sum := sha256.Sum256([]byte(secretDomain + secret))
 	return sum[:]
+}
+
+// GenerateSecret returns a new client secret, 256 random bits in unpadded
+// base64url (43 characters), and its HashSecret, to store in
+// Client.SecretHash. Hand the secret to the client once, at registration,
+// and keep only the hash: the server generates the secret, as HashSecret
+// requires (RFC 6749 §2.3.1, §10.10).
+func GenerateSecret() (secret string, hash []byte) {
+	var b [32]byte
+	rand.Read(b[:]) // never fails (crypto/rand: it crashes the program instead)
+	secret = base64.RawURLEncoding.EncodeToString(b[:])
+	return secret, HashSecret(secret)
 }
 
 // SecretMatches reports, in constant time, whether secret is the client's

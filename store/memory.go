@@ -153,13 +153,14 @@ func (m *Memory) GetClient(ctx context.Context, id string) (*Client, error) {
 	return c.Clone(), nil
 }
 
-// SaveClient implements [ClientStore].
+// SaveClient implements [ClientStore]. It refuses a client that
+// [Client.Validate] refuses, and a new client beyond MaxClients (ErrFull).
 func (m *Memory) SaveClient(ctx context.Context, c *Client) error {
 	if _, err := m.begin(ctx); err != nil {
 		return err
 	}
-	if c == nil || c.ID == "" {
-		return errors.New("store: client without id")
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	m.clientsMu.Lock()
 	defer m.clientsMu.Unlock()

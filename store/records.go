@@ -1,22 +1,54 @@
 package store
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
-// Client is a registered OAuth client (RFC 6749 §2).
+// Grant types a client may be registered for (Client.GrantTypes): the ones
+// the kit implements.
+const (
+	// GrantAuthorizationCode is the authorization code grant (RFC 6749 §4.1).
+	GrantAuthorizationCode = "authorization_code"
+	// GrantClientCredentials is the client credentials grant (RFC 6749
+	// §4.4), for confidential clients only.
+	GrantClientCredentials = "client_credentials"
+	// GrantRefreshToken is the refresh token grant (RFC 6749 §6).
+	GrantRefreshToken = "refresh_token"
+)
+
+// Errors of Client.Validate, which every store's SaveClient returns for a
+// client it refuses to register; named after the error codes of RFC 7591
+// §3.2.2. Test them with errors.Is.
+var (
+	// ErrInvalidClientMetadata: the client cannot be registered as it is
+	// (no id, an unknown grant type, a public client with the client
+	// credentials grant, a negative lifetime, a bad redirect URI).
+	ErrInvalidClientMetadata = errors.New("store: invalid client metadata")
+	// ErrInvalidRedirectURI: a redirect URI is not an absolute URI, has a
+	// fragment (RFC 6749 §3.1.2), or is http or https without a host. It
+	// wraps ErrInvalidClientMetadata.
+	ErrInvalidRedirectURI = fmt.Errorf("%w: invalid redirect uri", ErrInvalidClientMetadata)
+)
+
+// Client is a registered OAuth client (RFC 6749 §2). Stores refuse to save
+// one that Validate refuses.
 type Client struct {
 	// ID is the client_id.
 	ID string
 	// SecretHash is HashSecret of the client secret; empty for a public
 	// client, which authenticates with "none" and must use PKCE.
 	SecretHash []byte
-	// GrantTypes the client may use: "authorization_code",
-	// "client_credentials", "refresh_token".
+	// GrantTypes the client may use: GrantAuthorizationCode,
+	// GrantClientCredentials (confidential clients only), GrantRefreshToken.
 	GrantTypes []string
-	// RedirectURIs registered for the authorization code grant; compared
-	// exactly (RFC 6749 §3.1.2.3).
+	// RedirectURIs registered for the authorization code grant: absolute
+	// URIs without a fragment (RFC 6749 §3.1.2), compared exactly (RFC 6749
+	// §3.1.2.3).
 	RedirectURIs []string
 	// Scopes the client may request.
 	Scopes []string
@@ -25,13 +57,79 @@ type Client struct {
 	// refused.
 	DPoPBound bool
 	// AccessTokenTTL and RefreshTokenTTL override the server's lifetimes
-	// when non-zero.
+	// when positive; zero keeps the server's, and a negative one is refused.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 }
 
 // Public reports whether the client has no secret (RFC 6749 §2.1).
 func (c *Client) Public() bool { return len(c.SecretHash) == 0 }
+
+// Validate reports why the client cannot be registered, or nil. It is the
+// one check every store's SaveClient makes (a custom store should too), so
+// that a client the token and authorization endpoints could not serve
+// correctly is refused when it is saved rather than when it is used. It
+// refuses, with an error that wraps ErrInvalidClientMetadata:
+//
+//   - an empty ID: the client identifier is required (RFC 6749 §2.2);
+//   - a grant type other than GrantAuthorizationCode,
+//     GrantClientCredentials and GrantRefreshToken (RFC 7591 §2,
+//     grant_types: the server supports no other);
+//   - GrantClientCredentials for a public client (no SecretHash): that
+//     grant is for confidential clients only (RFC 6749 §4.4, §2.1);
+//   - a redirect URI that is not an absolute URI, has a fragment, or is
+//     http or https without a host (RFC 6749 §3.1.2; RFC 7591 §2,
+//     redirect_uris), with ErrInvalidRedirectURI. Custom schemes of native
+//     apps (com.example.app:/cb, RFC 8252 §7.1) are absolute URIs;
+//   - a negative AccessTokenTTL or RefreshTokenTTL.
+func (c *Client) Validate() error {
+	if c == nil {
+		return fmt.Errorf("%w: no client", ErrInvalidClientMetadata)
+	}
+	if c.ID == "" {
+		return fmt.Errorf("%w: client without id", ErrInvalidClientMetadata)
+	}
+	for _, g := range c.GrantTypes {
+		switch g {
+		case GrantAuthorizationCode, GrantRefreshToken:
+		case GrantClientCredentials:
+			if c.Public() {
+				return fmt.Errorf("%w: a public client (no secret) cannot use the %s grant", ErrInvalidClientMetadata, g)
+			}
+		default:
+			return fmt.Errorf("%w: unknown grant type %q", ErrInvalidClientMetadata, g)
+		}
+	}
+	for _, u := range c.RedirectURIs {
+		if err := validRedirectURI(u); err != nil {
+			return fmt.Errorf("%w %q: %s", ErrInvalidRedirectURI, u, err)
+		}
+	}
+	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 {
+		return fmt.Errorf("%w: negative token lifetime", ErrInvalidClientMetadata)
+	}
+	return nil
+}
+
+// validRedirectURI says why u cannot be a redirection endpoint, or returns
+// nil.
+func validRedirectURI(u string) error {
+	// An empty fragment ("…/cb#") is a fragment component too, which
+	// url.URL does not tell apart from none.
+	if strings.Contains(u, "#") {
+		return errors.New("has a fragment")
+	}
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return errors.New("is not a URI")
+	case !p.IsAbs():
+		return errors.New("is not absolute")
+	case (p.Scheme == "https" || p.Scheme == "http") && p.Host == "":
+		return errors.New("has no host")
+	}
+	return nil
+}
 
 // Clone returns a deep copy.
 func (c *Client) Clone() *Client {

@@ -11,7 +11,9 @@ import (
 type ClientStore interface {
 	// GetClient returns the client with that id, or ErrNotFound.
 	GetClient(ctx context.Context, id string) (*Client, error)
-	// SaveClient registers c, replacing any client with the same id.
+	// SaveClient registers c, replacing any client with the same id. It
+	// refuses, with the error of c.Validate, a client that Validate refuses
+	// (and changes nothing).
 	SaveClient(ctx context.Context, c *Client) error
 }
 

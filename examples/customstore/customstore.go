@@ -136,11 +136,14 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	return c.Clone(), nil
 }
 
-// SaveClient implements store.ClientStore. The store keeps a copy, so the
-// caller may go on changing its own.
+// SaveClient implements store.ClientStore. It refuses a client that
+// store.Client.Validate refuses: every store makes that one check, so that
+// a client the endpoints could not serve correctly is refused when it is
+// registered. The store keeps a copy, so the caller may go on changing its
+// own.
 func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
-	if c == nil || c.ID == "" {
-		return errors.New("customstore: client without an id")
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	if _, err := s.lock(ctx); err != nil {
 		return err

@@ -35,15 +35,17 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	return c, nil
 }
 
-// SaveClient implements [store.ClientStore]: one upsert by id.
+// SaveClient implements [store.ClientStore]: one upsert by id. It refuses a
+// client that [store.Client.Validate] refuses, and one with text PostgreSQL
+// cannot hold (ErrInvalidText).
 func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if c == nil || c.ID == "" {
-		return errors.New("pgstore: client without id")
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	grants, ok1 := textArray(c.GrantTypes)
 	uris, ok2 := textArray(c.RedirectURIs)

@@ -27,13 +27,14 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 }
 
 // SaveClient implements [store.ClientStore]: one SET, without expiry,
-// replacing any client with the same id.
+// replacing any client with the same id. It refuses a client that
+// [store.Client.Validate] refuses.
 func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 	if _, err := s.begin(ctx); err != nil {
 		return err
 	}
-	if c == nil || c.ID == "" {
-		return errors.New("redisstore: client without id")
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	data, err := encodeClient(c)
 	if err != nil {
