@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/dpopkit/dpop"
-	"github.com/dpopkit/dpop/handlers"
-	"github.com/dpopkit/dpop/middleware"
 )
 
 // RunInstances runs the several-instances suite: two complete instances of
@@ -58,15 +56,15 @@ func testProofReplay(t *testing.T, p *pair) {
 	r := a.post(tokenPath, clientCredentialsForm(), true, pr)
 	wantStatus(t, "token request at A", r, http.StatusOK, "")
 	wantStatus(t, "the same proof at B", b.post(tokenPath, clientCredentialsForm(), true, pr),
-		http.StatusBadRequest, handlers.CodeInvalidDPoPProof)
+		http.StatusBadRequest, string(dpop.CodeInvalidProof))
 
 	tok := r.str("access_token")
 	pr = a.proof(s, "GET", apiPath, tok)
 	wantStatus(t, "API call at A", a.api(tok, pr), http.StatusOK, "")
 	r = b.api(tok, pr)
-	wantStatus(t, "the same proof at B's API", r, http.StatusUnauthorized, middleware.CodeInvalidDPoPProof)
-	if !strings.Contains(r.header.Get("WWW-Authenticate"), middleware.CodeInvalidDPoPProof) {
-		t.Errorf("challenge of B's API %q, want %s", r.header.Get("WWW-Authenticate"), middleware.CodeInvalidDPoPProof)
+	wantStatus(t, "the same proof at B's API", r, http.StatusUnauthorized, string(dpop.CodeInvalidProof))
+	if !strings.Contains(r.header.Get("WWW-Authenticate"), string(dpop.CodeInvalidProof)) {
+		t.Errorf("challenge of B's API %q, want %s", r.header.Get("WWW-Authenticate"), string(dpop.CodeInvalidProof))
 	}
 }
 
@@ -81,7 +79,7 @@ func testTokenAcrossInstances(t *testing.T, p *pair) {
 		t.Fatalf("B's API answered %s, want sub and client_id %q from instance B", r.raw, confID)
 	}
 	wantStatus(t, "A's token with a proof of another key at B", p.b.apiWith(newSigner(t), tok),
-		http.StatusUnauthorized, middleware.CodeInvalidToken)
+		http.StatusUnauthorized, string(dpop.CodeInvalidToken))
 }
 
 // testConcurrentRedemption: 32 redemptions of one code, spread over A and
@@ -116,7 +114,7 @@ func testConcurrentRedemption(t *testing.T, p *pair) {
 			t.Errorf("redemption %d at %s: %v", i, instances[i].name, errs[i])
 		case r.status == http.StatusOK:
 			issued = append(issued, r.str("access_token"))
-		case r.status != http.StatusBadRequest || r.str("error") != handlers.CodeInvalidGrant:
+		case r.status != http.StatusBadRequest || r.str("error") != string(dpop.CodeInvalidGrant):
 			t.Errorf("redemption %d at %s: %d %s", i, instances[i].name, r.status, strings.TrimSpace(r.raw))
 		}
 	}
@@ -125,7 +123,7 @@ func testConcurrentRedemption(t *testing.T, p *pair) {
 	}
 	for _, k := range []*instance{p.a, p.b} {
 		wantStatus(t, "the token of a replayed code at "+k.name, k.apiWith(s, issued[0]),
-			http.StatusUnauthorized, middleware.CodeInvalidToken)
+			http.StatusUnauthorized, string(dpop.CodeInvalidToken))
 	}
 }
 
@@ -136,7 +134,7 @@ func testNonceAcrossInstances(t *testing.T, p *pair) {
 	a, b := p.a, p.b
 	s := newSigner(t)
 	r := a.post(tokenPath, clientCredentialsForm(), true, proof(t, s, "POST", tokenPath, dpop.ProofOptions{}))
-	wantStatus(t, "token request without a nonce at A", r, http.StatusBadRequest, handlers.CodeUseDPoPNonce)
+	wantStatus(t, "token request without a nonce at A", r, http.StatusBadRequest, string(dpop.CodeUseNonce))
 	nonceA := r.header.Get("DPoP-Nonce")
 	if nonceA == "" {
 		t.Fatal("no DPoP-Nonce from A's token endpoint")
@@ -146,7 +144,7 @@ func testNonceAcrossInstances(t *testing.T, p *pair) {
 	tok := r.str("access_token")
 
 	r = b.api(tok, proof(t, s, "GET", apiPath, dpop.ProofOptions{AccessToken: tok}))
-	wantStatus(t, "API call without a nonce at B", r, http.StatusUnauthorized, middleware.CodeUseDPoPNonce)
+	wantStatus(t, "API call without a nonce at B", r, http.StatusUnauthorized, string(dpop.CodeUseNonce))
 	nonceB := r.header.Get("DPoP-Nonce")
 	if nonceB == "" {
 		t.Fatal("no DPoP-Nonce from B's API")
@@ -157,9 +155,9 @@ func testNonceAcrossInstances(t *testing.T, p *pair) {
 	// Control: an instance with another secret refuses both.
 	other := newInstance(t, "C", p.store, nonceSource(t, []byte(strings.Repeat("another secret! ", 2))))
 	r = other.post(tokenPath, clientCredentialsForm(), true, proof(t, s, "POST", tokenPath, dpop.ProofOptions{Nonce: nonceA}))
-	wantStatus(t, "A's nonce at an instance with another secret", r, http.StatusBadRequest, handlers.CodeUseDPoPNonce)
+	wantStatus(t, "A's nonce at an instance with another secret", r, http.StatusBadRequest, string(dpop.CodeUseNonce))
 	r = other.api(tok, proof(t, s, "GET", apiPath, dpop.ProofOptions{AccessToken: tok, Nonce: nonceB}))
-	wantStatus(t, "B's nonce at the API of an instance with another secret", r, http.StatusUnauthorized, middleware.CodeUseDPoPNonce)
+	wantStatus(t, "B's nonce at the API of an instance with another secret", r, http.StatusUnauthorized, string(dpop.CodeUseNonce))
 }
 
 // testRevocationAcrossInstances: an access token revoked at A (RFC 7009) is
@@ -169,7 +167,7 @@ func testRevocationAcrossInstances(t *testing.T, p *pair) {
 	tok := p.a.token(s)
 	wantStatus(t, "API call at B before revocation", p.b.apiWith(s, tok), http.StatusOK, "")
 	wantStatus(t, "revocation at A", p.a.post(revokePath, url.Values{"token": {tok}}, true, ""), http.StatusOK, "")
-	wantStatus(t, "API call at B after revocation at A", p.b.apiWith(s, tok), http.StatusUnauthorized, middleware.CodeInvalidToken)
+	wantStatus(t, "API call at B after revocation at A", p.b.apiWith(s, tok), http.StatusUnauthorized, string(dpop.CodeInvalidToken))
 }
 
 // testRefreshRevocationAcrossInstances: revoking a refresh token at A
@@ -188,8 +186,8 @@ func testRefreshRevocationAcrossInstances(t *testing.T, p *pair) {
 	r = a.post(revokePath, url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}, "client_id": {pubID}}, false, "")
 	wantStatus(t, "refresh token revocation at A", r, http.StatusOK, "")
 	wantStatus(t, "access token at B after its grant was revoked at A", b.apiWith(s, at),
-		http.StatusUnauthorized, middleware.CodeInvalidToken)
-	wantStatus(t, "revoked refresh token at B", b.refresh(s, rt), http.StatusBadRequest, handlers.CodeInvalidGrant)
+		http.StatusUnauthorized, string(dpop.CodeInvalidToken))
+	wantStatus(t, "revoked refresh token at B", b.refresh(s, rt), http.StatusBadRequest, string(dpop.CodeInvalidGrant))
 }
 
 // testRotationAcrossInstances: a public client's refresh token rotated at B
@@ -207,7 +205,7 @@ func testRotationAcrossInstances(t *testing.T, p *pair) {
 		t.Fatal("the public client's refresh token was not rotated")
 	}
 	wantStatus(t, "new access token at A", a.apiWith(s, at2), http.StatusOK, "")
-	wantStatus(t, "rotated refresh token replayed at A", a.refresh(s, rt1), http.StatusBadRequest, handlers.CodeInvalidGrant)
-	wantStatus(t, "access token of the replayed grant at B", b.apiWith(s, at2), http.StatusUnauthorized, middleware.CodeInvalidToken)
-	wantStatus(t, "new refresh token of the replayed grant at B", b.refresh(s, rt2), http.StatusBadRequest, handlers.CodeInvalidGrant)
+	wantStatus(t, "rotated refresh token replayed at A", a.refresh(s, rt1), http.StatusBadRequest, string(dpop.CodeInvalidGrant))
+	wantStatus(t, "access token of the replayed grant at B", b.apiWith(s, at2), http.StatusUnauthorized, string(dpop.CodeInvalidToken))
+	wantStatus(t, "new refresh token of the replayed grant at B", b.refresh(s, rt2), http.StatusBadRequest, string(dpop.CodeInvalidGrant))
 }

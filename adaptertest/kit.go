@@ -125,7 +125,7 @@ func newPair(t *testing.T, newStores NewStores, nonces bool) *pair {
 	}
 	if nonces {
 		r := p.a.post(tokenPath, clientCredentialsForm(), true, proof(t, newSigner(t), "POST", tokenPath, dpop.ProofOptions{}))
-		wantStatus(t, "token request without a nonce at A", r, http.StatusBadRequest, handlers.CodeUseDPoPNonce)
+		wantStatus(t, "token request without a nonce at A", r, http.StatusBadRequest, string(dpop.CodeUseNonce))
 		p.a.nonce = r.header.Get("DPoP-Nonce")
 		if p.a.nonce == "" {
 			t.Fatal("no DPoP-Nonce from A with use_dpop_nonce")

@@ -9,18 +9,6 @@ import (
 	"github.com/dpopkit/dpop"
 )
 
-// String forms of a few OAuth error codes, for code that compares the
-// "error" member of a response, a string, with them.
-//
-// Deprecated: the codes are the typed [dpop.ErrorCode] constants; use
-// string(dpop.CodeInvalidGrant) and so on. These remain only until the
-// adaptertest kit, which still names them, moves to those.
-const (
-	CodeInvalidDPoPProof = string(dpop.CodeInvalidProof)
-	CodeUseDPoPNonce     = string(dpop.CodeUseNonce)
-	CodeInvalidGrant     = string(dpop.CodeInvalidGrant)
-)
-
 // Sentinel causes of an [*Error], for logs and for hosts that inspect errors
 // (errors.Is). Proof failures wrap the dpop package's sentinels instead; a
 // proof by another key than the grant's binding wraps dpop.ErrKeyMismatch.

@@ -12,11 +12,12 @@ import (
 	"github.com/dpopkit/dpop/store"
 )
 
-// Grant types (RFC 6749 §4.1.3, §4.4.2, §6).
+// Grant types (RFC 6749 §4.1.3, §4.4.2, §6): the store's, which client
+// registration validates against.
 const (
-	GrantAuthorizationCode = "authorization_code"
-	GrantClientCredentials = "client_credentials"
-	GrantRefreshToken      = "refresh_token"
+	GrantAuthorizationCode = store.GrantAuthorizationCode
+	GrantClientCredentials = store.GrantClientCredentials
+	GrantRefreshToken      = store.GrantRefreshToken
 )
 
 // Token types of a token response (RFC 9449 §5, RFC 6750).

@@ -10,18 +10,6 @@ import (
 	"github.com/dpopkit/dpop"
 )
 
-// String forms of a few OAuth error codes, for code that compares an
-// "error" member or challenge parameter, a string, with them.
-//
-// Deprecated: the codes are the typed [dpop.ErrorCode] constants; use
-// string(dpop.CodeInvalidToken) and so on. These remain only until the
-// adaptertest kit, which still names them, moves to those.
-const (
-	CodeInvalidDPoPProof = string(dpop.CodeInvalidProof)
-	CodeUseDPoPNonce     = string(dpop.CodeUseNonce)
-	CodeInvalidToken     = string(dpop.CodeInvalidToken)
-)
-
 // Causes of a refusal, besides the dpop package's proof sentinels (a proof
 // by another key than the token's cnf.jkt wraps dpop.ErrKeyMismatch) and
 // the validators' causes below; test them with errors.Is in an
