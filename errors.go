@@ -121,7 +121,28 @@ type Error struct {
 	// RetryAfter is, for CodeTemporarilyUnavailable, how long until the
 	// party has room again.
 	RetryAfter time.Duration
-	Err        error
+	// Expected and Received are, for an htu mismatch (ErrHTU), the URL the
+	// server expected and the htu the proof carried, normalised when they
+	// could be, the latter cut to MaxLoggedURL bytes: for the server's
+	// logs, so that a wrong BaseURL or proxy path shows at once. They are
+	// never sent to the client.
+	Expected, Received string
+	Err                error
+}
+
+// MaxLoggedURL bounds Error.Received, which comes from the request.
+const MaxLoggedURL = 256
+
+// LogAttrs returns the slog attributes a server logs for the cause of a
+// refusal: "cause", and when err wraps an htu mismatch (*Error with
+// Expected or Received), "htu_expected" and "htu_received".
+func LogAttrs(err error) []any {
+	attrs := []any{"cause", err}
+	var e *Error
+	if errors.As(err, &e) && (e.Expected != "" || e.Received != "") {
+		attrs = append(attrs, "htu_expected", e.Expected, "htu_received", e.Received)
+	}
+	return attrs
 }
 
 // Error implements error.

@@ -340,16 +340,24 @@ func checkHTU(claimed, expected string) *Error {
 			return nil
 		}
 	}
+	mismatch := func(description, want, got string) *Error {
+		e := invalid(ErrHTU, description)
+		if len(got) > MaxLoggedURL {
+			got = got[:MaxLoggedURL]
+		}
+		e.Expected, e.Received = want, strings.ToValidUTF8(got, "\uFFFD")
+		return e
+	}
 	want, err := NormalizeHTU(expected)
 	if err != nil {
-		return invalid(ErrHTU, "request URL cannot be normalised")
+		return mismatch("request URL cannot be normalised", expected, claimed)
 	}
 	got, err := NormalizeHTU(claimed)
 	if err != nil {
-		return invalid(ErrHTU, "htu is not an absolute http(s) URI")
+		return mismatch("htu is not an absolute http(s) URI", want, claimed)
 	}
 	if got != want {
-		return invalid(ErrHTU, "htu does not match the request URL")
+		return mismatch("htu does not match the request URL", want, got)
 	}
 	return nil
 }

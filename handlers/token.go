@@ -44,12 +44,14 @@ type tokenResponse struct {
 // Cache-Control: no-store, and a fresh DPoP-Nonce when nonces are on.
 func (s *Server) TokenHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, e := s.token(w, r)
+		var who requester
+		resp, e := s.token(w, r, &who)
 		if nonce, err := s.verifier.Nonce(r.Context()); err == nil && nonce != "" && (e == nil || e.Nonce == "") {
 			w.Header().Set("DPoP-Nonce", nonce)
 		}
 		if e != nil {
-			s.cfg.Logger.InfoContext(r.Context(), "token request refused", "error", e.Code, "cause", e.Err)
+			s.cfg.Logger.InfoContext(r.Context(), "token request refused",
+				append([]any{"error", e.Code, "client_id", who.clientID, "grant_type", who.grantType}, dpop.LogAttrs(e.Err)...)...)
 			writeError(w, e)
 			return
 		}
@@ -57,16 +59,29 @@ func (s *Server) TokenHandler() http.Handler {
 	})
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {
+// requester is what the log of a refused token request says of who asked:
+// the authenticated client (empty before authentication succeeds) and the
+// grant type, when it is one the endpoint knows.
+type requester struct{ clientID, grantType string }
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request, who *requester) (*tokenResponse, *Error) {
 	f, e := readForm(w, r, s.cfg.MaxBodyBytes)
 	if e != nil {
 		return nil, e
+	}
+	grant := f["grant_type"]
+	switch grant {
+	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
+		who.grantType = grant
+	case "":
+	default:
+		who.grantType = "unsupported" // the value is the client's: not logged
 	}
 	client, e := s.authenticateClient(r, f)
 	if e != nil {
 		return nil, e
 	}
-	grant := f["grant_type"]
+	who.clientID = client.ID
 	switch grant {
 	case "":
 		return nil, badRequest(dpop.CodeInvalidRequest, "grant_type is required", ErrMissingParam)

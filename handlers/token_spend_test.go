@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -236,5 +239,33 @@ func TestTokenClientShareFull(t *testing.T) {
 	wantError(t, r, 429, dpop.CodeTemporarilyUnavailable)
 	if r.header.Get("Retry-After") != "60" {
 		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+}
+
+// Issue 12 (diagnostics): a refused token request is logged with the client
+// id and the grant type, and an htu mismatch with the expected and the
+// received URL; the response stays terse.
+func TestTokenRefusalLog(t *testing.T) {
+	var buf bytes.Buffer
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
+	form := url.Values{"grant_type": {"client_credentials"}}
+	r := h.postForm(DefaultPaths.Token, form, map[string]string{"basic": confID + ":" + confSecret,
+		"DPoP": proofBy(t, h.signer, "POST", h.ts.URL+"/elsewhere", dpop.ProofOptions{})})
+	wantError(t, r, 400, dpop.CodeInvalidProof)
+	if strings.Contains(r.raw, "/elsewhere") {
+		t.Errorf("the response echoes the htu: %s", r.raw)
+	}
+	log := buf.String()
+	for _, want := range []string{"client_id=" + confID, "grant_type=client_credentials",
+		"htu_expected=" + h.ts.URL + DefaultPaths.Token, "htu_received=" + h.ts.URL + "/elsewhere"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	buf.Reset()
+	form.Set("grant_type", "urn:evil:\n")
+	h.postForm(DefaultPaths.Token, form, map[string]string{"basic": confID + ":" + confSecret})
+	if log := buf.String(); !strings.Contains(log, "grant_type=unsupported") || strings.Contains(log, "evil") {
+		t.Errorf("an unknown grant type is logged as the client sent it:\n%s", log)
 	}
 }

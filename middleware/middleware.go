@@ -39,7 +39,7 @@ func New(opts Options) (func(http.Handler) http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, e := st.check(r)
 			if e != nil {
-				st.log.InfoContext(r.Context(), "request refused", "status", e.Status, "error", e.Code, "cause", e.Err)
+				st.log.InfoContext(r.Context(), "request refused", append([]any{"status", e.Status, "error", e.Code}, dpop.LogAttrs(e.Err)...)...)
 				st.onError(w, r, e)
 				return
 			}
