@@ -29,7 +29,7 @@ const (
 	RS512   = "RS512"
 )
 
-// DefaultAlgorithms is the allow-list used when VerifierOptions.Algorithms is
+// DefaultAlgorithms returns the allow-list used when VerifierOptions.Algorithms is
 // empty: the asymmetric algorithms real DPoP clients use whose worst-case
 // check costs at most 10× an ES256 check, so that no proof a client chooses
 // to send makes the server work much harder than for the common case (RFC
@@ -43,7 +43,12 @@ const (
 // and the public exponent 65537, with this list or any other (RFC 7518 §3.3,
 // NIST SP 800-131A): larger keys or exponents would make a single check
 // cost up to about 40× an ES256 one.
-var DefaultAlgorithms = []string{ES256, ES384, Ed25519, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512}
+//
+// Each call returns a new slice, so that no caller can change the default of
+// another by writing to it.
+func DefaultAlgorithms() []string {
+	return []string{ES256, ES384, Ed25519, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512}
+}
 
 // Defaults of VerifierOptions.
 const (
@@ -128,7 +133,7 @@ func (o VerifierOptions) normalize() (VerifierOptions, error) {
 	o.BaseURL = strings.TrimSuffix(base, "/")
 
 	if len(o.Algorithms) == 0 {
-		o.Algorithms = DefaultAlgorithms
+		o.Algorithms = DefaultAlgorithms()
 	}
 	algs := make([]string, 0, len(o.Algorithms))
 	for _, a := range o.Algorithms {

@@ -47,7 +47,7 @@ func TestVerifierOptionsDefaults(t *testing.T) {
 		o.KeyCacheSize != DefaultKeyCacheSize || o.ReplayCache == nil || o.Now == nil || o.Nonces != nil {
 		t.Fatalf("defaults %+v", o)
 	}
-	if got := v.Algorithms(); len(got) != len(DefaultAlgorithms) {
+	if got := v.Algorithms(); len(got) != len(DefaultAlgorithms()) {
 		t.Fatalf("algorithms %v", got)
 	}
 	v.Algorithms()[0] = "none" // a copy: the verifier is unaffected
@@ -60,5 +60,20 @@ func TestVerifierOptionsDefaults(t *testing.T) {
 	short, err := NewVerifier(VerifierOptions{BaseURL: testBase, MaxAge: 5 * time.Second})
 	if err != nil || short.opts.Leeway != 5*time.Second {
 		t.Fatalf("leeway not capped at MaxAge: %v %v", err, short.opts.Leeway)
+	}
+}
+
+// Issue 12: the exported default cannot be changed behind other callers'
+// backs: each call gives a new slice.
+func TestDefaultAlgorithmsIsACopy(t *testing.T) {
+	a := DefaultAlgorithms()
+	a[0] = "none"
+	if b := DefaultAlgorithms(); b[0] != ES256 {
+		t.Fatalf("a caller's write changed the default: %v", b)
+	}
+	v := newTestVerifier(t, nil)
+	v.Algorithms()[0] = "none"
+	if v.Algorithms()[0] != ES256 {
+		t.Fatal("a caller's write changed a verifier's algorithms")
 	}
 }

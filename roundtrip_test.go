@@ -17,7 +17,7 @@ import (
 // Proofs from the Signer pass the Verifier, for every key type.
 func TestSignerVerifierRoundTrip(t *testing.T) {
 	v := newTestVerifier(t, nil)
-	for _, alg := range DefaultAlgorithms {
+	for _, alg := range DefaultAlgorithms() {
 		t.Run(alg, func(t *testing.T) {
 			k := newTestKey(t, alg)
 			s, err := NewSigner(k.priv, SignerOptions{Algorithm: alg, Now: func() time.Time { return testNow }})

@@ -38,7 +38,7 @@ func proofReq(f func(t *testing.T) string) func(t *testing.T) Request {
 
 func TestVerifyAcceptsEveryAlgorithm(t *testing.T) {
 	v := newTestVerifier(t, nil)
-	for _, alg := range DefaultAlgorithms {
+	for _, alg := range DefaultAlgorithms() {
 		t.Run(alg, func(t *testing.T) {
 			k := newTestKey(t, alg)
 			p, err := v.Verify(bg, tokenRequest(k.proof(t, nil)))

@@ -87,7 +87,7 @@ func TestMetadata(t *testing.T) {
 			})
 			algs := tc.algs
 			if algs == nil {
-				algs = dpop.DefaultAlgorithms
+				algs = dpop.DefaultAlgorithms()
 			}
 			if got := h.srv.Verifier().Algorithms(); !reflect.DeepEqual(got, algs) {
 				t.Fatalf("verifier algorithms %v, want %v", got, algs)
@@ -136,7 +136,7 @@ func TestMetadataIssuerWithPath(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if want := mdWant("https://as.example/tenant-1", DefaultPaths, dpop.DefaultAlgorithms, false); !reflect.DeepEqual(got, want) {
+	if want := mdWant("https://as.example/tenant-1", DefaultPaths, dpop.DefaultAlgorithms(), false); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %s\nwant %v", w.Body, want)
 	}
 }

@@ -35,7 +35,7 @@ func MetadataHandler(m ResourceMetadata) (http.Handler, error) {
 		return nil, errors.New("middleware: ResourceMetadata.Resource must be the API's absolute URL")
 	}
 	if len(m.DPoPSigningAlgs) == 0 {
-		m.DPoPSigningAlgs = dpop.DefaultAlgorithms
+		m.DPoPSigningAlgs = dpop.DefaultAlgorithms()
 	}
 	m.BearerMethods = []string{"header"}
 	body, err := json.Marshal(m)

@@ -534,7 +534,7 @@ func TestMetadataHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	algs, _ := m["dpop_signing_alg_values_supported"].([]any)
-	if m["resource"] != "https://api.example.com/v1" || m["dpop_bound_access_tokens_required"] != true || len(algs) != len(dpop.DefaultAlgorithms) ||
+	if m["resource"] != "https://api.example.com/v1" || m["dpop_bound_access_tokens_required"] != true || len(algs) != len(dpop.DefaultAlgorithms()) ||
 		m["authorization_servers"].([]any)[0] != "https://as.example.com" {
 		t.Fatalf("metadata %v", m)
 	}
