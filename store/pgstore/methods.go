@@ -367,13 +367,17 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	done()
-	return s.deleteExpired(ctx)
+	return s.deleteExpired(ctx, ctx)
 }
 
 // deleteExpired is DeleteExpired without the closed check, for the
 // background loop, which Close stops through ctx. QueryTimeout bounds each
 // statement rather than the whole run.
-func (s *Store) deleteExpired(ctx context.Context) (int64, error) {
+// Statements run under stmtCtx and are checked for between under ctx: the
+// cleanup loop lets a statement it has sent finish (bounded by QueryTimeout)
+// when the store is closed, since a statement cancelled on the client side
+// may still run on the server after Close returned.
+func (s *Store) deleteExpired(ctx, stmtCtx context.Context) (int64, error) {
 	now := s.now()
 	var total int64
 	for _, table := range []string{"replay", "access_tokens", "codes", "refresh_tokens", "revoked_grants"} {
@@ -381,7 +385,7 @@ func (s *Store) deleteExpired(ctx context.Context) (int64, error) {
 			if err := ctx.Err(); err != nil {
 				return total, fmt.Errorf("pgstore: delete expired: %w", err)
 			}
-			sctx, done := s.statementContext(ctx)
+			sctx, done := s.statementContext(stmtCtx)
 			tag, err := s.pool.Exec(sctx, s.q.cleanup[table], now, s.batch)
 			done()
 			if err != nil {
@@ -396,6 +400,9 @@ func (s *Store) deleteExpired(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
+// maxCleanupRun bounds one run of the cleanup loop, which Close waits for.
+const maxCleanupRun = 30 * time.Second
+
 // cleanupLoop runs DeleteExpired every interval until ctx ends.
 func (s *Store) cleanupLoop(ctx context.Context, interval time.Duration) {
 	defer close(s.done)
@@ -407,7 +414,11 @@ func (s *Store) cleanupLoop(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		n, err := s.deleteExpired(ctx)
+		// Close waits for a statement in flight rather than cancel it;
+		// without QueryTimeout, a run is bounded here instead.
+		stmtCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxCleanupRun)
+		n, err := s.deleteExpired(ctx, stmtCtx)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("pgstore: deleting expired rows failed", "schema", s.schema, "deleted", n, "error", err)
 		}
