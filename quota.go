@@ -185,6 +185,9 @@ func (t *quotas) charge(client, grant string, cost time.Duration, now time.Time)
 func (t *quotas) take(k partyKey, budget, cost, now int64) (time.Duration, bool) {
 	s := &t.shards[uint64(k)%quotaShards]
 	capacity := budget * int64(t.unit) // room, in entry-nanoseconds
+	// One proof always fits a full bucket, however small the budget and
+	// however long its entry lives (nonces): else it would wait forever.
+	cost = min(cost, capacity)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.lru.Get(k)

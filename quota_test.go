@@ -127,6 +127,27 @@ func TestQuotaBudget(t *testing.T) {
 			clk.add(time.Millisecond) // the refill must not wrap either
 		}
 	})
+	t.Run("a budget smaller than one nonce proof still admits one", func(t *testing.T) {
+		nonces := newTestNonces(t)
+		c := &clock{t: testNow}
+		v := newTestVerifier(t, func(o *VerifierOptions) {
+			o.Quota, o.Nonces, o.Now = Quota{PerClient: 1, PerGrant: -1}, nonces, c.now
+		})
+		nonce, _ := v.Nonce(bg)
+		proof := func() string { return es.proof(t, func(m map[string]any) { m["nonce"] = nonce }) }
+		if _, err := v.Verify(bg, charged(proof(), "c", "")); err != nil {
+			t.Fatalf("first nonce proof with a budget of 1 entry: %v", err)
+		}
+		p, err := v.Verify(bg, charged(proof(), "c", ""))
+		e := wantQuota(t, p, err)
+		if e.RetryAfter > v.replay {
+			t.Errorf("RetryAfter %v: room for one proof comes back within %v", e.RetryAfter, v.replay)
+		}
+		c.add(e.RetryAfter)
+		if _, err := v.Verify(bg, charged(proof(), "c", "")); err != nil {
+			t.Fatalf("after RetryAfter: %v", err)
+		}
+	})
 	t.Run("budgets off", func(t *testing.T) {
 		v, _ := quotaVerifier(t, Quota{PerClient: -1, PerGrant: -1})
 		for range 20 {
