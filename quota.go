@@ -181,6 +181,16 @@ func (t *quotas) charge(client, grant string, cost time.Duration, now time.Time)
 	return 0, true
 }
 
+// refund gives back a charge that took no replay entry.
+func (t *quotas) refund(client, grant string, cost time.Duration) {
+	if client != "" && t.perClient > 0 {
+		t.give(t.key('c', client, ""), t.perClient, int64(cost))
+	}
+	if grant != "" && t.perGrant > 0 {
+		t.give(t.key('g', client, grant), t.perGrant, int64(cost))
+	}
+}
+
 // take removes cost from the bucket of k, whose budget is budget entries.
 func (t *quotas) take(k partyKey, budget, cost, now int64) (time.Duration, bool) {
 	s := &t.shards[uint64(k)%quotaShards]

@@ -148,6 +148,30 @@ func TestQuotaBudget(t *testing.T) {
 			t.Fatalf("after RetryAfter: %v", err)
 		}
 	})
+	t.Run("replays of a captured proof do not spend its owner's share", func(t *testing.T) {
+		v, _ := quotaVerifier(t, Quota{PerClient: 2, PerGrant: 2})
+		captured := es.proof(t, nil)
+		if _, err := v.Verify(bg, charged(captured, "victim", "g")); err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			p, err := v.Verify(bg, charged(captured, "victim", "g"))
+			wantRefused(t, p, err, CodeInvalidProof, ErrReplay)
+		}
+		if _, err := v.Verify(bg, charged(es.proof(t, nil), "victim", "g")); err != nil {
+			t.Fatalf("the owner's next proof after 50 replays: %v", err)
+		}
+	})
+	t.Run("a cache that fails gives the charge back", func(t *testing.T) {
+		c := &clock{t: testNow}
+		v := newTestVerifier(t, func(o *VerifierOptions) {
+			o.Quota, o.ReplayCache, o.Now = Quota{PerClient: 1, PerGrant: -1}, failingCache{}, c.now
+		})
+		for range 3 {
+			p, err := v.Verify(bg, charged(es.proof(t, nil), "c", ""))
+			wantRefused(t, p, err, CodeServerError, ErrReplayCacheUnavailable)
+		}
+	})
 	t.Run("budgets off", func(t *testing.T) {
 		v, _ := quotaVerifier(t, Quota{PerClient: -1, PerGrant: -1})
 		for range 20 {

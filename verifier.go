@@ -201,8 +201,13 @@ func (v *Verifier) accept(ctx context.Context, p *Proof) *Error {
 	if retry, ok := v.quotas.charge(p.client, p.grant, p.ttl, v.opts.Now()); !ok {
 		return &Error{Code: CodeTemporarilyUnavailable, Description: "too many proofs; retry later", RetryAfter: retry, Err: ErrQuota}
 	}
-	// §11.1: replay, last, so that refused proofs take no room.
+	// §11.1: replay, last, so that refused proofs take no room. A proof
+	// that takes no entry gives its charge back: someone replaying a
+	// captured proof must not spend its owner's share.
 	inserted, err := v.opts.ReplayCache.Insert(ctx, p.replayKey, p.ttl)
+	if err != nil || !inserted {
+		v.quotas.refund(p.client, p.grant, p.ttl)
+	}
 	switch {
 	case errors.Is(err, ErrReplayCacheFull):
 		return &Error{Code: CodeServerError, Description: "replay cache is full", Err: ErrReplayCacheFull}
