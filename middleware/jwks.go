@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/dpopkit/dpop/internal/jose"
@@ -58,8 +59,11 @@ type keySet struct {
 	refetch   chan struct{}
 	lastFetch time.Time
 	lastErr   error
-	fetched   bool          // a key set has been fetched once
-	retry     time.Duration // before the first set: the wait after lastFetch
+	fetched   bool // a key set has been fetched once
+	// ready is fetched, readable without the refetch slot: until then the
+	// jwx cache would fetch on every read, bypassing the backoff.
+	ready atomic.Bool
+	retry time.Duration // before the first set: the wait after lastFetch
 }
 
 // newStaticKeys checks keys and keeps their public halves.
@@ -91,10 +95,15 @@ func (s *keySet) key(ctx context.Context, kid string, spec jose.Spec) (crypto.Pu
 	if s.static != nil {
 		return jose.PickKey(s.static, kid, spec)
 	}
-	if set, err := s.cached(ctx); err == nil {
-		k, err := jose.PickKey(set, kid, spec)
-		if !errors.Is(err, jose.ErrUnknownKid) {
-			return k, err
+	// Until a set was fetched, only fetchLimited may fetch, within its
+	// backoff: the jwx cache would fetch on every read, asking a JWKS
+	// endpoint that is down once per token.
+	if s.ready.Load() {
+		if set, err := s.cached(ctx); err == nil {
+			k, err := jose.PickKey(set, kid, spec)
+			if !errors.Is(err, jose.ErrUnknownKid) {
+				return k, err
+			}
 		}
 	}
 	// No usable set, or an unknown kid: the set may have changed.
@@ -173,6 +182,7 @@ func (s *keySet) fetchLocked(ctx context.Context) (jwk.Set, error) {
 	switch {
 	case err == nil:
 		s.fetched = true
+		s.ready.Store(true)
 	case !s.fetched && first:
 		s.retry = 0 // the first token fetches at once
 	case !s.fetched:

@@ -63,6 +63,22 @@ func TestJWTValidatorJWKSDownAtStart(t *testing.T) {
 			t.Fatalf("Validate after the refetch interval = %v", err)
 		}
 	})
+	t.Run("tokens do not each fetch while it is down", func(t *testing.T) {
+		as := newJWTTestAS(t)
+		as.down.Store(true)
+		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+		tok := as.issue(t)
+		hits := as.jwksHits.Load()
+		for range 20 {
+			if _, err := v.Validate(t.Context(), tok); !errors.Is(err, ErrValidatorUnavailable) {
+				t.Fatalf("Validate while down = %v, want ErrValidatorUnavailable", err)
+			}
+		}
+		// The first token fetches at once; the others wait for the backoff.
+		if n := as.jwksHits.Load() - hits; n > 1 {
+			t.Errorf("%d JWKS fetches for 20 tokens within the backoff, want at most 1", n)
+		}
+	})
 	t.Run("middleware answers 503", func(t *testing.T) {
 		as := newJWTTestAS(t)
 		as.down.Store(true)
