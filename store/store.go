@@ -67,7 +67,11 @@ type RefreshTokenStore interface {
 	// §4.14.2), but only the ConsumedRefreshTokensPerGrant most recently
 	// consumed tokens of a grant: a rotation forgets the grant's older
 	// consumed tokens (they become unknown, ErrNotFound), so that one
-	// grant's rotations cannot fill a table.
+	// grant's rotations cannot fill a table. The handlers give every
+	// refresh token a GrantID and rotate one chain per grant; a store may
+	// count per chain of rotations instead (the memory store does), which
+	// is the same for them. Tokens saved without a GrantID are outside the
+	// rule.
 	RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error)
 	// RevokeRefreshToken deletes a token; revoking an unknown token is not
 	// an error (RFC 7009 §2.2).
