@@ -13,15 +13,18 @@ const ownerSlot = int64(60e9)
 // live ones). Counting is O(log slots) per record.
 type ownerCount struct {
 	live  int           // records in slots that have not ended
-	slots map[int64]int // slot -> records; ended slots are dropped
-	order slotHeap      // the slots, earliest first
+	slots map[int64]int // slot -> records; ended and emptied slots are dropped
+	// order holds the slots, earliest first; a slot that emptied stays
+	// until it ends (and may be there twice if it filled again), which
+	// expire skips: removal never searches the heap.
+	order slotHeap
 }
 
 // expire drops the slots that ended by now.
 func (c *ownerCount) expire(now int64) {
 	for len(c.order) > 0 && (c.order[0]+1)*ownerSlot <= now {
 		s := heap.Pop(&c.order).(int64)
-		c.live -= c.slots[s]
+		c.live -= c.slots[s] // 0 for a slot that emptied or was popped before
 		delete(c.slots, s)
 	}
 }
@@ -48,12 +51,6 @@ func (c *ownerCount) remove(exp int64) {
 		return
 	}
 	delete(c.slots, s)
-	for i, v := range c.order {
-		if v == s {
-			heap.Remove(&c.order, i)
-			break
-		}
-	}
 }
 
 // slotHeap is a min-heap of slots (container/heap).
