@@ -1,0 +1,3 @@
+module dpopkit.invalid/ci/mutate
+
+go 1.26.0
