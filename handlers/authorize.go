@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"github.com/dpopkit/dpop"
-
 	"errors"
 	"html"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/store"
 )
 
@@ -76,153 +75,124 @@ func (s *Server) AuthorizeHandler() http.Handler {
 }
 
 // authzTarget is where an authorization response goes: the redirect URI in
-// use, parsed, with its own query, and the state to echo.
+// use, as registered and parsed, with its own query, and the state to echo.
 type authzTarget struct {
+	raw   string
 	uri   *url.URL
 	query url.Values
 	state string
 }
 
+// authzRefusal is every refusal of the authorization endpoint. Before the
+// client and its redirect URI are known good it is shown as a page (page, with
+// status); after, it goes back to the client as an RFC 6749 §4.1.2.1 error
+// (code and description). fault marks the server's own failures, logged as
+// errors.
+type authzRefusal struct {
+	status      int
+	page        string
+	code        dpop.ErrorCode
+	description string
+	cause       error
+	fault       bool
+}
+
+// authzPage is a refusal shown as a page with one of the fixed authzPage texts.
+func authzPage(status int, text string, cause error) *authzRefusal {
+	return &authzRefusal{status: status, page: text, cause: cause, fault: status >= http.StatusInternalServerError}
+}
+
+// authzError is a refusal sent back to the client's redirect URI.
+func authzError(code dpop.ErrorCode, description string, cause error) *authzRefusal {
+	return &authzRefusal{code: code, description: description, cause: cause, fault: code == dpop.CodeServerError}
+}
+
+// Causes of authorization refusals that have no counterpart at the token
+// endpoint; they appear in logs only.
+var (
+	errUnknownClient        = errors.New("handlers: unknown client")
+	errRedirectUnusable     = errors.New("handlers: registered redirect URI unusable")
+	errUnsupportedResponse  = errors.New("handlers: unsupported response_type")
+	errMalformedJKT         = errors.New("handlers: malformed dpop_jkt")
+	errNoUser               = errors.New("handlers: no authenticated user")
+	errAuthenticatorFailed  = errors.New("handlers: authenticator failed")
+	errAuthorizeUnavailable = errors.New("handlers: Config.Authenticate is nil")
+)
+
+// authzExchange is one authorization request as far as it got: the client
+// (once named), the target (once the redirect URI is known good), and the
+// issued code.
+type authzExchange struct {
+	clientID    string
+	redirectURI string
+	target      *authzTarget
+	code        string
+}
+
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	log := s.cfg.Logger
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		log.InfoContext(ctx, "authorization request refused", "reason", ErrMethod, "method", r.Method)
-		writeAuthorizePage(w, http.StatusMethodNotAllowed, authzPageMethod)
+	var x authzExchange
+	handled, refusal := s.authorizeCode(w, r, &x)
+	if handled {
 		return
 	}
+	s.renderAuthorize(w, r, &x, refusal)
+}
+
+// authorizeCode checks an authorization request and, once the host has
+// authenticated the user, issues the code (x.code). It reports handled when
+// the Authenticator answered the request itself.
+func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzExchange) (handled bool, _ *authzRefusal) {
+	ctx := r.Context()
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		return false, authzPage(http.StatusMethodNotAllowed, authzPageMethod, ErrMethod)
+	}
 	if s.cfg.Authenticate == nil {
-		log.ErrorContext(ctx, "authorization request refused: Config.Authenticate is nil")
-		writeAuthorizePage(w, http.StatusInternalServerError, authzPageUnconfigured)
-		return
+		return false, authzPage(http.StatusInternalServerError, authzPageUnconfigured, errAuthorizeUnavailable)
 	}
 	f, e := s.authorizeParams(w, r)
 	if e != nil {
-		log.InfoContext(ctx, "authorization request refused", "reason", e.Err)
 		text := authzPageMalformed
 		if e.Status == http.StatusRequestEntityTooLarge {
 			text = authzPageTooLarge
 		}
-		writeAuthorizePage(w, e.Status, text)
-		return
+		return false, authzPage(e.Status, text, e.Err)
 	}
 
-	// Client and redirect URI: until both are known good, nothing is
-	// redirected.
-	clientID := f["client_id"]
-	if clientID == "" {
-		log.InfoContext(ctx, "authorization request refused", "reason", ErrMissingParam, "param", "client_id")
-		writeAuthorizePage(w, http.StatusBadRequest, authzPageClient)
-		return
+	client, refusal := s.authorizeClient(r, f, x)
+	if refusal != nil {
+		return false, refusal
 	}
-	client, err := s.cfg.Store.GetClient(ctx, clientID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		log.InfoContext(ctx, "authorization request refused: unknown client", "client_id", logValue(clientID))
-		writeAuthorizePage(w, http.StatusBadRequest, authzPageClient)
-		return
-	case err != nil:
-		log.ErrorContext(ctx, "store failure", "path", r.URL.Path, "err", err)
-		writeAuthorizePage(w, http.StatusServiceUnavailable, authzPageUnavailable)
-		return
-	}
-	sentURI := f["redirect_uri"]
-	uri, ok := authorizeRedirectURI(client, sentURI)
-	if !ok {
-		log.InfoContext(ctx, "authorization request refused: redirect_uri not registered", "client_id", logValue(clientID), "redirect_uri", logValue(sentURI))
-		writeAuthorizePage(w, http.StatusBadRequest, authzPageRedirect)
-		return
-	}
-	target, err := parseAuthorizeTarget(uri, f["state"])
-	if err != nil {
-		log.WarnContext(ctx, "authorization request refused: registered redirect URI unusable", "client_id", clientID, "err", err)
-		writeAuthorizePage(w, http.StatusBadRequest, authzPageRedirect)
-		return
-	}
-
-	// From here on, errors go back to the client (RFC 6749 §4.1.2.1).
-	refuse := func(code dpop.ErrorCode, description string, cause error) {
-		log.InfoContext(ctx, "authorization request refused", "client_id", clientID, "error", code, "reason", cause)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {string(code)}, "error_description": {description}})
-	}
-	switch rt := f["response_type"]; {
-	case rt == "":
-		refuse(dpop.CodeInvalidRequest, "response_type is missing", ErrMissingParam)
-		return
-	case rt != "code":
-		refuse(dpop.CodeUnsupportedResponseType, "only response_type code is supported", errors.New("handlers: unsupported response_type"))
-		return
-	}
-	if !slices.Contains(client.GrantTypes, "authorization_code") {
-		refuse(dpop.CodeUnauthorizedClient, "the client may not use the authorization code grant", ErrGrantType)
-		return
-	}
-	var requested []string
-	if fields := strings.Fields(f["scope"]); len(fields) > 0 {
-		requested = fields
-	}
-	granted, err := s.cfg.ScopePolicy(ctx, client, requested)
-	switch {
-	case errors.Is(err, ErrScope):
-		refuse(dpop.CodeInvalidScope, "the requested scope is not allowed", err)
-		return
-	case err != nil:
-		log.ErrorContext(ctx, "scope policy failed", "client_id", clientID, "err", err)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {string(dpop.CodeServerError)}, "error_description": {"the scope policy failed"}})
-		return
+	granted, refusal := s.authorizeScope(r, f, client)
+	if refusal != nil {
+		return false, refusal
 	}
 	challenge, method, jkt := f["code_challenge"], f["code_challenge_method"], f["dpop_jkt"]
-	switch {
-	case method != "" && method != PKCEMethodS256:
-		refuse(dpop.CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
-		return
-	case challenge == "" && method != "":
-		refuse(dpop.CodeInvalidRequest, "code_challenge is missing", ErrPKCE)
-		return
-	case challenge == "" && (client.Public() || s.cfg.RequirePKCE):
-		refuse(dpop.CodeInvalidRequest, "PKCE is required: code_challenge is missing", ErrPKCE)
-		return
-	case challenge != "" && method == "":
-		// RFC 7636 §4.3: no method means "plain", which is refused.
-		refuse(dpop.CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
-		return
-	case challenge != "" && !isBase64URLHash(challenge):
-		refuse(dpop.CodeInvalidRequest, "code_challenge is not a base64url SHA-256 hash", ErrPKCE)
-		return
-	}
-	if jkt != "" && !isBase64URLHash(jkt) {
-		refuse(dpop.CodeInvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint", errors.New("handlers: malformed dpop_jkt"))
-		return
-	}
 
 	// The end user, authenticated by the host.
 	subject, handled, err := s.cfg.Authenticate(w, r, &AuthorizationRequest{
 		Client:              client,
-		RedirectURI:         uri,
+		RedirectURI:         x.target.raw,
 		Scopes:              slices.Clone(granted),
-		State:               target.state,
+		State:               x.target.state,
 		CodeChallenge:       challenge,
 		CodeChallengeMethod: method,
 		DPoPJKT:             jkt,
 	})
 	switch {
 	case handled:
-		return
+		return true, nil
 	case err != nil:
-		log.ErrorContext(ctx, "authenticator failed", "client_id", clientID, "err", err)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {string(dpop.CodeServerError)}, "error_description": {"the server could not authenticate the user"}})
-		return
+		return false, authzError(dpop.CodeServerError, "the server could not authenticate the user", errors.Join(errAuthenticatorFailed, err))
 	case subject == "":
-		refuse(dpop.CodeAccessDenied, "the user did not authorize the request", errors.New("handlers: no authenticated user"))
-		return
+		return false, authzError(dpop.CodeAccessDenied, "the user did not authorize the request", errNoUser)
 	}
 
 	code := randomToken()
 	rec := &store.AuthorizationCode{
 		GrantID:             randomToken(),
-		ClientID:            clientID,
-		RedirectURI:         sentURI,
+		ClientID:            x.clientID,
+		RedirectURI:         x.redirectURI,
 		Scope:               strings.Join(granted, " "),
 		Subject:             subject,
 		CodeChallenge:       challenge,
@@ -231,12 +201,117 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt:           s.cfg.Now().Add(s.cfg.CodeTTL),
 	}
 	if err := s.cfg.Store.SaveCode(ctx, store.HashToken(code), rec); err != nil {
-		log.ErrorContext(ctx, "store failure", "path", r.URL.Path, "err", err)
-		s.authorizeRedirect(w, r, target, url.Values{"error": {string(dpop.CodeServerError)}, "error_description": {"the server cannot handle the request now"}})
+		return false, authzError(dpop.CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
+	}
+	x.code = code
+	s.cfg.Logger.DebugContext(ctx, "authorization code issued", slog.String("client_id", x.clientID), slog.String("subject", subject))
+	return false, nil
+}
+
+// authorizeClient finds the client and the redirect URI to answer at. Until
+// both are known good (x.target set), a refusal is a page, never a redirect
+// (RFC 6749 §4.1.2.1, §10.15).
+func (s *Server) authorizeClient(r *http.Request, f form, x *authzExchange) (*store.Client, *authzRefusal) {
+	x.clientID = f["client_id"]
+	if x.clientID == "" {
+		return nil, authzPage(http.StatusBadRequest, authzPageClient, ErrMissingParam)
+	}
+	client, err := s.cfg.Store.GetClient(r.Context(), x.clientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, authzPage(http.StatusBadRequest, authzPageClient, errUnknownClient)
+	case err != nil:
+		return nil, authzPage(http.StatusServiceUnavailable, authzPageUnavailable, errors.Join(ErrStore, err))
+	}
+	x.redirectURI = f["redirect_uri"]
+	uri, ok := authorizeRedirectURI(client, x.redirectURI)
+	if !ok {
+		return nil, authzPage(http.StatusBadRequest, authzPageRedirect, ErrRedirectURI)
+	}
+	target, err := parseAuthorizeTarget(uri, f["state"])
+	if err != nil {
+		return nil, authzPage(http.StatusBadRequest, authzPageRedirect, errors.Join(errRedirectUnusable, err))
+	}
+	x.target = &target
+	return client, nil
+}
+
+// authorizeScope checks what the request asks of the client's grant: the
+// response type, the client's right to the code grant, the scope (through
+// Config.ScopePolicy), PKCE and dpop_jkt (RFC 9449 §10). It returns the
+// granted scopes. Its refusals go back to the client.
+func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) ([]string, *authzRefusal) {
+	switch rt := f["response_type"]; {
+	case rt == "":
+		return nil, authzError(dpop.CodeInvalidRequest, "response_type is missing", ErrMissingParam)
+	case rt != "code":
+		return nil, authzError(dpop.CodeUnsupportedResponseType, "only response_type code is supported", errUnsupportedResponse)
+	}
+	if !slices.Contains(client.GrantTypes, GrantAuthorizationCode) {
+		return nil, authzError(dpop.CodeUnauthorizedClient, "the client may not use the authorization code grant", ErrGrantType)
+	}
+	var requested []string
+	if fields := strings.Fields(f["scope"]); len(fields) > 0 {
+		requested = fields
+	}
+	granted, err := s.cfg.ScopePolicy(r.Context(), client, requested)
+	switch {
+	case errors.Is(err, ErrScope):
+		return nil, authzError(dpop.CodeInvalidScope, "the requested scope is not allowed", err)
+	case err != nil:
+		return nil, authzError(dpop.CodeServerError, "the scope policy failed", err)
+	}
+	if refusal := checkAuthorizePKCE(f["code_challenge"], f["code_challenge_method"], client.Public() || s.cfg.RequirePKCE); refusal != nil {
+		return nil, refusal
+	}
+	if jkt := f["dpop_jkt"]; jkt != "" && !isBase64URLHash(jkt) {
+		return nil, authzError(dpop.CodeInvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint", errMalformedJKT)
+	}
+	return granted, nil
+}
+
+// checkAuthorizePKCE checks the PKCE parameters of an authorization request
+// (RFC 7636 §4.3): S256 only (RFC 9700 §2.1.1: "plain" is refused, and so is
+// a challenge without a method, which means "plain"), a challenge of 43
+// base64url characters, present whenever required.
+func checkAuthorizePKCE(challenge, method string, required bool) *authzRefusal {
+	switch {
+	case method != "" && method != PKCEMethodS256:
+		return authzError(dpop.CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
+	case challenge == "" && method != "":
+		return authzError(dpop.CodeInvalidRequest, "code_challenge is missing", ErrPKCE)
+	case challenge == "" && required:
+		return authzError(dpop.CodeInvalidRequest, "PKCE is required: code_challenge is missing", ErrPKCE)
+	case challenge != "" && method == "":
+		return authzError(dpop.CodeInvalidRequest, "code_challenge_method must be S256", ErrPKCE)
+	case challenge != "" && !isBase64URLHash(challenge):
+		return authzError(dpop.CodeInvalidRequest, "code_challenge is not a base64url SHA-256 hash", ErrPKCE)
+	}
+	return nil
+}
+
+// renderAuthorize answers an authorization request in one place: the code,
+// an error sent back to the client, or an error page, each logged once.
+func (s *Server) renderAuthorize(w http.ResponseWriter, r *http.Request, x *authzExchange, refusal *authzRefusal) {
+	if refusal == nil {
+		s.authorizeRedirect(w, r, x.target, url.Values{"code": {x.code}})
 		return
 	}
-	log.DebugContext(ctx, "authorization code issued", slog.String("client_id", clientID), slog.String("subject", subject))
-	s.authorizeRedirect(w, r, target, url.Values{"code": {code}})
+	level := slog.LevelInfo
+	if refusal.fault {
+		level = slog.LevelError
+	}
+	attrs := []any{"reason", refusal.cause, "method", r.Method, "client_id", logValue(x.clientID)}
+	if x.target == nil {
+		if errors.Is(refusal.cause, ErrRedirectURI) {
+			attrs = append(attrs, "redirect_uri", logValue(x.redirectURI))
+		}
+		s.cfg.Logger.Log(r.Context(), level, "authorization request refused", attrs...)
+		writeAuthorizePage(w, refusal.status, refusal.page)
+		return
+	}
+	s.cfg.Logger.Log(r.Context(), level, "authorization request refused", append(attrs, "error", refusal.code)...)
+	s.authorizeRedirect(w, r, x.target, url.Values{"error": {string(refusal.code)}, "error_description": {refusal.description}})
 }
 
 // authorizeParams reads the parameters of an authorization request: the
@@ -291,14 +366,14 @@ func parseAuthorizeTarget(uri, state string) (authzTarget, error) {
 	if err != nil {
 		return authzTarget{}, err
 	}
-	return authzTarget{uri: u, query: q, state: state}, nil
+	return authzTarget{raw: uri, uri: u, query: q, state: state}, nil
 }
 
 // authorizeRedirect sends the user back to the client with params, state
 // (RFC 6749 §4.1.2) and iss (RFC 9207 §2), added to the redirect URI's own
 // query: 302 after a GET, 303 after a POST so that the browser does not post
 // again.
-func (s *Server) authorizeRedirect(w http.ResponseWriter, r *http.Request, t authzTarget, params url.Values) {
+func (s *Server) authorizeRedirect(w http.ResponseWriter, r *http.Request, t *authzTarget, params url.Values) {
 	q := make(url.Values, len(t.query)+len(params)+2)
 	for k, v := range t.query {
 		q[k] = v
