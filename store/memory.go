@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/dpopkit/dpop"
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/dpopkit/dpop/internal/bounded"
 )
 
 // Default capacities of a Memory store.
@@ -46,7 +46,9 @@ type MemoryOptions struct {
 	ClientShare int
 	// MaxRevokedGrants bounds remembered grant revocations (default
 	// DefaultMaxRevokedGrants). A live revocation is never forgotten to make
-	// room: RevokeGrant fails with ErrFull instead.
+	// room: RevokeGrant fails with ErrFull instead. Like the other tables it
+	// is the kit's sharded bounded table, so a large one may refuse when
+	// about 99% full.
 	MaxRevokedGrants int
 	// MaxReplayEntries is the capacity of the proof replay cache (default
 	// dpop.DefaultReplayCacheCapacity). When full it refuses new proofs.
@@ -70,10 +72,17 @@ type Memory struct {
 	clients    map[string]*Client
 	maxClients int
 
-	grantsMu sync.Mutex
-	grants   *simplelru.LRU[string, int64] // revoked grant -> until (Unix ns)
-	maxGrant int
+	// grants holds the revoked grants, keyed by the hash of the grant id,
+	// in the kit's one bounded table: a live revocation is never evicted.
+	grants bounded.Table[TokenHash, revocation]
 }
+
+// revocation is a revoked grant's entry: revoked until, in Unix
+// nanoseconds.
+type revocation int64
+
+// Expiry implements bounded.Value.
+func (r revocation) Expiry() int64 { return int64(r) }
 
 var _ Store = (*Memory)(nil)
 
@@ -100,11 +109,6 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxGrant := or(opts.MaxRevokedGrants, DefaultMaxRevokedGrants)
-	grants, err := simplelru.NewLRU[string, int64](maxGrant, nil)
-	if err != nil {
-		return nil, err
-	}
 	share := or(opts.ClientShare, DefaultClientShare)
 	perClient := func(capacity int) int { return max(capacity*share/100, 1) }
 	nCodes, nAccess, nRefresh := or(opts.MaxCodes, DefaultMaxCodes), or(opts.MaxAccessTokens, DefaultMaxAccessTokens), or(opts.MaxRefreshTokens, DefaultMaxRefreshTokens)
@@ -116,8 +120,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 		refresh:    newTable(nRefresh, perClient(nRefresh), func(t *RefreshToken) string { return t.ClientID }),
 		clients:    map[string]*Client{},
 		maxClients: or(opts.MaxClients, DefaultMaxClients),
-		grants:     grants,
-		maxGrant:   maxGrant,
+		grants:     bounded.New[TokenHash, revocation](or(opts.MaxRevokedGrants, DefaultMaxRevokedGrants), nil),
 	}, nil
 }
 
@@ -289,21 +292,22 @@ func (m *Memory) RevokeGrant(ctx context.Context, grantID string, until time.Tim
 	if err != nil {
 		return err
 	}
-	m.grantsMu.Lock()
-	defer m.grantsMu.Unlock()
-	u := until.UnixNano()
-	if prev, ok := m.grants.Peek(grantID); ok {
-		m.grants.Add(grantID, max(prev, u))
+	k := HashToken(grantID)
+	sh := m.grants.Shard(k)
+	sh.Lock()
+	defer sh.Unlock()
+	u := revocation(until.UnixNano())
+	if prev, ok := sh.Peek(k); ok {
+		// Already revoked: the later end wins, and the entry takes no more
+		// room.
+		sh.Remove(k)
+		sh.Add(k, max(prev, u))
 		return nil
 	}
-	for m.grants.Len() >= m.maxGrant {
-		_, exp, _ := m.grants.GetOldest()
-		if exp > now {
-			return ErrFull
-		}
-		m.grants.RemoveOldest()
+	if !sh.MakeRoom(now) {
+		return ErrFull // forgetting a live revocation would bring tokens back
 	}
-	m.grants.Add(grantID, u)
+	sh.Add(k, u)
 	return nil
 }
 
@@ -311,10 +315,12 @@ func (m *Memory) grantRevoked(grantID string, now int64) bool {
 	if grantID == "" {
 		return false
 	}
-	m.grantsMu.Lock()
-	defer m.grantsMu.Unlock()
-	until, ok := m.grants.Peek(grantID)
-	return ok && until > now
+	k := HashToken(grantID)
+	sh := m.grants.Shard(k)
+	sh.Lock()
+	defer sh.Unlock()
+	_, st := sh.Get(k, now)
+	return st == bounded.Live
 }
 
 // Insert implements [dpop.ReplayCache] with a bounded in-memory cache that
