@@ -1,19 +1,29 @@
 package handlers
 
 import (
-	"github.com/dpopkit/dpop"
-
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+
+	"github.com/dpopkit/dpop"
 )
 
 // form is a request's parameters, each present at most once (RFC 6749 §3.1,
 // §3.2: "Request and response parameters MUST NOT be included more than
 // once"). An empty value counts as absent.
 type form map[string]string
+
+// required returns the parameter name, or the invalid_request refusal of a
+// request without it (RFC 6749 §5.2).
+func (f form) required(name string) (string, *Error) {
+	v := f[name]
+	if v == "" {
+		return "", badRequest(dpop.CodeInvalidRequest, name+" is required", ErrMissingParam)
+	}
+	return v, nil
+}
 
 // readForm reads the body of a POST with Content-Type
 // application/x-www-form-urlencoded, at most maxBytes, refusing repeated

@@ -1,19 +1,11 @@
 package handlers
 
 import (
-	"github.com/dpopkit/dpop"
-
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/dpopkit/dpop/store"
-)
-
-// Token types reported by introspection (RFC 7662 §2.2, RFC 9449 §6.2).
-const (
-	tokenTypeDPoP   = "DPoP"
-	tokenTypeBearer = "Bearer"
 )
 
 // introspection is the body of an RFC 7662 §2.2 introspection response. An
@@ -89,9 +81,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspect
 	if client.Public() {
 		return nil, s.clientAuthFailed(false, ErrClientAuth)
 	}
-	token := f["token"]
-	if token == "" {
-		return nil, badRequest(dpop.CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
+	token, e := f.required("token")
+	if e != nil {
+		return nil, e
 	}
 	for _, kind := range lookupOrder(f["token_type_hint"]) {
 		var resp *introspection
@@ -122,9 +114,9 @@ func (s *Server) introspectAccessToken(r *http.Request, token string) (*introspe
 		return nil, nil
 	}
 	resp := s.describe(rec.ClientID, rec.Subject, rec.Scope, rec.JKT, rec.IssuedAt, rec.ExpiresAt)
-	resp.TokenType = tokenTypeBearer
+	resp.TokenType = TokenTypeBearer
 	if rec.JKT != "" {
-		resp.TokenType = tokenTypeDPoP
+		resp.TokenType = TokenTypeDPoP
 	}
 	return resp, nil
 }

@@ -89,9 +89,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) *Error {
 	if e != nil {
 		return e
 	}
-	token := f["token"]
-	if token == "" {
-		return badRequest(dpop.CodeInvalidRequest, "the token parameter is required", ErrMissingParam)
+	token, e := f.required("token")
+	if e != nil {
+		return e
 	}
 	for _, kind := range lookupOrder(f["token_type_hint"]) {
 		var found bool

@@ -20,7 +20,8 @@ const (
 	GrantRefreshToken      = store.GrantRefreshToken
 )
 
-// Token types of a token response (RFC 9449 §5, RFC 6750).
+// Token types of a token response (RFC 9449 §5, RFC 6750) and of an
+// introspection answer (RFC 7662 §2.2, RFC 9449 §6.2).
 const (
 	TokenTypeDPoP   = "DPoP"
 	TokenTypeBearer = "Bearer"
@@ -200,9 +201,9 @@ func codeRefused(cause error) *Error {
 
 func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
-	code := f["code"]
-	if code == "" {
-		return nil, badRequest(dpop.CodeInvalidRequest, "code is required", ErrMissingParam)
+	code, e := f.required("code")
+	if e != nil {
+		return nil, e
 	}
 	h := store.HashToken(code)
 	rec, err := s.cfg.Store.GetCode(ctx, h)
@@ -264,9 +265,9 @@ func (s *Server) codeError(ctx context.Context, client *store.Client, rec *store
 
 func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
-	token := f["refresh_token"]
-	if token == "" {
-		return nil, badRequest(dpop.CodeInvalidRequest, "refresh_token is required", ErrMissingParam)
+	token, e := f.required("refresh_token")
+	if e != nil {
+		return nil, e
 	}
 	old := store.HashToken(token)
 	rec, err := s.cfg.Store.GetRefreshToken(ctx, old)
