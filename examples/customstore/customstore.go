@@ -161,16 +161,7 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 	if code == nil {
 		return errors.New("customstore: nil code")
 	}
-	now, err := s.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	if _, ok := s.codes[h]; !s.roomLocked(func() int { return len(s.codes) }, !ok, now) {
-		return store.ErrFull
-	}
-	put(s.codes, h, *code, code.ExpiresAt)
-	return nil
+	return save(ctx, s, s.codes, h, *code, code.ExpiresAt)
 }
 
 // GetCode implements store.CodeStore: ConsumeCode without the consuming,
@@ -178,25 +169,19 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 // The token endpoint checks a code this way before it redeems it, so a
 // lookup must change nothing.
 func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
-	now, err := s.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer s.mu.Unlock()
-	e, err := live(s.codes, h, now)
-	if err != nil {
-		return nil, err
-	}
-	rec := e.rec
-	if e.consumed {
-		return &rec, store.ErrConsumed
-	}
-	return &rec, nil
+	return s.code(ctx, h, false)
 }
 
 // ConsumeCode implements store.CodeStore: the first call gets the record,
 // every later one the record and store.ErrConsumed, until the code expires.
 func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
+	return s.code(ctx, h, true)
+}
+
+// code is GetCode, and ConsumeCode when consume is set: the lookup and the
+// marking happen under one lock, so of concurrent calls exactly one redeems
+// the code.
+func (s *Store) code(ctx context.Context, h store.TokenHash, consume bool) (*store.AuthorizationCode, error) {
 	now, err := s.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -210,7 +195,9 @@ func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.Auth
 	if e.consumed {
 		return &rec, store.ErrConsumed
 	}
-	e.consumed = true
+	if consume {
+		e.consumed = true
+	}
 	return &rec, nil
 }
 
@@ -219,16 +206,7 @@ func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store
 	if t == nil {
 		return errors.New("customstore: nil access token")
 	}
-	now, err := s.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	if _, ok := s.access[h]; !s.roomLocked(func() int { return len(s.access) }, !ok, now) {
-		return store.ErrFull
-	}
-	put(s.access, h, *t, t.ExpiresAt)
-	return nil
+	return save(ctx, s, s.access, h, *t, t.ExpiresAt)
 }
 
 // GetAccessToken implements store.AccessTokenStore. A token of a revoked
@@ -265,16 +243,7 @@ func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *stor
 	if t == nil {
 		return errors.New("customstore: nil refresh token")
 	}
-	now, err := s.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	if _, ok := s.refresh[h]; !s.roomLocked(func() int { return len(s.refresh) }, !ok, now) {
-		return store.ErrFull
-	}
-	put(s.refresh, h, *t, t.ExpiresAt)
-	return nil
+	return save(ctx, s, s.refresh, h, *t, t.ExpiresAt)
 }
 
 // GetRefreshToken implements store.RefreshTokenStore.
@@ -284,19 +253,28 @@ func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.
 		return nil, err
 	}
 	defer s.mu.Unlock()
+	_, rec, err := s.refreshLocked(h, now)
+	return rec, err
+}
+
+// refreshLocked looks up the refresh token h with the answers of
+// GetRefreshToken: a copy of the record, with store.ErrConsumed once the
+// token was rotated (returned with the record: the caller revokes the
+// grant), or store.ErrRevoked when its grant was revoked. The entry comes
+// back only when the token may be used, for RotateRefreshToken to consume.
+func (s *Store) refreshLocked(h store.TokenHash, now time.Time) (*entry[store.RefreshToken], *store.RefreshToken, error) {
 	e, err := live(s.refresh, h, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec := e.rec
 	switch {
 	case e.consumed:
-		// Returned with the record: the caller revokes the grant.
-		return &rec, store.ErrConsumed
+		return nil, &rec, store.ErrConsumed
 	case s.revokedLocked(rec.GrantID, now):
-		return nil, store.ErrRevoked
+		return nil, nil, store.ErrRevoked
 	}
-	return &rec, nil
+	return e, &rec, nil
 }
 
 // RotateRefreshToken implements store.RefreshTokenStore: consuming old and
@@ -317,24 +295,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	e, err := live(s.refresh, old, now)
+	e, rec, err := s.refreshLocked(old, now)
 	if err != nil {
+		return rec, err // with store.ErrConsumed, the record: the caller revokes the grant
+	}
+	if err := saveLocked(s, s.refresh, h, *next, next.ExpiresAt, now); err != nil {
 		return nil, err
 	}
-	rec := e.rec
-	switch {
-	case e.consumed:
-		return &rec, store.ErrConsumed
-	case s.revokedLocked(rec.GrantID, now):
-		return nil, store.ErrRevoked
-	}
-	if _, ok := s.refresh[h]; !s.roomLocked(func() int { return len(s.refresh) }, !ok, now) {
-		return nil, store.ErrFull
-	}
-	put(s.refresh, h, *next, next.ExpiresAt)
 	e.consumed = true
 	s.keepRotatedLocked(rec.GrantID, old, now)
-	return &rec, nil
+	return rec, nil
 }
 
 // keepRotatedLocked records that old, of grant, was just rotated, and
@@ -446,9 +416,28 @@ func live[T any](m map[store.TokenHash]*entry[T], h store.TokenHash, now time.Ti
 	return e, nil
 }
 
-// put stores a copy of rec under h until expires, replacing what was there.
-func put[T any](m map[store.TokenHash]*entry[T], h store.TokenHash, rec T, expires time.Time) {
+// save stores a copy of rec under h, in m (one of the store's maps), until
+// expires: the body of SaveCode, SaveAccessToken and SaveRefreshToken. The
+// map is passed in, not read under the lock, because New made it and no
+// method ever replaces it; its contents are only touched under the lock.
+func save[T any](ctx context.Context, s *Store, m map[store.TokenHash]*entry[T], h store.TokenHash, rec T, expires time.Time) error {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	return saveLocked(s, m, h, rec, expires, now)
+}
+
+// saveLocked stores a copy of rec under h until expires, replacing what was
+// there, or fails with store.ErrFull when m is full: replacing a record
+// needs no room, a new one does (see roomLocked).
+func saveLocked[T any](s *Store, m map[store.TokenHash]*entry[T], h store.TokenHash, rec T, expires, now time.Time) error {
+	if _, ok := m[h]; !s.roomLocked(func() int { return len(m) }, !ok, now) {
+		return store.ErrFull
+	}
 	m[h] = &entry[T]{rec: rec, expires: expires}
+	return nil
 }
 
 // roomLocked reports whether a kind of record now holding n (of which the
