@@ -89,28 +89,9 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 // for an unknown code, store.ErrExpired for an expired one, and the record
 // with store.ErrConsumed once it was redeemed.
 func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var (
-		c              store.AuthorizationCode
-		consumed, live bool
-	)
-	err = s.pool.QueryRow(ctx, s.q.getCode, h[:], s.now()).Scan(&c.GrantID, &c.ClientID, &c.RedirectURI,
-		&c.Scope, &c.Subject, &c.CodeChallenge, &c.CodeChallengeMethod, &c.DPoPJKT, &c.ExpiresAt, &consumed, &live)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, store.ErrNotFound
-	case err != nil:
-		return nil, fail(ctx, "get code", err)
-	case !live:
-		return nil, store.ErrExpired
-	case consumed:
-		return &c, store.ErrConsumed
-	}
-	return &c, nil
+	return lookup(ctx, s, "get code", s.q.getCode, h, func(c *store.AuthorizationCode, st *rowState) []any {
+		return append(codeFields(c), &st.consumed, &st.live)
+	}, nil)
 }
 
 // ConsumeCode implements [store.CodeStore]: a code is redeemed once
@@ -121,30 +102,9 @@ func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.Authoriz
 // store.ErrConsumed. An expired code is store.ErrExpired, an unknown one
 // store.ErrNotFound.
 func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var (
-		c                   store.AuthorizationCode
-		consumed, live, won bool
-	)
-	err = s.pool.QueryRow(ctx, s.q.consumeCode, h[:], s.now()).Scan(&c.GrantID, &c.ClientID, &c.RedirectURI,
-		&c.Scope, &c.Subject, &c.CodeChallenge, &c.CodeChallengeMethod, &c.DPoPJKT, &c.ExpiresAt, &consumed, &live, &won)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, store.ErrNotFound
-	case err != nil:
-		return nil, fail(ctx, "consume code", err)
-	case won:
-		return &c, nil
-	case !live:
-		return nil, store.ErrExpired
-	case consumed:
-		return &c, store.ErrConsumed
-	}
-	return nil, errors.New("pgstore: consume code: a live code was not consumed")
+	return lookup(ctx, s, "consume code", s.q.consumeCode, h, func(c *store.AuthorizationCode, st *rowState) []any {
+		return append(codeFields(c), &st.consumed, &st.live, &st.won)
+	}, errCodeNotConsumed)
 }
 
 // SaveAccessToken implements [store.AccessTokenStore]: one upsert by hash.
@@ -155,18 +115,8 @@ func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store
 // saveToken runs the upsert query of one token table; access and refresh
 // token records have the same fields.
 func (s *Store) saveToken(ctx context.Context, query, what string, h store.TokenHash, t store.AccessToken) error {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if !validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT) {
-		return ErrInvalidText
-	}
-	if _, err = s.pool.Exec(ctx, query, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt); err != nil {
-		return fail(ctx, what, err)
-	}
-	return nil
+	return s.exec(ctx, what, validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT),
+		query, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt)
 }
 
 // GetAccessToken implements [store.AccessTokenStore]: one SELECT that also
@@ -174,42 +124,15 @@ func (s *Store) saveToken(ctx context.Context, query, what string, h store.Token
 // unknown or revoked token, store.ErrExpired for an expired one and
 // store.ErrRevoked when its grant was revoked.
 func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var (
-		t             store.AccessToken
-		live, revoked bool
-	)
-	err = s.pool.QueryRow(ctx, s.q.getAccess, h[:], s.now()).Scan(&t.GrantID, &t.ClientID, &t.Subject, &t.Scope,
-		&t.JKT, &t.IssuedAt, &t.ExpiresAt, &live, &revoked)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, store.ErrNotFound
-	case err != nil:
-		return nil, fail(ctx, "get access token", err)
-	case !live:
-		return nil, store.ErrExpired
-	case revoked:
-		return nil, store.ErrRevoked
-	}
-	return &t, nil
+	return lookup(ctx, s, "get access token", s.q.getAccess, h, func(t *store.AccessToken, st *rowState) []any {
+		return append(tokenFields(t), &st.live, &st.revoked)
+	}, nil)
 }
 
 // RevokeAccessToken implements [store.AccessTokenStore]: one DELETE;
 // revoking an unknown token is not an error (RFC 7009 §2.2).
 func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if _, err := s.pool.Exec(ctx, s.q.revokeAccess, h[:]); err != nil {
-		return fail(ctx, "revoke access token", err)
-	}
-	return nil
+	return s.exec(ctx, "revoke access token", true, s.q.revokeAccess, h[:])
 }
 
 // SaveRefreshToken implements [store.RefreshTokenStore]: one upsert by hash.
@@ -222,30 +145,9 @@ func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *stor
 // store.ErrConsumed with the record once the token was rotated, so that the
 // caller can revoke the grant (RFC 9700 §4.14.2).
 func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var (
-		t                       store.RefreshToken
-		consumed, live, revoked bool
-	)
-	err = s.pool.QueryRow(ctx, s.q.getRefresh, h[:], s.now()).Scan(&t.GrantID, &t.ClientID, &t.Subject, &t.Scope,
-		&t.JKT, &t.IssuedAt, &t.ExpiresAt, &consumed, &live, &revoked)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, store.ErrNotFound
-	case err != nil:
-		return nil, fail(ctx, "get refresh token", err)
-	case !live:
-		return nil, store.ErrExpired
-	case consumed:
-		return &t, store.ErrConsumed
-	case revoked:
-		return nil, store.ErrRevoked
-	}
-	return &t, nil
+	return lookup(ctx, s, "get refresh token", s.q.getRefresh, h, func(t *store.RefreshToken, st *rowState) []any {
+		return append(tokenFields((*store.AccessToken)(t)), &st.consumed, &st.live, &st.revoked)
+	}, nil)
 }
 
 // RotateRefreshToken implements [store.RefreshTokenStore]: refresh token
@@ -275,41 +177,19 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 		return nil, ErrInvalidText
 	}
 	var (
-		t                            store.RefreshToken
-		consumed, live, revoked, won bool
+		t  store.RefreshToken
+		st rowState
 	)
 	err = s.pool.QueryRow(ctx, s.q.rotate, old[:], h[:], s.now(),
 		n.GrantID, n.ClientID, n.Subject, n.Scope, n.JKT, n.IssuedAt, n.ExpiresAt).Scan(
-		&t.GrantID, &t.ClientID, &t.Subject, &t.Scope, &t.JKT, &t.IssuedAt, &t.ExpiresAt, &consumed, &live, &revoked, &won)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, store.ErrNotFound
-	case err != nil:
-		return nil, fail(ctx, "rotate refresh token", err)
-	case won:
-		return &t, nil
-	case !live:
-		return nil, store.ErrExpired
-	case consumed:
-		return &t, store.ErrConsumed
-	case revoked:
-		return nil, store.ErrRevoked
-	}
-	return nil, errors.New("pgstore: rotate refresh token: a live token was not consumed")
+		append(tokenFields((*store.AccessToken)(&t)), &st.consumed, &st.live, &st.revoked, &st.won)...)
+	return answer(ctx, "rotate refresh token", err, &t, st, errTokenNotConsumed)
 }
 
 // RevokeRefreshToken implements [store.RefreshTokenStore]: one DELETE;
 // revoking an unknown token is not an error (RFC 7009 §2.2).
 func (s *Store) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if _, err := s.pool.Exec(ctx, s.q.revokeRefr, h[:]); err != nil {
-		return fail(ctx, "revoke refresh token", err)
-	}
-	return nil
+	return s.exec(ctx, "revoke refresh token", true, s.q.revokeRefr, h[:])
 }
 
 // RevokeGrant implements [store.GrantStore] (RFC 6749 §4.1.2, RFC 9700
@@ -318,18 +198,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error
 // table in their own statement, so tokens saved before or after the call are
 // refused with store.ErrRevoked until the revocation ends.
 func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if !validText(grantID) {
-		return ErrInvalidText
-	}
-	if _, err := s.pool.Exec(ctx, s.q.revokeGrant, grantID, until); err != nil {
-		return fail(ctx, "revoke grant", err)
-	}
-	return nil
+	return s.exec(ctx, "revoke grant", validText(grantID), s.q.revokeGrant, grantID, until)
 }
 
 // Insert implements [dpop.ReplayCache] (RFC 9449 §11.1) with one INSERT ...
@@ -354,6 +223,105 @@ func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duratio
 		return false, fail(ctx, "insert replay entry", err)
 	}
 	return inserted, nil
+}
+
+// exec sends one statement that returns no rows, after begin's checks, and
+// wraps its error as op's. valid is false when an argument holds text
+// PostgreSQL cannot store: the call then fails with ErrInvalidText, after
+// the checks of the store and the context as in every method, and sends
+// nothing.
+func (s *Store) exec(ctx context.Context, op string, valid bool, query string, args ...any) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if !valid {
+		return ErrInvalidText
+	}
+	if _, err := s.pool.Exec(ctx, query, args...); err != nil {
+		return fail(ctx, op, err)
+	}
+	return nil
+}
+
+// lookup sends query, after begin's checks, with h and the time now: one of
+// the statements that read, and perhaps consume, the row of a code or token
+// by its hash. dest gives the scan destinations of the statement's columns,
+// the record's and then the state's, and answer turns what was read into
+// the method's result (op names the call in errors; notConsumed as for
+// answer).
+func lookup[T any](ctx context.Context, s *Store, op, query string, h store.TokenHash,
+	dest func(rec *T, st *rowState) []any, notConsumed error) (*T, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var (
+		rec T
+		st  rowState
+	)
+	err = s.pool.QueryRow(ctx, query, h[:], s.now()).Scan(dest(&rec, &st)...)
+	return answer(ctx, op, err, &rec, st, notConsumed)
+}
+
+// rowState is what a statement reads besides a code's or token's record:
+// whether the row is live (unexpired at Now), consumed, of a revoked grant,
+// and whether the statement itself consumed it (ConsumeCode,
+// RotateRefreshToken). What a statement does not read stays false.
+type rowState struct {
+	live, consumed, revoked, won bool
+}
+
+// The errors of a consuming statement that found a live, unconsumed row of a
+// grant not revoked and yet did not consume it, which its SQL rules out.
+var (
+	errCodeNotConsumed  = errors.New("pgstore: consume code: a live code was not consumed")
+	errTokenNotConsumed = errors.New("pgstore: rotate refresh token: a live token was not consumed")
+)
+
+// answer turns what a statement read of one code or token row into the
+// record and error the store contract promises: err is the error of
+// QueryRow's Scan (wrapped as op's), rec the record scanned and st the row's
+// state. No row is store.ErrNotFound; a row the statement consumed is the
+// record; otherwise an expired row is store.ErrExpired, a consumed one the
+// record with store.ErrConsumed, one of a revoked grant store.ErrRevoked.
+// notConsumed is nil for a plain lookup, which answers the record for any
+// other row; for a consuming statement it is the error for a row it should
+// have consumed.
+func answer[T any](ctx context.Context, op string, err error, rec *T, st rowState, notConsumed error) (*T, error) {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNotFound
+	case err != nil:
+		return nil, fail(ctx, op, err)
+	case st.won:
+		return rec, nil
+	case !st.live:
+		return nil, store.ErrExpired
+	case st.consumed:
+		return rec, store.ErrConsumed
+	case st.revoked:
+		return nil, store.ErrRevoked
+	case notConsumed != nil:
+		return nil, notConsumed
+	}
+	return rec, nil
+}
+
+// codeFields are the scan destinations of a code's columns, in the order
+// the code statements select them.
+func codeFields(c *store.AuthorizationCode) []any {
+	return []any{&c.GrantID, &c.ClientID, &c.RedirectURI, &c.Scope, &c.Subject, &c.CodeChallenge,
+		&c.CodeChallengeMethod, &c.DPoPJKT, &c.ExpiresAt}
+}
+
+// tokenFields are the scan destinations of a token's columns, in the order
+// the token statements select them; access and refresh tokens have the same
+// fields.
+func tokenFields(t *store.AccessToken) []any {
+	return []any{&t.GrantID, &t.ClientID, &t.Subject, &t.Scope, &t.JKT, &t.IssuedAt, &t.ExpiresAt}
 }
 
 // DeleteExpired deletes every expired row (codes, tokens, ended grant
