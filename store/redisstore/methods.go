@@ -81,15 +81,7 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 // store.ErrNotFound, an expired one store.ErrExpired, and a redeemed one is
 // returned with store.ErrConsumed.
 func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
-	now, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	status, rec, err := s.runLookup(ctx, "GetCode", lookupScript, []string{s.codeKey(h)}, "", now.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	return result(status, rec, decodeCode)
+	return lookup(ctx, s, "GetCode", lookupScript, s.codeKey(h), "", decodeCode)
 }
 
 // ConsumeCode implements [store.CodeStore]: one script reads the code and
@@ -98,55 +90,50 @@ func (s *Store) GetCode(ctx context.Context, h store.TokenHash) (*store.Authoriz
 // code stays until it expires; later calls get it with store.ErrConsumed,
 // so that the caller can revoke its grant (RFC 6749 §4.1.2).
 func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
-	now, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	status, rec, err := s.runLookup(ctx, "ConsumeCode", consumeScript, []string{s.codeKey(h)}, "", now.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	return result(status, rec, decodeCode)
+	return lookup(ctx, s, "ConsumeCode", consumeScript, s.codeKey(h), "", decodeCode)
 }
 
 // SaveAccessToken implements [store.AccessTokenStore]: one SET with PXAT
 // t.ExpiresAt.
 func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	return s.saveToken(ctx, "SaveAccessToken", s.accessKey(h), t)
+}
+
+// saveToken is SaveAccessToken and SaveRefreshToken, whose records have the
+// same fields: it stores t under key until t.ExpiresAt.
+func (s *Store) saveToken(ctx context.Context, op, key string, t *store.AccessToken) error {
 	now, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	data, err := encodeToken(*t)
 	if err != nil {
-		return fmt.Errorf("redisstore: SaveAccessToken: %w", err)
+		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	return s.put(ctx, "SaveAccessToken", s.accessKey(h), now, t.ExpiresAt, t.GrantID, data)
+	return s.put(ctx, op, key, now, t.ExpiresAt, t.GrantID, data)
 }
 
 // GetAccessToken implements [store.AccessTokenStore]: one script reads the
 // token and the revocation of its grant together, so that a token is never
 // returned after RevokeGrant of its grant has returned.
 func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
-	now, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	status, rec, err := s.runLookup(ctx, "GetAccessToken", lookupScript, []string{s.accessKey(h)},
-		s.grantPrefix(accessTag(h)), now.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	return result(status, rec, decodeAccess)
+	return lookup(ctx, s, "GetAccessToken", lookupScript, s.accessKey(h), s.grantPrefix(accessTag(h)), decodeAccess)
 }
 
 // RevokeAccessToken implements [store.AccessTokenStore] (RFC 7009 §2.1): one
 // DEL; an unknown token is not an error (RFC 7009 §2.2).
 func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
+	return s.del(ctx, "RevokeAccessToken", s.accessKey(h))
+}
+
+// del deletes key, after begin's checks: one DEL, of a key that may not
+// exist.
+func (s *Store) del(ctx context.Context, op, key string) error {
 	if _, err := s.begin(ctx); err != nil {
 		return err
 	}
-	if err := s.c.Del(ctx, s.accessKey(h)).Err(); err != nil {
-		return fail(ctx, "RevokeAccessToken", err)
+	if err := s.c.Del(ctx, key).Err(); err != nil {
+		return fail(ctx, op, err)
 	}
 	return nil
 }
@@ -154,31 +141,14 @@ func (s *Store) RevokeAccessToken(ctx context.Context, h store.TokenHash) error 
 // SaveRefreshToken implements [store.RefreshTokenStore]: one SET with PXAT
 // t.ExpiresAt.
 func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
-	now, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	data, err := encodeToken(store.AccessToken(*t))
-	if err != nil {
-		return fmt.Errorf("redisstore: SaveRefreshToken: %w", err)
-	}
-	return s.put(ctx, "SaveRefreshToken", s.refreshKey(h), now, t.ExpiresAt, t.GrantID, data)
+	return s.saveToken(ctx, "SaveRefreshToken", s.refreshKey(h), (*store.AccessToken)(t))
 }
 
 // GetRefreshToken implements [store.RefreshTokenStore]: one script reads the
 // token and its grant's revocation together. A rotated token is returned
 // with store.ErrConsumed until it expires (RFC 9700 §4.14.2).
 func (s *Store) GetRefreshToken(ctx context.Context, h store.TokenHash) (*store.RefreshToken, error) {
-	now, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	status, rec, err := s.runLookup(ctx, "GetRefreshToken", lookupScript, []string{s.refreshKey(h)},
-		s.grantPrefix(refreshTag), now.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	return result(status, rec, decodeRefresh)
+	return lookup(ctx, s, "GetRefreshToken", lookupScript, s.refreshKey(h), s.grantPrefix(refreshTag), decodeRefresh)
 }
 
 // RotateRefreshToken implements [store.RefreshTokenStore] (RFC 9700
@@ -213,13 +183,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 // RevokeRefreshToken implements [store.RefreshTokenStore] (RFC 7009 §2.1):
 // one DEL; an unknown token is not an error (RFC 7009 §2.2).
 func (s *Store) RevokeRefreshToken(ctx context.Context, h store.TokenHash) error {
-	if _, err := s.begin(ctx); err != nil {
-		return err
-	}
-	if err := s.c.Del(ctx, s.refreshKey(h)).Err(); err != nil {
-		return fail(ctx, "RevokeRefreshToken", err)
-	}
-	return nil
+	return s.del(ctx, "RevokeRefreshToken", s.refreshKey(h))
 }
 
 // RevokeGrant implements [store.GrantStore] (RFC 6749 §4.1.2, RFC 7009 §2.1,
@@ -279,6 +243,23 @@ func decodeRefresh(rec string) (*store.RefreshToken, error) {
 	}
 	r := store.RefreshToken(t)
 	return &r, nil
+}
+
+// lookup runs sc, lookupScript or consumeScript, on key after begin's
+// checks, with grants, the prefix of the revocation keys beside the record
+// ("" for codes: no grant check), and the time now, and decodes its answer
+// as result does.
+func lookup[V any](ctx context.Context, s *Store, op string, sc *redis.Script, key, grants string,
+	decode func(string) (*V, error)) (*V, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	status, rec, err := s.runLookup(ctx, op, sc, []string{key}, grants, now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	return result(status, rec, decode)
 }
 
 // result turns a script's answer into the record and error the store
