@@ -154,6 +154,8 @@ func TestRotateChain(t *testing.T) {
 	}
 }
 
-func BenchmarkTokenEndpoint(b *testing.B) { testkit.BenchTokenEndpoint(b, testkit.BenchMemory("memory")) }
+func BenchmarkTokenEndpoint(b *testing.B) {
+	testkit.BenchTokenEndpoint(b, testkit.BenchMemory("memory"))
+}
 
 func BenchmarkMiddleware(b *testing.B) { testkit.BenchMiddleware(b, testkit.BenchMemory("memory")) }
