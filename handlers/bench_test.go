@@ -7,11 +7,11 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/internal/benchref"
+	"github.com/dpopkit/dpop/internal/testkit/dpoptest"
 	"github.com/dpopkit/dpop/store"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -45,17 +45,13 @@ func benchTokenEndpoint(b *testing.B, edit func(*Config)) {
 	signer := newSigner(b)
 	proofs := make([]string, b.N)
 	for i := range proofs {
-		proofs[i] = proofBy(b, signer, "POST", "https://as.example.com/oauth2/token", dpop.ProofOptions{})
+		proofs[i] = proofBy(b, signer, "POST", cfg.Issuer+DefaultPaths.Token, dpop.ProofOptions{})
 	}
 	h := srv.TokenHandler()
-	const body = "grant_type=client_credentials"
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		req := httptest.NewRequest("POST", "/oauth2/token", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(confID, confSecret)
-		req.Header.Set("DPoP", proofs[i])
+		req := dpoptest.ClientCredentialsRequest(DefaultPaths.Token, confID, confSecret, proofs[i])
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {

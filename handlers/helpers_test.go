@@ -2,9 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/internal/testkit/dpoptest"
 	"github.com/dpopkit/dpop/store"
 )
 
@@ -86,18 +84,8 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 	return h
 }
 
-func newSigner(t testing.TB) *dpop.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewSigner(k, dpop.SignerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// newSigner is a signer with a fresh ES256 key.
+func newSigner(t testing.TB) *dpop.Signer { t.Helper(); return dpoptest.NewSigner(t) }
 
 // testAuthenticate is the host's login: Basic alice/wonderland, or a
 // redirect to /login when the request asks for one.
@@ -118,13 +106,10 @@ func (h *harness) proof(method, path string, opts dpop.ProofOptions) string {
 	return proofBy(h.t, h.signer, method, h.ts.URL+path, opts)
 }
 
+// proofBy is a fresh proof by s for method and the absolute URL u.
 func proofBy(t testing.TB, s *dpop.Signer, method, u string, opts dpop.ProofOptions) string {
 	t.Helper()
-	p, err := s.Proof(method, u, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return dpoptest.Proof(t, s, method, u, opts)
 }
 
 // response is a decoded reply.

@@ -2,8 +2,6 @@ package middleware
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/internal/testkit/dpoptest"
 	"github.com/dpopkit/dpop/store"
 )
 
@@ -74,18 +73,8 @@ func hello(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"sub": p.Subject, "client_id": p.ClientID, "scope": strings.Join(p.Scopes, " "), "jkt": p.JKT})
 }
 
-func newSigner(t testing.TB) *dpop.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewSigner(k, dpop.SignerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// newSigner is a signer with a fresh ES256 key.
+func newSigner(t testing.TB) *dpop.Signer { t.Helper(); return dpoptest.NewSigner(t) }
 
 func (r *rs) saveToken(jkt, scope string) string {
 	r.t.Helper()
@@ -108,11 +97,7 @@ func randomToken() string {
 // proof is a proof by signer for GET path with ath of token.
 func (r *rs) proof(signer *dpop.Signer, method, path, token string, nonce string) string {
 	r.t.Helper()
-	p, err := signer.Proof(method, r.ts.URL+path, dpop.ProofOptions{AccessToken: token, Nonce: nonce})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return p
+	return dpoptest.Proof(r.t, signer, method, r.ts.URL+path, dpop.ProofOptions{AccessToken: token, Nonce: nonce})
 }
 
 type reply struct {
