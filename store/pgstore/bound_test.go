@@ -6,33 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpopkit/dpop/internal/testkit"
 	"github.com/dpopkit/dpop/store"
 	"github.com/jackc/pgx/v5"
 )
-
-// rotateChain saves a refresh token of grant and rotates it n times; it
-// returns the n+1 hashes, oldest first. Token i is issued i seconds after
-// the first, as the handlers issue them.
-func rotateChain(t *testing.T, s *Store, grant string, n int) []store.TokenHash {
-	t.Helper()
-	base := time.Now().Truncate(time.Microsecond)
-	tok := func(i int) *store.RefreshToken {
-		return &store.RefreshToken{GrantID: grant, ClientID: "c", Subject: "s",
-			IssuedAt: base.Add(time.Duration(i) * time.Second), ExpiresAt: base.Add(time.Hour)}
-	}
-	hs := make([]store.TokenHash, n+1)
-	for i := range hs {
-		hs[i] = store.HashToken(fmt.Sprint(grant, "-", i))
-	}
-	must(t, s.SaveRefreshToken(bg, hs[0], tok(0)))
-	for i := 1; i <= n; i++ {
-		prev, err := s.RotateRefreshToken(bg, hs[i-1], hs[i], tok(i))
-		if err != nil || prev == nil || prev.GrantID != grant {
-			t.Fatalf("rotation %d: %+v, %v", i, prev, err)
-		}
-	}
-	return hs
-}
 
 // consumedOf counts the consumed and the live refresh tokens of grant.
 func consumedOf(t *testing.T, s *Store, grant string) (consumed, live int) {
@@ -52,8 +29,9 @@ func TestConsumedRefreshTokensBound(t *testing.T) {
 	schema := freshSchema(t, pool)
 	s := openStore(t, pool, schema, nil)
 	const n, keep = 30, store.ConsumedRefreshTokensPerGrant
-	chain := rotateChain(t, s, "g", n)
-	rotateChain(t, s, "other", 3)
+	exp := func(int) time.Time { return time.Now().Add(time.Hour) }
+	chain := testkit.RotateChain(t, s, "g", n, exp)
+	testkit.RotateChain(t, s, "other", 3, exp)
 
 	if got, err := s.GetRefreshToken(bg, chain[n]); err != nil || got.GrantID != "g" {
 		t.Fatalf("live token: %+v, %v", got, err)

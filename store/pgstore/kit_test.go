@@ -1,24 +1,15 @@
 package pgstore
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/adaptertest"
-	"github.com/dpopkit/dpop/handlers"
-	"github.com/dpopkit/dpop/middleware"
+	"github.com/dpopkit/dpop/internal/testkit"
+	"github.com/dpopkit/dpop/internal/testkit/dpoptest"
 	"github.com/dpopkit/dpop/store"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TestInstances: two instances of a service over one schema (a fresh one
@@ -40,135 +31,6 @@ func TestInstances(t *testing.T) {
 	})
 }
 
-// A kit, the authorization server and a protected API (handlers and
-// middleware), over PostgreSQL, for the outage test and the benchmarks. It
-// answers on a loopback httptest server, but its issuer, resource URL and
-// therefore every proof's htu are the public URL.
-
-const (
-	publicURL  = "https://api.example.test"
-	apiPath    = "/api/whoami"
-	confID     = "conf"
-	confSecret = "conf-secret-0123456789abcdef0123"
-)
-
-// kit is a running authorization server and API.
-type kit struct {
-	url string // where it listens
-}
-
-// newKit starts a kit over st.
-func newKit(t testing.TB, st store.Store) *kit {
-	t.Helper()
-	srv, err := handlers.New(handlers.Config{Issuer: publicURL, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mw, err := middleware.New(middleware.Options{
-		ResourceURL: publicURL,
-		DPoP:        dpop.VerifierOptions{ReplayCache: st},
-		Validator:   middleware.StoreValidator{Store: st},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	srv.Mount(mux)
-	mux.Handle(apiPath, mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return &kit{url: ts.URL}
-}
-
-// registerClients saves the confidential client.
-func registerClients(t testing.TB, st store.Store) {
-	t.Helper()
-	c := &store.Client{ID: confID, SecretHash: store.HashSecret(confSecret), GrantTypes: []string{"client_credentials"},
-		Scopes: []string{"read"}, DPoPBound: true}
-	if err := st.SaveClient(bg, c); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newSigner(t testing.TB) *dpop.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewSigner(k, dpop.SignerOptions{}) // ES256
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// proof is a proof by s for method and path at the public URL.
-func proof(t testing.TB, s *dpop.Signer, method, path string, opts dpop.ProofOptions) string {
-	t.Helper()
-	p, err := s.Proof(method, publicURL+path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// reply is a decoded response and how long it took.
-type reply struct {
-	status int
-	body   map[string]any
-	raw    string
-	took   time.Duration
-}
-
-func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
-
-// send sends a request with a fresh proof by s to k: with token, a call of
-// the API; without, a client credentials token request.
-func send(t testing.TB, k *kit, s *dpop.Signer, token string) reply {
-	t.Helper()
-	method, path, body := "GET", apiPath, io.Reader(nil)
-	if token == "" {
-		method, path = "POST", "/oauth2/token"
-		body = strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode())
-	}
-	req, err := http.NewRequest(method, k.url+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("DPoP", proof(t, s, method, path, dpop.ProofOptions{AccessToken: token}))
-	if token == "" {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(confID, confSecret)
-	} else {
-		req.Header.Set("Authorization", "DPoP "+token)
-	}
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, raw: string(raw), took: time.Since(start)}
-	json.Unmarshal(raw, &r.body)
-	return r
-}
-
-func tokenRequest(t testing.TB, k *kit, s *dpop.Signer) reply { t.Helper(); return send(t, k, s, "") }
-
-func apiCall(t testing.TB, k *kit, s *dpop.Signer, token string) reply {
-	t.Helper()
-	return send(t, k, s, token)
-}
-
-func wantStatus(t testing.TB, r reply, status int, code, what string) {
-	t.Helper()
-	if r.status != status || (code != "" && r.str("error") != code) {
-		t.Fatalf("%s: %d %s, want %d %s", what, r.status, strings.TrimSpace(r.raw), status, code)
-	}
-}
-
 // TestKitOutage takes the database away from a running instance: the token
 // endpoint and the API answer 503 server_error within a bounded time, never
 // 200 or 401, and the same store serves again once the database is back.
@@ -178,13 +40,13 @@ func TestKitOutage(t *testing.T) {
 	p, proxied := newProxy(t, rawURL)
 	const timeout = time.Second
 	st := openStore(t, newPool(t, proxied, nil), schema, func(o *Options) { o.QueryTimeout = timeout })
-	registerClients(t, st)
-	k := newKit(t, st)
-	signer := newSigner(t)
-	r := tokenRequest(t, k, signer)
-	wantStatus(t, r, 200, "", "token request")
-	tok := r.str("access_token")
-	wantStatus(t, apiCall(t, k, signer, tok), 200, "", "API call")
+	testkit.RegisterClients(t, st)
+	k := testkit.New(t, st, testkit.Options{})
+	signer := dpoptest.NewSigner(t)
+	r := k.ClientCredentials(t, signer)
+	testkit.WantStatus(t, "token request", r, 200, "")
+	tok := r.Str("access_token")
+	testkit.WantStatus(t, "API call", k.APIWith(t, signer, tok), 200, "")
 
 	for _, tc := range []struct {
 		name  string
@@ -197,20 +59,20 @@ func TestKitOutage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			must(t, p.set(tc.mode))
-			for _, r := range []reply{tokenRequest(t, k, signer), apiCall(t, k, signer, tok)} {
-				wantStatus(t, r, 503, string(dpop.CodeServerError), "request with the database unreachable")
-				if r.took > tc.bound {
-					t.Errorf("the refusal took %v, more than %v", r.took, tc.bound)
+			for _, r := range []testkit.Reply{k.ClientCredentials(t, signer), k.APIWith(t, signer, tok)} {
+				testkit.WantStatus(t, "request with the database unreachable", r, 503, string(dpop.CodeServerError))
+				if r.Took > tc.bound {
+					t.Errorf("the refusal took %v, more than %v", r.Took, tc.bound)
 				}
 			}
 			must(t, p.set(forward))
-			var again reply
+			var again testkit.Reply
 			waitFor(t, 10*time.Second, func() bool {
-				again = tokenRequest(t, k, signer)
-				return again.status == 200
+				again = k.ClientCredentials(t, signer)
+				return again.Status == 200
 			}, "the token endpoint answers again")
-			wantStatus(t, apiCall(t, k, signer, again.str("access_token")), 200, "", "API call with a new token")
-			wantStatus(t, apiCall(t, k, signer, tok), 200, "", "API call with the token from before the outage")
+			testkit.WantStatus(t, "API call with a new token", k.APIWith(t, signer, again.Str("access_token")), 200, "")
+			testkit.WantStatus(t, "API call with the token from before the outage", k.APIWith(t, signer, tok), 200, "")
 		})
 	}
 }
