@@ -8,33 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpopkit/dpop/internal/testkit"
 	"github.com/dpopkit/dpop/store"
 	"github.com/dpopkit/dpop/store/redisstore"
 	"github.com/redis/go-redis/v9"
 )
-
-// rotateChain saves a refresh token of grant and rotates it n times; it
-// returns the n+1 hashes, oldest first. Token i is issued i seconds after
-// base and expires at exp(i).
-func rotateChain(t *testing.T, s store.Store, grant string, n int, exp func(i int) time.Time) []store.TokenHash {
-	t.Helper()
-	base := time.Now().Truncate(time.Millisecond)
-	tok := func(i int) *store.RefreshToken {
-		return &store.RefreshToken{GrantID: grant, ClientID: "c", Subject: "s", IssuedAt: base.Add(time.Duration(i) * time.Second), ExpiresAt: exp(i)}
-	}
-	hs := make([]store.TokenHash, n+1)
-	for i := range hs {
-		hs[i] = store.HashToken(grant + "-" + string(rune('A'+i)))
-	}
-	must(t, s.SaveRefreshToken(bg, hs[0], tok(0)))
-	for i := 1; i <= n; i++ {
-		prev, err := s.RotateRefreshToken(bg, hs[i-1], hs[i], tok(i))
-		if err != nil || prev == nil || prev.GrantID != grant {
-			t.Fatalf("rotation %d: %+v, %v", i, prev, err)
-		}
-	}
-	return hs
-}
 
 // TestConsumedRefreshTokensBound: what adaptertest's ChainBound cannot see
 // from outside: after 30 rotations the grant's keys are exactly its live
@@ -47,8 +25,8 @@ func TestConsumedRefreshTokensBound(t *testing.T) {
 	base := time.Now()
 	// Earlier tokens expire later, so that the list's expiry must be the
 	// latest expiry, not the last one.
-	chain := rotateChain(t, s, "g", n, func(i int) time.Time { return base.Add(time.Duration(2*n-i) * time.Minute) })
-	rotateChain(t, s, "other", 3, func(int) time.Time { return base.Add(time.Hour) })
+	chain := testkit.RotateChain(t, s, "g", n, func(i int) time.Time { return base.Add(time.Duration(2*n-i) * time.Minute) })
+	testkit.RotateChain(t, s, "other", 3, func(int) time.Time { return base.Add(time.Hour) })
 
 	if got, err := s.GetRefreshToken(bg, chain[n]); err != nil || got.GrantID != "g" {
 		t.Fatalf("live token: %+v, %v", got, err)
