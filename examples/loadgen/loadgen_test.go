@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -19,6 +17,8 @@ import (
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/handlers"
+	"github.com/dpopkit/dpop/internal/testkit"
+	"github.com/dpopkit/dpop/internal/testkit/dpoptest"
 	"github.com/dpopkit/dpop/middleware"
 	"github.com/dpopkit/dpop/store"
 )
@@ -26,15 +26,7 @@ import (
 // newTestSigner is an ES256 signer whose clock is now shifted by skew.
 func newTestSigner(t testing.TB, skew time.Duration) *dpop.Signer {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewSigner(k, dpop.SignerOptions{Now: func() time.Time { return time.Now().Add(skew) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return dpoptest.NewSignerWith(t, dpop.SignerOptions{Now: func() time.Time { return time.Now().Add(skew) }})
 }
 
 // newReferenceServer runs the reference handler on an httptest server whose
@@ -72,18 +64,8 @@ func newKitServer(t testing.TB, nonces dpop.NonceSource) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := handlers.New(handlers.Config{Issuer: issuer, Store: m, DPoP: dpop.VerifierOptions{Nonces: nonces}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	protect, err := middleware.New(middleware.Options{
-		ResourceURL: issuer,
-		DPoP:        dpop.VerifierOptions{ReplayCache: m, Nonces: nonces},
-		Validator:   middleware.StoreValidator{Store: m},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := dpop.VerifierOptions{Nonces: nonces}
+	as, protect := testkit.AuthServer(t, issuer, m, v), testkit.Protect(t, issuer, m, v)
 	mux := http.NewServeMux()
 	as.Mount(mux)
 	mux.Handle("GET /api/hello", protect(middleware.RequireScope("read")(http.HandlerFunc(
@@ -124,15 +106,6 @@ func refReply(t *testing.T, method, target, token string, proofs ...string) (int
 	return resp.StatusCode, string(b)
 }
 
-func mustProof(t *testing.T, s *dpop.Signer, method, u string, opts dpop.ProofOptions) string {
-	t.Helper()
-	p, err := s.Proof(method, u, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // tamper changes one byte of the decoded signature of a compact JWS.
 func tamper(t *testing.T, jws string) string {
 	t.Helper()
@@ -154,8 +127,8 @@ func TestReferenceServer(t *testing.T) {
 
 	// A proof by one key with the signature of another key's proof for the
 	// same request: well formed, wrong signature.
-	mine := mustProof(t, s, "POST", tokenURL, dpop.ProofOptions{})
-	theirs := mustProof(t, other, "POST", tokenURL, dpop.ProofOptions{})
+	mine := dpoptest.Proof(t, s, "POST", tokenURL, dpop.ProofOptions{})
+	theirs := dpoptest.Proof(t, other, "POST", tokenURL, dpop.ProofOptions{})
 	swapped := mine[:strings.LastIndexByte(mine, '.')] + theirs[strings.LastIndexByte(theirs, '.'):]
 
 	tests := []struct {
@@ -167,34 +140,34 @@ func TestReferenceServer(t *testing.T) {
 		wantStatus int
 		wantBody   string
 	}{
-		{"token: valid proof", "POST", tokenURL, "", []string{mustProof(t, s, "POST", tokenURL, dpop.ProofOptions{})},
+		{"token: valid proof", "POST", tokenURL, "", []string{dpoptest.Proof(t, s, "POST", tokenURL, dpop.ProofOptions{})},
 			200, `{"access_token":"ref","token_type":"DPoP","expires_in":3600}`},
-		{"api: valid proof with ath", "GET", apiURL, token, []string{mustProof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: token})},
+		{"api: valid proof with ath", "GET", apiURL, token, []string{dpoptest.Proof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: token})},
 			200, `"message"`},
-		{"token: tampered signature", "POST", tokenURL, "", []string{tamper(t, mustProof(t, s, "POST", tokenURL, dpop.ProofOptions{}))},
+		{"token: tampered signature", "POST", tokenURL, "", []string{tamper(t, dpoptest.Proof(t, s, "POST", tokenURL, dpop.ProofOptions{}))},
 			400, "signature does not verify"},
 		{"token: another key's signature", "POST", tokenURL, "", []string{swapped},
 			400, "signature does not verify"},
-		{"api: tampered signature", "GET", apiURL, token, []string{tamper(t, mustProof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: token}))},
+		{"api: tampered signature", "GET", apiURL, token, []string{tamper(t, dpoptest.Proof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: token}))},
 			401, "signature does not verify"},
-		{"token: wrong htu", "POST", tokenURL, "", []string{mustProof(t, s, "POST", "http://other.example"+tokenPath, dpop.ProofOptions{})},
+		{"token: wrong htu", "POST", tokenURL, "", []string{dpoptest.Proof(t, s, "POST", "http://other.example"+tokenPath, dpop.ProofOptions{})},
 			400, "htu does not match"},
-		{"token: htu of the API", "POST", tokenURL, "", []string{mustProof(t, s, "POST", apiURL, dpop.ProofOptions{})},
+		{"token: htu of the API", "POST", tokenURL, "", []string{dpoptest.Proof(t, s, "POST", apiURL, dpop.ProofOptions{})},
 			400, "htu does not match"},
-		{"token: wrong htm", "POST", tokenURL, "", []string{mustProof(t, s, "GET", tokenURL, dpop.ProofOptions{})},
+		{"token: wrong htm", "POST", tokenURL, "", []string{dpoptest.Proof(t, s, "GET", tokenURL, dpop.ProofOptions{})},
 			400, "htm does not match"},
-		{"token: stale iat", "POST", tokenURL, "", []string{mustProof(t, newTestSigner(t, -2*time.Minute), "POST", tokenURL, dpop.ProofOptions{})},
+		{"token: stale iat", "POST", tokenURL, "", []string{dpoptest.Proof(t, newTestSigner(t, -2*time.Minute), "POST", tokenURL, dpop.ProofOptions{})},
 			400, "iat is outside"},
-		{"token: iat in the future", "POST", tokenURL, "", []string{mustProof(t, newTestSigner(t, time.Minute), "POST", tokenURL, dpop.ProofOptions{})},
+		{"token: iat in the future", "POST", tokenURL, "", []string{dpoptest.Proof(t, newTestSigner(t, time.Minute), "POST", tokenURL, dpop.ProofOptions{})},
 			400, "iat is outside"},
-		{"api: wrong ath", "GET", apiURL, token, []string{mustProof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: "another-token"})},
+		{"api: wrong ath", "GET", apiURL, token, []string{dpoptest.Proof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: "another-token"})},
 			401, "ath does not match"},
-		{"api: no ath", "GET", apiURL, token, []string{mustProof(t, s, "GET", apiURL, dpop.ProofOptions{})},
+		{"api: no ath", "GET", apiURL, token, []string{dpoptest.Proof(t, s, "GET", apiURL, dpop.ProofOptions{})},
 			401, "ath does not match"},
-		{"api: no token", "GET", apiURL, "", []string{mustProof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: token})},
+		{"api: no token", "GET", apiURL, "", []string{dpoptest.Proof(t, s, "GET", apiURL, dpop.ProofOptions{AccessToken: token})},
 			401, "Authorization: DPoP"},
 		{"token: no proof", "POST", tokenURL, "", nil, 400, "exactly one DPoP header"},
-		{"token: two proofs", "POST", tokenURL, "", []string{mustProof(t, s, "POST", tokenURL, dpop.ProofOptions{}), mustProof(t, s, "POST", tokenURL, dpop.ProofOptions{})},
+		{"token: two proofs", "POST", tokenURL, "", []string{dpoptest.Proof(t, s, "POST", tokenURL, dpop.ProofOptions{}), dpoptest.Proof(t, s, "POST", tokenURL, dpop.ProofOptions{})},
 			400, "exactly one DPoP header"},
 		{"token: not a JWS", "POST", tokenURL, "", []string{"a.b"}, 400, "not a compact JWS"},
 	}
@@ -239,7 +212,7 @@ func TestVerifyReferenceProofHeader(t *testing.T) {
 	}
 	// The same header with the real key and a real signature passes, so the
 	// refusals above are about the header.
-	good := mustProof(t, s, "POST", "http://a/oauth2/token", dpop.ProofOptions{})
+	good := dpoptest.Proof(t, s, "POST", "http://a/oauth2/token", dpop.ProofOptions{})
 	if err := verifyReferenceProof(good, "POST", "http://a/oauth2/token", "", time.Now()); err != nil {
 		t.Fatalf("valid proof refused: %v", err)
 	}
@@ -316,8 +289,8 @@ func TestFailuresAreCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := mustProof(t, g.signer, "POST", kit.URL+tokenPath, dpop.ProofOptions{})
-	stale := mustProof(t, newTestSigner(t, -5*time.Minute), "POST", kit.URL+tokenPath, dpop.ProofOptions{})
+	p := dpoptest.Proof(t, g.signer, "POST", kit.URL+tokenPath, dpop.ProofOptions{})
+	stale := dpoptest.Proof(t, newTestSigner(t, -5*time.Minute), "POST", kit.URL+tokenPath, dpop.ProofOptions{})
 	res := g.phase(context.Background(), []string{p, p, p, stale}, time.Time{})
 	if res.requests != 4 || res.ok != 1 || res.failures != 3 {
 		t.Fatalf("%d requests, %d ok, %d failures", res.requests, res.ok, res.failures)
@@ -431,11 +404,7 @@ func BenchmarkVerify(b *testing.B) {
 	s := newTestSigner(b, 0)
 	proofs := make([]string, 4096)
 	for i := range proofs {
-		p, err := s.Proof("POST", u, dpop.ProofOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		proofs[i] = p
+		proofs[i] = dpoptest.Proof(b, s, "POST", u, dpop.ProofOptions{})
 	}
 	b.Run("reference", func(b *testing.B) {
 		now := time.Now()
