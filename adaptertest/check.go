@@ -33,6 +33,14 @@ func same(t testing.TB, got, want any, what string) {
 	}
 }
 
+// The errors of the racers of a round that lost: errPeeked marks a GetCode
+// that found the code live, in a race against its redemption; errReplayed
+// an Insert that found its key.
+var (
+	errPeeked   = errors.New("looked up before the redemption")
+	errReplayed = errors.New("replayed")
+)
+
 // race runs one round of an atomicity check: f(i) from racers goroutines
 // that are all started and parked at a gate before it opens, so that their
 // calls reach the store together. It returns how many calls returned no

@@ -1,7 +1,7 @@
 package adaptertest
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -10,23 +10,15 @@ import (
 	"github.com/dpopkit/dpop/store"
 )
 
-// errPeeked marks a GetCode that found the code live, in a race against its
-// redemption.
-var errPeeked = errors.New("looked up before the redemption")
-
 func testCodes(t *testing.T, newStore NewStore) {
 	t.Run("RoundTrip", func(t *testing.T) {
-		s := open(t, newStore)
-		h, exp := randomHash(), now().Add(time.Minute)
-		must(t, s.SaveCode(bg, h, sampleCode("grant-1", exp)), "SaveCode")
+		s, h, exp := withCode(t, newStore, "grant-1")
 		got, err := s.ConsumeCode(bg, h)
 		must(t, err, "ConsumeCode")
 		same(t, got, sampleCode("grant-1", exp), "code")
 	})
 	t.Run("ConsumeOnce", func(t *testing.T) {
-		s := open(t, newStore)
-		h, exp := randomHash(), now().Add(time.Minute)
-		must(t, s.SaveCode(bg, h, sampleCode("grant-2", exp)), "SaveCode")
+		s, h, _ := withCode(t, newStore, "grant-2")
 		_, err := s.ConsumeCode(bg, h)
 		must(t, err, "first ConsumeCode")
 		for i := range 2 {
@@ -67,16 +59,7 @@ func testCodes(t *testing.T, newStore NewStore) {
 	})
 	t.Run("OddKeys", func(t *testing.T) {
 		s := open(t, newStore)
-		exp := now().Add(time.Minute)
-		keys := oddHashes()
-		for i, h := range keys {
-			must(t, s.SaveCode(bg, h, sampleCode("odd-"+string(rune('a'+i)), exp)), "SaveCode")
-		}
-		for i, h := range keys {
-			got, err := s.ConsumeCode(bg, h)
-			must(t, err, "ConsumeCode of an odd key")
-			same(t, got, sampleCode("odd-"+string(rune('a'+i)), exp), "odd key")
-		}
+		oddCodes(t, s, "ConsumeCode", s.ConsumeCode)
 	})
 	t.Run("SavedExpired", func(t *testing.T) {
 		s := open(t, newStore)
@@ -93,9 +76,7 @@ func testCodes(t *testing.T, newStore NewStore) {
 // nothing.
 func testGetCode(t *testing.T, newStore NewStore) {
 	t.Run("Get", func(t *testing.T) {
-		s := open(t, newStore)
-		h, exp := randomHash(), now().Add(time.Minute)
-		must(t, s.SaveCode(bg, h, sampleCode("grant-get", exp)), "SaveCode")
+		s, h, exp := withCode(t, newStore, "grant-get")
 		for range 3 {
 			got, err := s.GetCode(bg, h)
 			must(t, err, "GetCode of a live code")
@@ -109,9 +90,7 @@ func testGetCode(t *testing.T, newStore NewStore) {
 		wantErr(t, err, store.ErrNotFound, "GetCode of a code saved already expired")
 	})
 	t.Run("GetDoesNotConsume", func(t *testing.T) {
-		s := open(t, newStore)
-		h, exp := randomHash(), now().Add(time.Minute)
-		must(t, s.SaveCode(bg, h, sampleCode("grant-peek", exp)), "SaveCode")
+		s, h, exp := withCode(t, newStore, "grant-peek")
 		for range 3 {
 			_, err := s.GetCode(bg, h)
 			must(t, err, "GetCode")
@@ -140,9 +119,7 @@ func testGetCode(t *testing.T, newStore NewStore) {
 		}
 	})
 	t.Run("GetConsumed", func(t *testing.T) {
-		s := open(t, newStore)
-		h, exp := randomHash(), now().Add(time.Minute)
-		must(t, s.SaveCode(bg, h, sampleCode("grant-used", exp)), "SaveCode")
+		s, h, exp := withCode(t, newStore, "grant-used")
 		_, err := s.ConsumeCode(bg, h)
 		must(t, err, "ConsumeCode")
 		for range 2 {
@@ -160,16 +137,7 @@ func testGetCode(t *testing.T, newStore NewStore) {
 	})
 	t.Run("GetOddKeys", func(t *testing.T) {
 		s := open(t, newStore)
-		exp := now().Add(time.Minute)
-		keys := oddHashes()
-		for i, h := range keys {
-			must(t, s.SaveCode(bg, h, sampleCode("odd-"+string(rune('a'+i)), exp)), "SaveCode")
-		}
-		for i, h := range keys {
-			got, err := s.GetCode(bg, h)
-			must(t, err, "GetCode of an odd key")
-			same(t, got, sampleCode("odd-"+string(rune('a'+i)), exp), "odd key")
-		}
+		keys, exp := oddCodes(t, s, "GetCode", s.GetCode)
 		// Redeeming one leaves its neighbour, one bit away, live.
 		_, err := s.ConsumeCode(bg, keys[2])
 		must(t, err, "ConsumeCode of an odd key")
@@ -179,4 +147,33 @@ func testGetCode(t *testing.T, newStore NewStore) {
 		must(t, err, "GetCode of the neighbouring key")
 		same(t, got, sampleCode("odd-d", exp), "neighbouring key")
 	})
+}
+
+// oddCodes saves a code of a grant of its own under each of oddHashes and
+// checks that lookup (ConsumeCode or GetCode, named name) answers each
+// with its own record. It returns the keys and the codes' expiry.
+func oddCodes(t *testing.T, s store.CodeStore, name string, lookup func(context.Context, store.TokenHash) (*store.AuthorizationCode, error)) ([]store.TokenHash, time.Time) {
+	t.Helper()
+	exp := now().Add(time.Minute)
+	keys := oddHashes()
+	for i, h := range keys {
+		must(t, s.SaveCode(bg, h, sampleCode("odd-"+string(rune('a'+i)), exp)), "SaveCode")
+	}
+	for i, h := range keys {
+		got, err := lookup(bg, h)
+		must(t, err, name+" of an odd key")
+		same(t, got, sampleCode("odd-"+string(rune('a'+i)), exp), "odd key")
+	}
+	return keys, exp
+}
+
+// withCode opens a store for the subtest and saves a code of grant in it,
+// under a fresh key and live for a minute; it returns the store, the key and
+// the code's expiry.
+func withCode(t *testing.T, newStore NewStore, grant string) (store.Store, store.TokenHash, time.Time) {
+	t.Helper()
+	s := open(t, newStore)
+	h, exp := randomHash(), now().Add(time.Minute)
+	must(t, s.SaveCode(bg, h, sampleCode(grant, exp)), "SaveCode")
+	return s, h, exp
 }

@@ -10,8 +10,6 @@ import (
 	"github.com/dpopkit/dpop/store"
 )
 
-var errReplayed = errors.New("replayed")
-
 // testContext checks that a cancelled context stops every method with an
 // error wrapping context.Canceled, and that a consuming call that was
 // cancelled consumed nothing.

@@ -39,22 +39,14 @@ func testExpiry(t *testing.T, newStore NewStore) {
 	})
 	add("AccessTokens", func(t *testing.T, s store.Store) {
 		h := randomHash()
-		must(t, s.SaveAccessToken(bg, h, sampleAccess("g", now().Add(shortTTL))), "SaveAccessToken")
-		_, err := s.GetAccessToken(bg, h)
-		must(t, err, "GetAccessToken before expiry")
-		time.Sleep(waitExpiry)
-		_, err = s.GetAccessToken(bg, h)
-		wantErr(t, err, store.ErrNotFound, "GetAccessToken of an expired token")
+		expires(t, "AccessToken", func(exp time.Time) error { return s.SaveAccessToken(bg, h, sampleAccess("g", exp)) },
+			func() error { _, err := s.GetAccessToken(bg, h); return err })
 	})
 	add("RefreshTokens", func(t *testing.T, s store.Store) {
 		h, next := randomHash(), randomHash()
-		must(t, s.SaveRefreshToken(bg, h, sampleRefresh("g", now().Add(shortTTL))), "SaveRefreshToken")
-		_, err := s.GetRefreshToken(bg, h)
-		must(t, err, "GetRefreshToken before expiry")
-		time.Sleep(waitExpiry)
-		_, err = s.GetRefreshToken(bg, h)
-		wantErr(t, err, store.ErrNotFound, "GetRefreshToken of an expired token")
-		_, err = s.RotateRefreshToken(bg, h, next, sampleRefresh("g", now().Add(time.Hour)))
+		expires(t, "RefreshToken", func(exp time.Time) error { return s.SaveRefreshToken(bg, h, sampleRefresh("g", exp)) },
+			func() error { _, err := s.GetRefreshToken(bg, h); return err })
+		_, err := s.RotateRefreshToken(bg, h, next, sampleRefresh("g", now().Add(time.Hour)))
 		wantErr(t, err, store.ErrNotFound, "RotateRefreshToken of an expired token")
 		_, err = s.GetRefreshToken(bg, next)
 		wantErr(t, err, store.ErrNotFound, "token stored by a refused rotation")
@@ -78,6 +70,18 @@ func testExpiry(t *testing.T, newStore NewStore) {
 	})
 	timed = append(timed, lifetimeTests()...)
 	concurrently(t, newStore, timed)
+}
+
+// expires saves a token that lives shortTTL (save gets its expiry) and
+// checks that get finds it; then, past its expiry, that get answers
+// ErrNotFound. kind names the token in the messages: AccessToken or
+// RefreshToken.
+func expires(t *testing.T, kind string, save func(exp time.Time) error, get func() error) {
+	t.Helper()
+	must(t, save(now().Add(shortTTL)), "Save"+kind)
+	must(t, get(), "Get"+kind+" before expiry")
+	time.Sleep(waitExpiry)
+	wantErr(t, get(), store.ErrNotFound, "Get"+kind+" of an expired token")
 }
 
 // timedTest is a subtest that mostly waits for time to pass.

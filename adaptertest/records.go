@@ -3,6 +3,7 @@ package adaptertest
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -64,67 +65,47 @@ func sampleRefresh(grant string, exp time.Time) *store.RefreshToken {
 	}
 }
 
-// diff describes how two records differ ("" when equal). Times are compared
-// as instants; nil and empty slices are the same.
+// diff describes how two records differ ("" when equal), field by field:
+// got and want are pointers to records of one type (store.Client,
+// store.AuthorizationCode, store.AccessToken or store.RefreshToken), and
+// every exported field of the record is compared. Times are compared as instants;
+// nil and empty slices are the same.
 func diff(got, want any) string {
+	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
+	if g.Type() != w.Type() || g.Kind() != reflect.Pointer || g.Type().Elem().Kind() != reflect.Struct {
+		return fmt.Sprintf("cannot compare %T with %T", got, want)
+	}
+	if g.IsNil() || w.IsNil() {
+		if g.IsNil() == w.IsNil() {
+			return ""
+		}
+		return fmt.Sprintf("got %v, want %v", got, want)
+	}
+	g, w = g.Elem(), w.Elem()
 	var d []string
-	field := func(name string, g, w any) {
-		switch gv := g.(type) {
+	for i := range g.NumField() {
+		if !g.Type().Field(i).IsExported() {
+			continue
+		}
+		name, gf, wf := g.Type().Field(i).Name, g.Field(i).Interface(), w.Field(i).Interface()
+		switch gv := gf.(type) {
 		case time.Time:
-			if !gv.Equal(w.(time.Time)) {
-				d = append(d, fmt.Sprintf("%s = %v, want %v", name, gv, w))
+			if !gv.Equal(wf.(time.Time)) {
+				d = append(d, fmt.Sprintf("%s = %v, want %v", name, gv, wf))
 			}
 		case []string:
-			if !slices.Equal(gv, w.([]string)) {
-				d = append(d, fmt.Sprintf("%s = %q, want %q", name, gv, w))
+			if !slices.Equal(gv, wf.([]string)) {
+				d = append(d, fmt.Sprintf("%s = %q, want %q", name, gv, wf))
 			}
 		case []byte:
-			if !bytes.Equal(gv, w.([]byte)) {
-				d = append(d, fmt.Sprintf("%s = %x, want %x", name, gv, w))
+			if !bytes.Equal(gv, wf.([]byte)) {
+				d = append(d, fmt.Sprintf("%s = %x, want %x", name, gv, wf))
 			}
 		default:
-			if g != w {
-				d = append(d, fmt.Sprintf("%s = %#v, want %#v", name, g, w))
+			if gf != wf {
+				d = append(d, fmt.Sprintf("%s = %#v, want %#v", name, gf, wf))
 			}
 		}
-	}
-	switch g := got.(type) {
-	case *store.Client:
-		w := want.(*store.Client)
-		field("ID", g.ID, w.ID)
-		field("SecretHash", g.SecretHash, w.SecretHash)
-		field("GrantTypes", g.GrantTypes, w.GrantTypes)
-		field("RedirectURIs", g.RedirectURIs, w.RedirectURIs)
-		field("Scopes", g.Scopes, w.Scopes)
-		field("DPoPBound", g.DPoPBound, w.DPoPBound)
-		field("AccessTokenTTL", g.AccessTokenTTL, w.AccessTokenTTL)
-		field("RefreshTokenTTL", g.RefreshTokenTTL, w.RefreshTokenTTL)
-	case *store.AuthorizationCode:
-		w := want.(*store.AuthorizationCode)
-		field("GrantID", g.GrantID, w.GrantID)
-		field("ClientID", g.ClientID, w.ClientID)
-		field("RedirectURI", g.RedirectURI, w.RedirectURI)
-		field("Scope", g.Scope, w.Scope)
-		field("Subject", g.Subject, w.Subject)
-		field("CodeChallenge", g.CodeChallenge, w.CodeChallenge)
-		field("CodeChallengeMethod", g.CodeChallengeMethod, w.CodeChallengeMethod)
-		field("DPoPJKT", g.DPoPJKT, w.DPoPJKT)
-		field("ExpiresAt", g.ExpiresAt, w.ExpiresAt)
-	case *store.AccessToken:
-		w := want.(*store.AccessToken)
-		field("GrantID", g.GrantID, w.GrantID)
-		field("ClientID", g.ClientID, w.ClientID)
-		field("Subject", g.Subject, w.Subject)
-		field("Scope", g.Scope, w.Scope)
-		field("JKT", g.JKT, w.JKT)
-		field("IssuedAt", g.IssuedAt, w.IssuedAt)
-		field("ExpiresAt", g.ExpiresAt, w.ExpiresAt)
-	case *store.RefreshToken:
-		// The two token records have the same fields.
-		g2, w2 := store.AccessToken(*g), store.AccessToken(*want.(*store.RefreshToken))
-		return diff(&g2, &w2)
-	default:
-		return fmt.Sprintf("cannot compare %T", got)
 	}
 	return strings.Join(d, "; ")
 }

@@ -66,17 +66,14 @@ func testAccessTokens(t *testing.T, newStore NewStore) {
 
 func testRefreshTokens(t *testing.T, newStore NewStore) {
 	t.Run("RoundTrip", func(t *testing.T) {
-		s := open(t, newStore)
-		h, exp := randomHash(), now().Add(time.Hour)
-		must(t, s.SaveRefreshToken(bg, h, sampleRefresh("g", exp)), "SaveRefreshToken")
+		s, h, exp := withRefresh(t, newStore, "g")
 		got, err := s.GetRefreshToken(bg, h)
 		must(t, err, "GetRefreshToken")
 		same(t, got, sampleRefresh("g", exp), "refresh token")
 	})
 	t.Run("Rotate", func(t *testing.T) {
-		s := open(t, newStore)
-		old, next, exp := randomHash(), randomHash(), now().Add(time.Hour)
-		must(t, s.SaveRefreshToken(bg, old, sampleRefresh("g", exp)), "SaveRefreshToken")
+		s, old, exp := withRefresh(t, newStore, "g")
+		next := randomHash()
 		nextRec := sampleRefresh("g", exp.Add(time.Hour))
 		nextRec.Scope = "read"
 		prev, err := s.RotateRefreshToken(bg, old, next, nextRec)
@@ -92,9 +89,7 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 		}
 	})
 	t.Run("RotateTwice", func(t *testing.T) {
-		s := open(t, newStore)
-		old, exp := randomHash(), now().Add(time.Hour)
-		must(t, s.SaveRefreshToken(bg, old, sampleRefresh("g", exp)), "SaveRefreshToken")
+		s, old, exp := withRefresh(t, newStore, "g")
 		_, err := s.RotateRefreshToken(bg, old, randomHash(), sampleRefresh("g", exp))
 		must(t, err, "RotateRefreshToken")
 		second := randomHash()
@@ -149,9 +144,7 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 		wantErr(t, err, store.ErrNotFound, "token stored by a refused rotation")
 	})
 	t.Run("Revoke", func(t *testing.T) {
-		s := open(t, newStore)
-		h := randomHash()
-		must(t, s.SaveRefreshToken(bg, h, sampleRefresh("g", now().Add(time.Hour))), "SaveRefreshToken")
+		s, h, _ := withRefresh(t, newStore, "g")
 		must(t, s.RevokeRefreshToken(bg, h), "RevokeRefreshToken")
 		_, err := s.GetRefreshToken(bg, h)
 		wantErr(t, err, store.ErrNotFound, "GetRefreshToken after revocation")
@@ -200,6 +193,17 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 		_, err := s.GetRefreshToken(bg, first)
 		must(t, err, "a live token after its grant's rotated tokens were forgotten")
 	})
+}
+
+// withRefresh opens a store for the subtest and saves a refresh token of
+// grant in it, under a fresh key and live for an hour; it returns the
+// store, the key and the token's expiry.
+func withRefresh(t *testing.T, newStore NewStore, grant string) (store.Store, store.TokenHash, time.Time) {
+	t.Helper()
+	s := open(t, newStore)
+	h, exp := randomHash(), now().Add(time.Hour)
+	must(t, s.SaveRefreshToken(bg, h, sampleRefresh(grant, exp)), "SaveRefreshToken")
+	return s, h, exp
 }
 
 // chainExtra is how many rotations beyond ConsumedRefreshTokensPerGrant
