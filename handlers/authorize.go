@@ -107,18 +107,6 @@ func authzError(code dpop.ErrorCode, description string, cause error) *authzRefu
 	return &authzRefusal{code: code, description: description, cause: cause, fault: code == dpop.CodeServerError}
 }
 
-// Causes of authorization refusals that have no counterpart at the token
-// endpoint; they appear in logs only.
-var (
-	errUnknownClient        = errors.New("handlers: unknown client")
-	errRedirectUnusable     = errors.New("handlers: registered redirect URI unusable")
-	errUnsupportedResponse  = errors.New("handlers: unsupported response_type")
-	errMalformedJKT         = errors.New("handlers: malformed dpop_jkt")
-	errNoUser               = errors.New("handlers: no authenticated user")
-	errAuthenticatorFailed  = errors.New("handlers: authenticator failed")
-	errAuthorizeUnavailable = errors.New("handlers: Config.Authenticate is nil")
-)
-
 // authzExchange is one authorization request as far as it got: the client
 // (once named), the target (once the redirect URI is known good), and the
 // issued code.

@@ -29,6 +29,16 @@ var (
 	ErrRedirectURI     = errors.New("handlers: redirect_uri mismatch")
 	ErrInvalidGrant    = errors.New("handlers: grant is invalid, expired or revoked")
 	ErrStore           = errors.New("handlers: store failure")
+
+	// Causes of refusals at the authorization endpoint only; they appear
+	// in logs.
+	errUnknownClient        = errors.New("handlers: unknown client")
+	errRedirectUnusable     = errors.New("handlers: registered redirect URI unusable")
+	errUnsupportedResponse  = errors.New("handlers: unsupported response_type")
+	errMalformedJKT         = errors.New("handlers: malformed dpop_jkt")
+	errNoUser               = errors.New("handlers: no authenticated user")
+	errAuthenticatorFailed  = errors.New("handlers: authenticator failed")
+	errAuthorizeUnavailable = errors.New("handlers: Config.Authenticate is nil")
 )
 
 // Error is the one error type of the handlers: an OAuth error code (one of
