@@ -121,14 +121,7 @@ func (h *harness) authzRequest(method string, params url.Values, rawQuery, conte
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	for k, v := range headers {
-		if k == "basic" {
-			id, secret, _ := strings.Cut(v, ":")
-			req.SetBasicAuth(id, secret)
-			continue
-		}
-		req.Header.Set(k, v)
-	}
+	setHeaders(req, headers)
 	return h.do(req)
 }
 

@@ -146,6 +146,24 @@ func (h *harness) postForm(path string, form url.Values, headers map[string]stri
 		h.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	setHeaders(req, headers)
+	return h.do(req)
+}
+
+// postBasic posts form to path, authenticated with HTTP Basic as basic
+// ("id:secret"), or with nothing when basic is empty.
+func (h *harness) postBasic(path string, form url.Values, basic string) response {
+	h.t.Helper()
+	headers := map[string]string{}
+	if basic != "" {
+		headers["basic"] = basic
+	}
+	return h.postForm(path, form, headers)
+}
+
+// setHeaders sets headers on req; a "basic" entry is "id:secret" for HTTP
+// Basic.
+func setHeaders(req *http.Request, headers map[string]string) {
 	for k, v := range headers {
 		if k == "basic" {
 			id, secret, _ := strings.Cut(v, ":")
@@ -154,7 +172,20 @@ func (h *harness) postForm(path string, form url.Values, headers map[string]stri
 		}
 		req.Header.Set(k, v)
 	}
-	return h.do(req)
+}
+
+// wrappedHarness is a harness whose memory store is wrapped by wrap (a store
+// that counts or fails calls), which it returns too.
+func wrappedHarness[S store.Store](t *testing.T, wrap func(*store.Memory) S, edit func(*Config)) (*harness, S) {
+	var wrapped S
+	h := newHarness(t, func(c *Config) {
+		wrapped = wrap(c.Store.(*store.Memory))
+		c.Store = wrapped
+		if edit != nil {
+			edit(c)
+		}
+	})
+	return h, wrapped
 }
 
 // wantError asserts an RFC 6749 §5.2 error response.

@@ -25,11 +25,7 @@ import (
 
 func (h *harness) ixPost(form url.Values, basic string) response {
 	h.t.Helper()
-	headers := map[string]string{}
-	if basic != "" {
-		headers["basic"] = basic
-	}
-	return h.postForm(h.srv.cfg.Paths.Introspect, form, headers)
+	return h.postBasic(h.srv.cfg.Paths.Introspect, form, basic)
 }
 
 // ixWantInactive asserts the one inactive answer: {"active":false} and

@@ -69,11 +69,7 @@ func rvRefreshErr(h *harness, token string) error {
 
 func (h *harness) rvPost(form url.Values, basic string) response {
 	h.t.Helper()
-	headers := map[string]string{}
-	if basic != "" {
-		headers["basic"] = basic
-	}
-	return h.postForm(h.srv.cfg.Paths.Revoke, form, headers)
+	return h.postBasic(h.srv.cfg.Paths.Revoke, form, basic)
 }
 
 // rvWantOK asserts a successful revocation response (RFC 7009 §2.2).

@@ -72,15 +72,7 @@ func (s *refusalStore) RevokeGrant(ctx context.Context, id string, until time.Ti
 
 // refusalHarness is a harness whose store is a refusalStore.
 func refusalHarness(t *testing.T, edit func(*Config)) (*harness, *refusalStore) {
-	var rs *refusalStore
-	h := newHarness(t, func(c *Config) {
-		rs = &refusalStore{Memory: c.Store.(*store.Memory)}
-		c.Store = rs
-		if edit != nil {
-			edit(c)
-		}
-	})
-	return h, rs
+	return wrappedHarness(t, func(m *store.Memory) *refusalStore { return &refusalStore{Memory: m} }, edit)
 }
 
 // wantDescription asserts the error_description of a refusal, where the

@@ -41,15 +41,7 @@ func (s *spendCounter) spent() int32 { return s.inserts.Load() + s.consumes.Load
 
 // spendHarness is a harness whose store counts what requests spend.
 func spendHarness(t *testing.T, edit func(*Config)) (*harness, *spendCounter) {
-	var sc *spendCounter
-	h := newHarness(t, func(c *Config) {
-		sc = &spendCounter{Memory: c.Store.(*store.Memory)}
-		c.Store = sc
-		if edit != nil {
-			edit(c)
-		}
-	})
-	return h, sc
+	return wrappedHarness(t, func(m *store.Memory) *spendCounter { return &spendCounter{Memory: m} }, edit)
 }
 
 func confHeaders(h *harness, signer *dpop.Signer) map[string]string {
