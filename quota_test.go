@@ -26,8 +26,19 @@ func (c *clock) add(d time.Duration) {
 // (proofs are signed at testNow and stay fresh for a minute).
 func quotaVerifier(t *testing.T, q Quota) (*Verifier, *clock) {
 	t.Helper()
+	return quotaVerifierWith(t, q, nil)
+}
+
+// quotaVerifierWith is quotaVerifier with its options edited by edit.
+func quotaVerifierWith(t *testing.T, q Quota, edit func(*VerifierOptions)) (*Verifier, *clock) {
+	t.Helper()
 	c := &clock{t: testNow}
-	return newTestVerifier(t, func(o *VerifierOptions) { o.Quota = q; o.Now = c.now }), c
+	return newTestVerifier(t, func(o *VerifierOptions) {
+		o.Quota, o.Now = q, c.now
+		if edit != nil {
+			edit(o)
+		}
+	}), c
 }
 
 // charged is a token-endpoint request charged to client and grant.
@@ -129,10 +140,7 @@ func TestQuotaBudget(t *testing.T) {
 	})
 	t.Run("a budget smaller than one nonce proof still admits one", func(t *testing.T) {
 		nonces := newTestNonces(t)
-		c := &clock{t: testNow}
-		v := newTestVerifier(t, func(o *VerifierOptions) {
-			o.Quota, o.Nonces, o.Now = Quota{PerClient: 1, PerGrant: -1}, nonces, c.now
-		})
+		v, c := quotaVerifierWith(t, Quota{PerClient: 1, PerGrant: -1}, func(o *VerifierOptions) { o.Nonces = nonces })
 		nonce, _ := v.Nonce(bg)
 		proof := func() string { return es.proof(t, func(m map[string]any) { m["nonce"] = nonce }) }
 		if _, err := v.Verify(bg, charged(proof(), "c", "")); err != nil {
@@ -163,10 +171,7 @@ func TestQuotaBudget(t *testing.T) {
 		}
 	})
 	t.Run("a cache that fails gives the charge back", func(t *testing.T) {
-		c := &clock{t: testNow}
-		v := newTestVerifier(t, func(o *VerifierOptions) {
-			o.Quota, o.ReplayCache, o.Now = Quota{PerClient: 1, PerGrant: -1}, failingCache{}, c.now
-		})
+		v, _ := quotaVerifierWith(t, Quota{PerClient: 1, PerGrant: -1}, func(o *VerifierOptions) { o.ReplayCache = failingCache{} })
 		for range 3 {
 			p, err := v.Verify(bg, charged(es.proof(t, nil), "c", ""))
 			wantRefused(t, p, err, CodeServerError, ErrReplayCacheUnavailable)
@@ -182,10 +187,7 @@ func TestQuotaBudget(t *testing.T) {
 	})
 	t.Run("with nonces a proof costs its longer entry life", func(t *testing.T) {
 		nonces := newTestNonces(t)
-		c := &clock{t: testNow}
-		v := newTestVerifier(t, func(o *VerifierOptions) {
-			o.Quota, o.Nonces, o.Now = Quota{PerClient: 20, PerGrant: -1}, nonces, c.now
-		})
+		v, _ := quotaVerifierWith(t, Quota{PerClient: 20, PerGrant: -1}, func(o *VerifierOptions) { o.Nonces = nonces })
 		nonce, err := v.Nonce(bg)
 		if err != nil {
 			t.Fatal(err)

@@ -169,24 +169,17 @@ type AccessToken struct {
 	ClientID string
 	Subject  string
 	Scope    string
-	// JKT is the thumbprint the token is bound to (cnf.jkt, RFC 9449 §6);
-	// empty for a Bearer token.
+	// JKT is the thumbprint of the key the token is bound to: an access
+	// token's cnf.jkt (RFC 9449 §6); for a refresh token, the key of a
+	// public client that every refresh must be proven with (RFC 9449 §5).
+	// Empty for a Bearer access token and for the refresh tokens of
+	// confidential clients.
 	JKT       string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 
 // RefreshToken is an issued refresh token, keyed by the TokenHash of the
-// token.
-type RefreshToken struct {
-	GrantID  string
-	ClientID string
-	Subject  string
-	Scope    string
-	// JKT binds the refresh token of a public client to its DPoP key
-	// (RFC 9449 §5); every refresh must be proven with that key. Empty for
-	// confidential clients.
-	JKT       string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
-}
+// token. It holds what an access token record holds; a store may keep both
+// in tables of one shape.
+type RefreshToken AccessToken
