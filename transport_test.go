@@ -111,9 +111,7 @@ func TestTransportAddsProofAndLeavesRequestUntouched(t *testing.T) {
 		req.Header.Set("DPoP", "stale-proof")
 		req.Header.Set("Authorization", "DPoP tok")
 		req.Header.Set("X-Other", "kept")
-		wantHeader := req.Header.Clone()
-		wantURL := *req.URL
-		wantBody, wantGetBody := req.Body, req.GetBody
+		checkUntouched := untouched(req)
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -122,15 +120,7 @@ func TestTransportAddsProofAndLeavesRequestUntouched(t *testing.T) {
 		if got := resp.Header.Get("X-Body"); got != tc.body {
 			t.Errorf("%s %s: server got body %q, want %q", tc.method, tc.path, got, tc.body)
 		}
-		if !reflect.DeepEqual(req.Header, wantHeader) {
-			t.Errorf("caller's header changed: %v, was %v", req.Header, wantHeader)
-		}
-		if *req.URL != wantURL || req.Method != tc.method {
-			t.Errorf("caller's URL or method changed")
-		}
-		if req.Body != wantBody || reflect.ValueOf(req.GetBody).Pointer() != reflect.ValueOf(wantGetBody).Pointer() {
-			t.Errorf("caller's body or GetBody replaced")
-		}
+		checkUntouched(t)
 	}
 	if got := hits.Load(); got != int32(len(tests)) {
 		t.Errorf("server saw %d requests, want %d", got, len(tests))
@@ -824,9 +814,7 @@ func TestTransportTokenStaysWithinOrigin(t *testing.T) {
 						req.Header.Set("Authorization", "DPoP "+token)
 					}
 					req.Header.Set("X-Other", "kept")
-					wantHeader := req.Header.Clone()
-					wantURL := *req.URL
-					wantBody, wantGetBody := req.Body, req.GetBody
+					checkUntouched := untouched(req)
 
 					resp, err := client.Do(req)
 					if err != nil {
@@ -862,16 +850,7 @@ func TestTransportTokenStaysWithinOrigin(t *testing.T) {
 					} else if land.auth != "" || land.hasATH {
 						t.Errorf("token leaked to %s: Authorization %q, proof with ath %v", land.server, land.auth, land.hasATH)
 					}
-
-					if !reflect.DeepEqual(req.Header, wantHeader) {
-						t.Errorf("caller's header changed: %v, was %v", req.Header, wantHeader)
-					}
-					if *req.URL != wantURL || req.Method != "POST" || req.Response != nil {
-						t.Errorf("caller's URL, method or Response changed")
-					}
-					if req.Body != wantBody || reflect.ValueOf(req.GetBody).Pointer() != reflect.ValueOf(wantGetBody).Pointer() {
-						t.Errorf("caller's body or GetBody replaced")
-					}
+					checkUntouched(t)
 				})
 			}
 		}
@@ -934,5 +913,26 @@ func TestTransportRedirectWithBareBase(t *testing.T) {
 	}
 	if req.Header.Get("Authorization") != "DPoP tok" {
 		t.Errorf("caller's Authorization removed")
+	}
+}
+
+// untouched records the caller's request as it is before a round trip and
+// returns a check that the Transport left it so: a RoundTripper must not
+// modify the request it is given (net/http.RoundTripper), so it works on a
+// clone (as x/oauth2's Transport does).
+func untouched(req *http.Request) func(t *testing.T) {
+	header, u, method := req.Header.Clone(), *req.URL, req.Method
+	body, getBody := req.Body, reflect.ValueOf(req.GetBody).Pointer()
+	return func(t *testing.T) {
+		t.Helper()
+		if !reflect.DeepEqual(req.Header, header) {
+			t.Errorf("caller's header changed: %v, was %v", req.Header, header)
+		}
+		if *req.URL != u || req.Method != method || req.Response != nil {
+			t.Errorf("caller's URL, method or Response changed")
+		}
+		if req.Body != body || reflect.ValueOf(req.GetBody).Pointer() != getBody {
+			t.Errorf("caller's body or GetBody replaced")
+		}
 	}
 }
