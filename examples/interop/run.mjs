@@ -466,37 +466,29 @@ async function runVariant(variant, server) {
     })
   }
 
-  // Authorization code + PKCE + dpop_jkt, public client.
-  await check(name('authorization code + PKCE S256 + dpop_jkt, public client (none), then the API'), async () => {
-    const keyPair = await newKeyPair('ES256')
-    const dpop = oauth.DPoP(ctx.clients.public.client, keyPair)
-    const tokens = await codeFlow(ctx, 'public', keyPair, dpop)
-    assertDPoPToken(tokens, 'token response')
-    assert(typeof tokens.refresh_token === 'string', 'no refresh_token for the public client')
-    const jkt = await thumbprint(keyPair.publicKey)
-    const hello = await callAPI(ctx, tokens.access_token, dpop)
-    assertEqual(hello.sub, USER.name, '/api/hello sub')
-    assertEqual(hello.client_id, PUBLIC.id, '/api/hello client_id')
-    assertEqual(hello.jkt, jkt, '/api/hello jkt')
-    ctx.pub = { tokens, keyPair, dpop, jkt }
-  })
-
-  // Authorization code, confidential client authenticating with
-  // client_secret_basic.
-  await check(name('authorization code + PKCE S256 + dpop_jkt, confidential client (client_secret_basic), then the API'), async () => {
-    const keyPair = await newKeyPair('ES256')
-    const dpop = oauth.DPoP(ctx.clients.confidential.client, keyPair)
-    const tokens = await codeFlow(ctx, 'confidential', keyPair, dpop)
-    assertDPoPToken(tokens, 'token response')
-    assert(typeof tokens.refresh_token === 'string', 'no refresh_token for the confidential client')
-    const jkt = await thumbprint(keyPair.publicKey)
-    const hello = await callAPI(ctx, tokens.access_token, dpop)
-    assertEqual(hello.sub, USER.name, '/api/hello sub')
-    assertEqual(hello.client_id, CONFIDENTIAL.id, '/api/hello client_id')
-    assertEqual(hello.jkt, jkt, '/api/hello jkt')
-    assertEqual(hello.scope, 'read write', '/api/hello scope')
-    ctx.conf = { tokens, keyPair, dpop, jkt }
-  })
+  // Authorization code + PKCE + dpop_jkt, for the public client and for the
+  // confidential one authenticating with client_secret_basic; later cases
+  // pick up each flow's tokens and key from ctx[slot].
+  const codeClients = [
+    { which: 'public', label: 'public client (none)', id: PUBLIC.id, slot: 'pub' },
+    { which: 'confidential', label: 'confidential client (client_secret_basic)', id: CONFIDENTIAL.id, slot: 'conf' },
+  ]
+  for (const { which, label, id, slot } of codeClients) {
+    await check(name(`authorization code + PKCE S256 + dpop_jkt, ${label}, then the API`), async () => {
+      const keyPair = await newKeyPair('ES256')
+      const dpop = oauth.DPoP(ctx.clients[which].client, keyPair)
+      const tokens = await codeFlow(ctx, which, keyPair, dpop)
+      assertDPoPToken(tokens, 'token response')
+      assert(typeof tokens.refresh_token === 'string', `no refresh_token for the ${which} client`)
+      const jkt = await thumbprint(keyPair.publicKey)
+      const hello = await callAPI(ctx, tokens.access_token, dpop)
+      assertEqual(hello.sub, USER.name, '/api/hello sub')
+      assertEqual(hello.client_id, id, '/api/hello client_id')
+      assertEqual(hello.jkt, jkt, '/api/hello jkt')
+      assertEqual(hello.scope, 'read write', '/api/hello scope')
+      ctx[slot] = { tokens, keyPair, dpop, jkt }
+    })
+  }
 
   // dpop_jkt binds the code: redeeming it with another key must fail
   // (RFC 9449 §10).
