@@ -26,11 +26,15 @@
 //
 // A mutant is "killed" when the tests fail or time out (the test binary's
 // -timeout, or -kill for the whole go command), "survived" when they pass, and
-// "did not build" when go test reports [build failed] or [setup failed]; those
-// are left out of the kill ratio, as are "error" results (go test failed
-// without a failing test, a panic or a timeout that could be seen). Before the
+// "did not build" when go test reports [build failed] or [setup failed] with
+// an error in the mutated file; those are left out of the kill ratio, as are
+// "error" results (a build failure elsewhere, as when someone is editing the
+// tree, or go test failing without a failing test, a panic or a timeout that
+// could be seen), which are run again at the end (-retries). Before the
 // mutants, the package's tests run once unmutated: if they fail, the package
-// is skipped.
+// is skipped. The tree may change during a run (mutants are made from the
+// files as read at the start): a test failing for that reason counts as a
+// kill.
 //
 // Usage (from this directory; it has a go.mod and go.work of its own, outside
 // the repository's workspace):
@@ -71,6 +75,12 @@
 //	               when a selection flag is used. Empty: no files
 //	               (default /tmp/mut)
 //	-nobaseline    skip the unmutated run
+//	-retries n     rounds of re-running the mutants whose result was "error"
+//	               (default 2), each once the unmutated tests pass again
+//	               (waiting up to -wait, default 10m, polling every 30s)
+//	-resume file   a previous run's JSON report for the same package: its
+//	               kills and survivals are reused for the mutants that are
+//	               the same change of the same line; the rest run
 //	-v             with -list: the mutated lines; when running: each
 //	               result's go test output tail for errors
 package main
@@ -143,6 +153,9 @@ var (
 	flagKill     = flag.Duration("kill", 90*time.Second, "kill go test after this long (counts as killed)")
 	flagOut      = flag.String("out", "/tmp/mut", "report directory (empty: none)")
 	flagNoBase   = flag.Bool("nobaseline", false, "skip the unmutated test run")
+	flagRetries  = flag.Int("retries", 2, "rounds of retrying mutants that errored")
+	flagWait     = flag.Duration("wait", 10*time.Minute, "before a retry, how long to wait for the unmutated tests to pass")
+	flagResume   = flag.String("resume", "", "a previous run's JSON report: reuse its results for unchanged mutants")
 	flagVerbose  = flag.Bool("v", false, "verbose")
 	subsetActive bool
 )
@@ -168,6 +181,9 @@ func main() {
 		fatalf("%v", err)
 	}
 	subsetActive = *flagFiles != "" || *flagMatch != "" || *flagKinds != "" || *flagID != ""
+	if *flagResume != "" && len(splitList(*flagPkg)) != 1 {
+		fatalf("-resume takes a single -pkg")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -281,7 +297,21 @@ func runPackage(ctx context.Context, dir, pkg string) (string, error) {
 		}
 		fmt.Fprintf(os.Stderr, "== %s: baseline passed in %s\n", pkg, d.Round(100*time.Millisecond))
 	}
-	fmt.Fprintf(os.Stderr, "== %s: %d mutants (%d generated), -j %d\n", pkg, len(sel), len(all), *flagJ)
+	todo := sel
+	if *flagResume != "" {
+		reused, err := resume(*flagResume, sel)
+		if err != nil {
+			return "", err
+		}
+		todo = nil
+		for _, m := range sel {
+			if m.Status == "" {
+				todo = append(todo, m)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "== %s: %d results reused from %s\n", pkg, reused, *flagResume)
+	}
+	fmt.Fprintf(os.Stderr, "== %s: %d mutants to run (%d selected, %d generated), -j %d\n", pkg, len(todo), len(sel), len(all), *flagJ)
 
 	tmp, err := os.MkdirTemp("", "mutate-")
 	if err != nil {
@@ -301,7 +331,7 @@ func runPackage(ctx context.Context, dir, pkg string) (string, error) {
 				runMutant(ctx, dir, pkg, tmp, m)
 				mu.Lock()
 				done++
-				fmt.Fprintf(os.Stderr, "[%d/%d] %-8s #%d %s %s: %s → %s (%.1fs)%s\n", done, len(sel), m.Status, m.ID, m.site(), m.Kind, m.Orig, m.Mut, m.Seconds, reasonSuffix(m))
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-8s #%d %s %s: %s → %s (%.1fs)%s\n", done, len(todo), m.Status, m.ID, m.site(), m.Kind, m.Orig, m.Mut, m.Seconds, reasonSuffix(m))
 				if *flagVerbose && (m.Status == "error" || m.Status == "notbuilt") {
 					fmt.Fprintln(os.Stderr, indent(m.Output))
 				}
@@ -309,13 +339,40 @@ func runPackage(ctx context.Context, dir, pkg string) (string, error) {
 			}
 		}()
 	}
-feed:
-	for _, m := range sel {
-		select {
-		case jobs <- m:
-		case <-ctx.Done():
-			break feed
+	feed := func(ms []*Mutant) {
+		for _, m := range ms {
+			select {
+			case jobs <- m:
+			case <-ctx.Done():
+				return
+			}
 		}
+	}
+	feed(todo)
+	// Errors are mostly the tree failing to build or its tests failing while
+	// someone edits it: once the unmutated tests pass again, run those
+	// mutants again.
+	for round := 1; round <= *flagRetries && ctx.Err() == nil; round++ {
+		wg2 := waitIdle(&mu, &done, len(todo))
+		wg2()
+		var again []*Mutant
+		for _, m := range sel {
+			if m.Status == "error" {
+				again = append(again, m)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "== %s: retry %d of %d mutants that errored; waiting for the unmutated tests to pass\n", pkg, round, len(again))
+		if !waitBaseline(ctx, dir, pkg) {
+			fmt.Fprintf(os.Stderr, "== %s: the unmutated tests still do not pass; not retrying\n", pkg)
+			break
+		}
+		mu.Lock()
+		done -= len(again)
+		mu.Unlock()
+		feed(again)
 	}
 	close(jobs)
 	wg.Wait()
@@ -340,6 +397,73 @@ feed:
 		fmt.Fprintf(os.Stderr, "== %s: wrote %s.txt and %s.json\n", pkg, name, name)
 	}
 	return summary, nil
+}
+
+// waitIdle returns a function that waits until n mutants are done.
+func waitIdle(mu *sync.Mutex, done *int, n int) func() {
+	return func() {
+		for {
+			mu.Lock()
+			d := *done
+			mu.Unlock()
+			if d >= n {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// waitBaseline runs the unmutated tests until they pass, for up to -wait.
+func waitBaseline(ctx context.Context, dir, pkg string) bool {
+	deadline := time.Now().Add(*flagWait)
+	for ctx.Err() == nil {
+		status, reason, _, _ := runTests(ctx, dir, pkg, "")
+		if status == "survived" {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		fmt.Fprintf(os.Stderr, "== %s: unmutated tests: %s (%s); again in 30s\n", pkg, status, reason)
+		select {
+		case <-time.After(30 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return false
+}
+
+// resume copies the results of a previous run's JSON report onto the
+// selected mutants that are the same change (file, position, kind, text and
+// source line) and were killed or survived (the others are cheap to run
+// again); it returns how many.
+func resume(path string, sel []*Mutant) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var prev []*Mutant
+	if err := json.Unmarshal(data, &prev); err != nil {
+		return 0, fmt.Errorf("%s: %v", path, err)
+	}
+	key := func(m *Mutant) string {
+		return strings.Join([]string{m.site(), m.Kind, m.Orig, m.Mut, m.Snippet}, "\x00")
+	}
+	old := map[string]*Mutant{}
+	for _, m := range prev {
+		if m.Status == "killed" || m.Status == "survived" {
+			old[key(m)] = m
+		}
+	}
+	n := 0
+	for _, m := range sel {
+		if p := old[key(m)]; p != nil {
+			m.Status, m.Reason, m.Seconds, m.Output = p.Status, p.Reason, p.Seconds, p.Output
+			n++
+		}
+	}
+	return n, nil
 }
 
 func reasonSuffix(m *Mutant) string {
@@ -652,6 +776,11 @@ func runMutant(ctx context.Context, dir, pkg, tmp string, m *Mutant) {
 		return
 	}
 	status, reason, out, dur := runTests(ctx, dir, pkg, overlay)
+	if status == "notbuilt" && !strings.Contains(out, file) {
+		// The compiler did not complain about the mutated file: the tree
+		// itself does not build (someone is editing it). Retried later.
+		status, reason = "error", "the tree does not build: "+reason
+	}
 	m.Status, m.Reason, m.Seconds = status, reason, dur.Seconds()
 	if status == "notbuilt" || status == "error" {
 		m.Output = tail(out, 15)
