@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/dpopkit/dpop/examples/internal/serve"
 )
 
 // The reference server answers the demo's two routes doing only the work
@@ -237,20 +240,6 @@ func serveReference(ctx context.Context, addr, issuer string, out io.Writer) err
 		IdleTimeout:       2 * time.Minute,
 	}
 	fmt.Fprintf(out, "reference server listening on %s (htu base %s)\n", ln.Addr(), issuer)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// It stops quietly: its output is the listening line above.
+	return serve.Until(ctx, srv, ln, 5*time.Second, slog.New(slog.DiscardHandler))
 }

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/examples/internal/serve"
 )
 
 // config is what the command line selects.
@@ -188,24 +189,7 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 	}
 	printBanner(out, cfg, issuer, ln.Addr().String(), app.defaults)
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+	return serve.Until(ctx, srv, ln, shutdownTimeout, logger)
 }
 
 // defaultIssuer is "http://" + the address, with the port actually bound
