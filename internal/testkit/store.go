@@ -32,3 +32,21 @@ func RotateChain(tb testing.TB, s store.RefreshTokenStore, grant string, n int, 
 	}
 	return hs
 }
+
+// StorePair opens one store over each of two connections to one database,
+// a and b, with open, as two processes would, for
+// adaptertest.RunInstances: it returns the two stores and a cleanup that
+// closes both.
+func StorePair[C any, S interface {
+	store.Store
+	Close() error
+}](tb testing.TB, a, b C, open func(C) (S, error)) (store.Store, store.Store, func()) {
+	tb.Helper()
+	var stores [2]S
+	for i, c := range []C{a, b} {
+		s, err := open(c)
+		fatalIf(tb, err, "opening a store")
+		stores[i] = s
+	}
+	return stores[0], stores[1], func() { stores[0].Close(); stores[1].Close() }
+}

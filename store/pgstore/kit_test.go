@@ -19,15 +19,9 @@ func TestInstances(t *testing.T) {
 	pa, pb := testPool(t), testPool(t)
 	adaptertest.RunInstances(t, func(t *testing.T) (store.Store, store.Store, func()) {
 		schema := freshSchema(t, pa)
-		var stores [2]*Store
-		for i, pool := range []*pgxpool.Pool{pa, pb} {
-			s, err := New(bg, Options{Pool: pool, Schema: schema})
-			if err != nil {
-				t.Fatal(err)
-			}
-			stores[i] = s
-		}
-		return stores[0], stores[1], func() { stores[0].Close(); stores[1].Close() }
+		return testkit.StorePair(t, pa, pb, func(pool *pgxpool.Pool) (*Store, error) {
+			return New(bg, Options{Pool: pool, Schema: schema})
+		})
 	})
 }
 

@@ -23,17 +23,11 @@ func TestInstances(t *testing.T) {
 	ca, cb := newClient(t), newClient(t)
 	adaptertest.RunInstances(t, func(t *testing.T) (store.Store, store.Store, func()) {
 		prefix := freshPrefix()
-		var stores [2]*redisstore.Store
-		for i, c := range []redis.UniversalClient{ca, cb} {
-			s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			stores[i] = s
-		}
-		return stores[0], stores[1], func() {
-			stores[0].Close()
-			stores[1].Close()
+		a, b, closeBoth := testkit.StorePair(t, ca, cb, func(c *redis.Client) (*redisstore.Store, error) {
+			return redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
+		})
+		return a, b, func() {
+			closeBoth()
 			deleteUnder(t, ca, prefix)
 		}
 	})
