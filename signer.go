@@ -130,6 +130,10 @@ func (s *Signer) initECDSA(k *ecdsa.PrivateKey, alg string) error {
 	if alg != "" && alg != want {
 		return fmt.Errorf("dpop: algorithm %q does not fit an ECDSA %s key", alg, crv)
 	}
+	if k.X == nil || k.Y == nil || k.D == nil {
+		// A key built from the curve and D alone: Bytes would panic.
+		return errors.New("dpop: invalid ECDSA public key")
+	}
 	point, err := k.PublicKey.Bytes() // 0x04 || X || Y, fixed length
 	if err != nil || len(point) != 1+2*size {
 		return errors.New("dpop: invalid ECDSA public key")

@@ -24,6 +24,11 @@ func TestNewSignerRefusalReasons(t *testing.T) {
 	}
 	// A key whose private scalar is zero: NewSigner's test signature fails.
 	zeroD := &ecdsa.PrivateKey{PublicKey: testP256().PublicKey, D: new(big.Int)}
+	// Keys built from parts: the curve and D without the public point, or a
+	// public point without D. NewSigner refuses them instead of panicking.
+	noX := &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: elliptic.P256(), Y: testP256().Y}, D: testP256().D}
+	noY := &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: elliptic.P256(), X: testP256().X}, D: testP256().D}
+	noD := &ecdsa.PrivateKey{PublicKey: testP256().PublicKey}
 	withE := func(e int) *rsa.PrivateKey {
 		k := *testRSA()
 		k.PublicKey.E = e
@@ -50,6 +55,9 @@ func TestNewSignerRefusalReasons(t *testing.T) {
 		{"P-256 with EdDSA", testP256(), EdDSA, `dpop: algorithm "EdDSA" does not fit an ECDSA P-256 key`},
 		{"P-384 with ES256", testP384(), ES256, `dpop: algorithm "ES256" does not fit an ECDSA P-384 key`},
 		{"ECDSA point off the curve", offCurve, "", "dpop: invalid ECDSA public key"},
+		{"ECDSA without X", noX, "", "dpop: invalid ECDSA public key"},
+		{"ECDSA without Y", noY, "", "dpop: invalid ECDSA public key"},
+		{"ECDSA without D", noD, "", "dpop: invalid ECDSA public key"},
 		{"ECDSA zero private scalar", zeroD, "", "dpop: signing proof: "},
 
 		{"Ed25519 of 32 bytes", ed25519.PrivateKey(testEd()[:32]), "", "dpop: invalid Ed25519 key"},
