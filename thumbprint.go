@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
@@ -14,6 +16,7 @@ import (
 // base64url-encoded without padding: the `jkt` value that DPoP binds access
 // tokens to (RFC 9449 §6.1). pub is an *ecdsa.PublicKey, ed25519.PublicKey,
 // *rsa.PublicKey or a jwk.Key; a private key is reduced to its public part.
+// A symmetric key ([]byte, an "oct" JWK) is refused.
 func Thumbprint(pub any) (string, error) {
 	k, ok := pub.(jwk.Key)
 	if !ok {
@@ -21,6 +24,11 @@ func Thumbprint(pub any) (string, error) {
 		if k, err = jwk.FromRaw(pub); err != nil {
 			return "", fmt.Errorf("dpop: thumbprint: %w", err)
 		}
+	}
+	if k.KeyType() == jwa.OctetSeq {
+		// A symmetric key has no public part: its thumbprint would be a
+		// hash of the secret, and no DPoP key is symmetric (RFC 9449 §4.2).
+		return "", errors.New("dpop: thumbprint: symmetric key")
 	}
 	k, err := jwk.PublicKeyOf(k)
 	if err != nil {

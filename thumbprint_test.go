@@ -83,3 +83,18 @@ func TestThumbprintPrivateKeyIsPublic(t *testing.T) {
 		}
 	}
 }
+
+// TestThumbprintRefusesSymmetricKeys: a secret has no public part, so it has
+// no thumbprint to bind to; hashing it would publish a hash of the secret.
+func TestThumbprintRefusesSymmetricKeys(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	oct, err := jwk.FromRaw(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, key := range map[string]any{"raw secret": secret, "oct JWK": oct} {
+		if jkt, err := Thumbprint(key); err == nil || jkt != "" {
+			t.Errorf("%s: Thumbprint = %q, %v; want a refusal", name, jkt, err)
+		}
+	}
+}
