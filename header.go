@@ -14,6 +14,9 @@ import (
 // errPrivateJWK marks a private member in a proof's jwk.
 var errPrivateJWK = errors.New("private jwk member")
 
+// errJWKEncoding marks a key member of a proof's jwk that is not base64url.
+var errJWKEncoding = errors.New("jwk member not base64url")
+
 // header is what a proof's protected header yields once it has passed every
 // header check of RFC 9449 §4.3 (typ, alg, jwk). It depends only on the
 // header bytes, so the verifier caches it keyed by them.
@@ -59,9 +62,13 @@ func (v *Verifier) parseHeader(segment string) (*header, *Error) {
 }
 
 // jwkNames are the JWK members parseJWK reads (RFC 7517 §4, RFC 7518
-// §6.2.1, RFC 8037 §2), then those that only a private or symmetric key has
-// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2), from index 4 on.
-var jwkNames = []string{"kty", "crv", "x", "y", "d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+// §6.2.1, §6.3.1, RFC 8037 §2), then those that only a private or symmetric
+// key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2), from index
+// jwkFirstPrivate on.
+var jwkNames = []string{"kty", "crv", "x", "y", "n", "e", "d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// jwkFirstPrivate is the index in jwkNames of the first private member.
+const jwkFirstPrivate = 6
 
 // keyDescriptions are the refusals of jose.CheckPublicKey, as proof errors.
 var keyDescriptions = map[error]string{
@@ -86,8 +93,15 @@ func parseJWK(raw []byte, spec jose.Spec) (crypto.PublicKey, string, *Error) {
 			kty = s
 		case 1:
 			crv = s
-		case 2, 3:
-			coordLen[i-2] = base64.RawURLEncoding.DecodedLen(len(s))
+		case 2, 3, 4, 5:
+			// RFC 7518 §6.2.1, §6.3.1: base64url, which the JWK library
+			// would not insist on (it decodes the standard alphabet too).
+			if !jose.IsB64(s) {
+				return errJWKEncoding
+			}
+			if i < 4 {
+				coordLen[i-2] = base64.RawURLEncoding.DecodedLen(len(s))
+			}
 		default:
 			return errPrivateJWK
 		}
@@ -96,6 +110,8 @@ func parseJWK(raw []byte, spec jose.Spec) (crypto.PublicKey, string, *Error) {
 	switch {
 	case err == errPrivateJWK:
 		return nil, "", invalid(ErrKey, "jwk must be a public key")
+	case err == errJWKEncoding:
+		return nil, "", invalid(ErrKey, "jwk member is not base64url")
 	case isDuplicate(err):
 		return nil, "", invalid(ErrKey, "duplicate jwk member")
 	case err != nil:

@@ -45,6 +45,7 @@ func TestHeaderJWKRefusalDescriptions(t *testing.T) {
 	v := newTestVerifier(t, nil)
 	es := newTestKey(t, ES256)
 	ed := newTestKey(t, EdDSA)
+	ps := newTestKey(t, PS256)
 	esX := refusalJWKMember(t, es, "x")
 	edX := refusalJWKMember(t, ed, "x")
 	for _, tc := range []struct {
@@ -67,7 +68,7 @@ func TestHeaderJWKRefusalDescriptions(t *testing.T) {
 		{"EC jwk without crv", "jwk cannot be parsed", func(t *testing.T) string {
 			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { delete(j, "crv") }))
 		}},
-		{"EC jwk x not base64", "jwk cannot be parsed", func(t *testing.T) string {
+		{"EC jwk x not base64", "jwk member is not base64url", func(t *testing.T) string {
 			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { j["x"] = "!!!!" }))
 		}},
 
@@ -96,12 +97,30 @@ func TestHeaderJWKRefusalDescriptions(t *testing.T) {
 			y := refusalJWKMember(t, es, "y")
 			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { j["y"] = enc(append([]byte{0}, y...)) }))
 		}},
-		{"EC x padded base64", "jwk curve does not match alg", func(t *testing.T) string {
+		{"EC x padded base64", "jwk member is not base64url", func(t *testing.T) string {
 			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { j["x"] = base64.URLEncoding.EncodeToString(esX) }))
 		}},
 
+		// The standard base64 alphabet, which the JWK library would decode:
+		// RFC 7518 §6 wants base64url in every key member.
+		{"EC x in the standard alphabet", "jwk member is not base64url", func(t *testing.T) string {
+			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { j["x"] = "+" + enc(esX)[1:] }))
+		}},
+		{"EC y with a slash", "jwk member is not base64url", func(t *testing.T) string {
+			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { j["y"] = "/" + j["y"].(string)[1:] }))
+		}},
+		{"EC x with bits past its end", "jwk member is not base64url", func(t *testing.T) string {
+			return refusalJWKProof(t, es, refusalJWKVariant(es, func(j map[string]any) { j["x"] = enc(esX)[:42] + "B" }))
+		}},
+		{"RSA n in the standard alphabet", "jwk member is not base64url", func(t *testing.T) string {
+			return refusalJWKProof(t, ps, refusalJWKVariant(ps, func(j map[string]any) { j["n"] = "/" + j["n"].(string)[1:] }))
+		}},
+		{"RSA e padded", "jwk member is not base64url", func(t *testing.T) string {
+			return refusalJWKProof(t, ps, refusalJWKVariant(ps, func(j map[string]any) { j["e"] = "AQAB=" }))
+		}},
+
 		// Ed25519: x of the wrong encoded or decoded size.
-		{"Ed25519 x padded base64", "jwk is not an Ed25519 key", func(t *testing.T) string {
+		{"Ed25519 x padded base64", "jwk member is not base64url", func(t *testing.T) string {
 			return refusalJWKProof(t, ed, refusalJWKVariant(ed, func(j map[string]any) { j["x"] = base64.URLEncoding.EncodeToString(edX) }))
 		}},
 		{"Ed25519 x of 31 bytes", "jwk is not an Ed25519 key", func(t *testing.T) string {
@@ -120,7 +139,7 @@ func TestHeaderJWKRefusalDescriptions(t *testing.T) {
 		})
 	}
 	t.Run("the unaltered keys are accepted", func(t *testing.T) {
-		for _, k := range []*testKey{es, ed} {
+		for _, k := range []*testKey{es, ed, ps} {
 			if _, err := v.Verify(bg, tokenRequest(refusalJWKProof(t, k, k.jwk))); err != nil {
 				t.Errorf("%s: %v", k.alg, err)
 			}

@@ -3,6 +3,7 @@ package jose
 import (
 	"encoding/base64"
 	"errors"
+	"strings"
 )
 
 // B64 is the strict unpadded base64url of JWS segments (RFC 7515 §2): no
@@ -27,11 +28,40 @@ var (
 
 // base64url marks the bytes of the base64url alphabet (RFC 4648 §5).
 var base64url = func() (t [256]bool) {
-	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+	for _, r := range b64Alphabet {
 		t[r] = true
 	}
 	return t
 }()
+
+// b64Alphabet is the base64url alphabet in value order.
+const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// IsB64 reports whether s is strict unpadded base64url (RFC 7515 §2, as
+// RFC 7518 §6 requires of JWK members): nothing but the alphabet, a length
+// that encodes whole bytes, and no bits set past the end of the data. It
+// does not allocate.
+func IsB64(s string) bool {
+	if len(s)%4 == 1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !base64url[s[i]] {
+			return false
+		}
+	}
+	if len(s) == 0 {
+		return true
+	}
+	last := strings.IndexByte(b64Alphabet, s[len(s)-1])
+	switch len(s) % 4 {
+	case 2:
+		return last&0xf == 0
+	case 3:
+		return last&0x3 == 0
+	}
+	return true
+}
 
 // Split splits a JWS in compact serialization (RFC 7515 §7.1) into its
 // header, payload and signature segments: exactly two dots, three non-empty
