@@ -28,6 +28,9 @@ func TestClientValidate(t *testing.T) {
 		{name: "grant in capitals", edit: func(c *store.Client) { c.GrantTypes = []string{"REFRESH_TOKEN"} }},
 		{name: "public client_credentials", edit: func(c *store.Client) { c.SecretHash = nil }},
 		{name: "empty secret client_credentials", edit: func(c *store.Client) { c.SecretHash = []byte{} }},
+		{name: "hash of the empty secret", edit: func(c *store.Client) { c.SecretHash = store.HashSecret("") }},
+		{name: "hash too short", edit: func(c *store.Client) { c.SecretHash = store.HashSecret("s")[:31] }},
+		{name: "hash too long", edit: func(c *store.Client) { c.SecretHash = append(store.HashSecret("s"), 0) }},
 		{name: "relative redirect", edit: func(c *store.Client) { c.RedirectURIs = []string{"/cb"} }, redirect: true},
 		{name: "scheme-relative redirect", edit: func(c *store.Client) { c.RedirectURIs = []string{"//app.example/cb"} }, redirect: true},
 		{name: "empty redirect", edit: func(c *store.Client) { c.RedirectURIs = []string{""} }, redirect: true},
@@ -92,5 +95,19 @@ func TestGenerateSecret(t *testing.T) {
 		if !c.SecretMatches(secret) || string(hash) != string(store.HashSecret(secret)) {
 			t.Fatal("hash does not match the secret")
 		}
+	}
+}
+
+// TestSecretMatchesEmpty: an empty secret matches no client, not even one
+// whose SecretHash is the hash of the empty string (which Validate refuses).
+func TestSecretMatchesEmpty(t *testing.T) {
+	c := &store.Client{ID: "c", SecretHash: store.HashSecret("")}
+	if c.SecretMatches("") {
+		t.Error("the empty secret matched")
+	}
+	secret, hash := store.GenerateSecret()
+	c.SecretHash = hash
+	if c.SecretMatches("") || !c.SecretMatches(secret) {
+		t.Error("SecretMatches: wrong answers for the empty and the right secret")
 	}
 }

@@ -45,9 +45,10 @@ func GenerateSecret() (secret string, hash []byte) {
 }
 
 // SecretMatches reports, in constant time, whether secret is the client's
-// secret (RFC 6749 §2.3.1). A public client (no SecretHash) matches nothing.
+// secret (RFC 6749 §2.3.1). A public client (no SecretHash) matches nothing,
+// and neither does an empty secret.
 func (c *Client) SecretMatches(secret string) bool {
-	if len(c.SecretHash) == 0 {
+	if len(c.SecretHash) == 0 || secret == "" {
 		return false
 	}
 	return subtle.ConstantTimeCompare(HashSecret(secret), c.SecretHash) == 1

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/url"
@@ -81,6 +83,8 @@ func (c *Client) Public() bool { return len(c.SecretHash) == 0 }
 //     http or https without a host (RFC 6749 §3.1.2; RFC 7591 §2,
 //     redirect_uris), with ErrInvalidRedirectURI. Custom schemes of native
 //     apps (com.example.app:/cb, RFC 8252 §7.1) are absolute URIs;
+//   - a SecretHash that is not a HashSecret (32 bytes), or the hash of the
+//     empty secret, which would let an empty password authenticate;
 //   - a negative AccessTokenTTL or RefreshTokenTTL.
 func (c *Client) Validate() error {
 	if c == nil {
@@ -88,6 +92,9 @@ func (c *Client) Validate() error {
 	}
 	if c.ID == "" {
 		return fmt.Errorf("%w: client without id", ErrInvalidClientMetadata)
+	}
+	if !c.Public() && (len(c.SecretHash) != sha256.Size || subtle.ConstantTimeCompare(c.SecretHash, HashSecret("")) == 1) {
+		return fmt.Errorf("%w: SecretHash is not the HashSecret of a non-empty secret", ErrInvalidClientMetadata)
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
