@@ -67,8 +67,11 @@ const grantRevocationMargin = time.Minute
 //     the client cannot do anything about it (RFC 7009 §2.2).
 //
 // Success is 200 with the body {} and Cache-Control: no-store. A store
-// failure is 503 (the client may retry: the grant is revoked before the
-// refresh token is deleted, so a retry finds the token again). Errors are
+// failure is 503, and the client may retry: the grant is revoked before the
+// refresh token is deleted, so a failed revocation of the grant leaves the
+// token to be found again, and once the grant is revoked the token is
+// refused everywhere (its record, should its deletion fail, stays until it
+// expires; a retry answers 200). Errors are
 // RFC 6749 §5.2 JSON (RFC 7009 §2.2.1).
 func (s *Server) RevocationHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,9 +165,10 @@ func (s *Server) revokeRefreshToken(r *http.Request, client *store.Client, token
 	if rec.ClientID != client.ID {
 		return true, notOwner()
 	}
-	// The grant first: should deleting the token fail, a retry still finds
-	// it; the other way round, a retry would find nothing and the grant's
-	// access tokens would live on.
+	// The grant first: should revoking it fail, a retry still finds the
+	// token; the other way round, a retry would find nothing and the
+	// grant's access tokens would live on. Should deleting the token fail
+	// after that, the token is already refused with its grant.
 	if rec.GrantID != "" {
 		if err := s.cfg.Store.RevokeGrant(ctx, rec.GrantID, s.grantRevocationEnd(client, rec)); err != nil {
 			return true, s.storeError(r, err)
