@@ -56,10 +56,7 @@ func TestHMACNonceCheckRefusesShortDecode(t *testing.T) {
 		c++
 	}
 	at := time.Unix(0, c*int64(step)+int64(step)/2)
-	src, err := NewHMACNonceSource(HMACNonceOptions{Secret: secret, Step: step, Now: func() time.Time { return at }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := nonceSourceAt(t, secret, step, at)
 	n, err := src.Nonce(bg)
 	if err != nil {
 		t.Fatal(err)

@@ -55,14 +55,21 @@ func TestNonceSourceFailureRefuses(t *testing.T) {
 	}
 }
 
-// nonceAt returns the nonce a source with secret and step issues at time at.
-func nonceAt(t *testing.T, secret []byte, step time.Duration, at time.Time) string {
+// nonceSourceAt returns a source with secret and step whose clock stands at
+// at.
+func nonceSourceAt(t *testing.T, secret []byte, step time.Duration, at time.Time) *HMACNonceSource {
 	t.Helper()
 	src, err := NewHMACNonceSource(HMACNonceOptions{Secret: secret, Step: step, Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := src.Nonce(bg)
+	return src
+}
+
+// nonceAt returns the nonce a source with secret and step issues at time at.
+func nonceAt(t *testing.T, secret []byte, step time.Duration, at time.Time) string {
+	t.Helper()
+	n, err := nonceSourceAt(t, secret, step, at).Nonce(bg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,35 +5,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 )
 
-// scriptedBase answers the n-th request (from 1) with step(n). It records the
-// requests and reads and closes their bodies, as a RoundTripper must.
-type scriptedBase struct {
-	step func(n int) (*http.Response, error)
-
-	mu     sync.Mutex
-	reqs   []*http.Request
-	bodies []string
-}
-
-func (b *scriptedBase) RoundTrip(r *http.Request) (*http.Response, error) {
-	var body []byte
-	if r.Body != nil {
-		body, _ = io.ReadAll(r.Body)
-		r.Body.Close()
-	}
-	b.mu.Lock()
-	b.reqs = append(b.reqs, r)
-	b.bodies = append(b.bodies, string(body))
-	n := len(b.reqs)
-	b.mu.Unlock()
-	return b.step(n)
-}
-
-func (b *scriptedBase) count() int {
+func (b *fakeBase) count() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.reqs)
@@ -85,7 +60,7 @@ func TestTransportRefusesUnsignableRequest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			base := &scriptedBase{step: func(int) (*http.Response, error) { return okResponse(), nil }}
+			base := &fakeBase{step: func(int) (*http.Response, error) { return okResponse(), nil }}
 			body := &trackedBody{Reader: strings.NewReader("x")}
 			req, err := http.NewRequest("POST", "https://as.example/token", body)
 			if err != nil {
@@ -148,7 +123,7 @@ func TestTransportBaseFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			firstBody := useNonceBody()
-			base := &scriptedBase{step: func(n int) (*http.Response, error) {
+			base := &fakeBase{step: func(n int) (*http.Response, error) {
 				if n == 1 && tc.first != nil {
 					return tc.first()
 				}
@@ -187,7 +162,7 @@ func TestTransportBaseFailures(t *testing.T) {
 // look for use_dpop_nonce in is returned as it is, without a retry.
 func TestTransport400WithoutBody(t *testing.T) {
 	for _, body := range []io.ReadCloser{nil, http.NoBody} {
-		base := &scriptedBase{step: func(int) (*http.Response, error) { return nonceChallenge400("n-1", body), nil }}
+		base := &fakeBase{step: func(int) (*http.Response, error) { return nonceChallenge400("n-1", body), nil }}
 		req, err := http.NewRequest("POST", "https://as.example/token", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +196,7 @@ func TestTransportRetries401(t *testing.T) {
 			if tc.body != nil {
 				first = tc.body
 			}
-			base := &scriptedBase{step: func(n int) (*http.Response, error) {
+			base := &fakeBase{step: func(n int) (*http.Response, error) {
 				if n == 1 {
 					return nonceChallenge401("n-1", first), nil
 				}
@@ -256,7 +231,7 @@ func TestTransportRetries401(t *testing.T) {
 // a body is retried without one: GetBody, set though Body is nil, is not
 // called, so the retry does not gain a body the first request did not have.
 func TestTransportRetryWithoutBodyIgnoresGetBody(t *testing.T) {
-	base := &scriptedBase{step: func(n int) (*http.Response, error) {
+	base := &fakeBase{step: func(n int) (*http.Response, error) {
 		if n == 1 {
 			return nonceChallenge400("n-1", useNonceBody()), nil
 		}

@@ -357,13 +357,15 @@ func TestTransportOther400Untouched(t *testing.T) {
 	}
 }
 
-// fakeBase answers every request with a copy of resp and records what it
-// was given.
+// fakeBase answers the n-th request (from 1) with resp(n), or, when step is
+// set, with step(n) and its error. It records the requests and reads and
+// closes their bodies, as a RoundTripper must.
 type fakeBase struct {
 	mu     sync.Mutex
 	reqs   []*http.Request
 	bodies []string
 	resp   func(n int) *http.Response
+	step   func(n int) (*http.Response, error)
 }
 
 func (f *fakeBase) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -377,6 +379,9 @@ func (f *fakeBase) RoundTrip(r *http.Request) (*http.Response, error) {
 	f.bodies = append(f.bodies, string(body))
 	n := len(f.reqs)
 	f.mu.Unlock()
+	if f.step != nil {
+		return f.step(n)
+	}
 	return f.resp(n), nil
 }
 
