@@ -134,8 +134,8 @@ func (c Config) normalize() (Config, error) {
 		return c, errors.New("handlers: Config.Issuer is required")
 	}
 	iss, err := dpop.NormalizeHTU(c.Issuer)
-	if err != nil || strings.ContainsAny(c.Issuer, "?#") {
-		return c, errors.New("handlers: Config.Issuer must be an absolute http(s) URL without query or fragment")
+	if err != nil || strings.ContainsAny(c.Issuer, "?#") || hasUserinfo(c.Issuer) {
+		return c, errors.New("handlers: Config.Issuer must be an absolute http(s) URL without userinfo, query or fragment")
 	}
 	c.Issuer = strings.TrimSuffix(iss, "/")
 	if strings.HasPrefix(c.Issuer, "http://") && !loopbackURL(c.Issuer) {
@@ -212,11 +212,18 @@ func (c Config) normalize() (Config, error) {
 	return c, nil
 }
 
-// loopbackURL reports whether an http URL names a loopback host, without
-// user information: localhost or a loopback IP address.
+// hasUserinfo reports whether u has a userinfo component (RFC 3986 §3.2.1),
+// which no issuer identifier has (RFC 8414 §2).
+func hasUserinfo(u string) bool {
+	p, err := url.Parse(u)
+	return err != nil || p.User != nil
+}
+
+// loopbackURL reports whether an http URL names a loopback host: localhost
+// or a loopback IP address. (An issuer with userinfo is refused before.)
 func loopbackURL(u string) bool {
 	p, err := url.Parse(u)
-	if err != nil || p.User != nil {
+	if err != nil {
 		return false
 	}
 	host := p.Hostname()

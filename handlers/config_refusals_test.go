@@ -27,7 +27,7 @@ func TestConfigRefusalReasons(t *testing.T) {
 	}
 	t.Cleanup(func() { m.Close() })
 	const iss = "https://as.example"
-	const badIssuer = "handlers: Config.Issuer must be an absolute http(s) URL without query or fragment"
+	const badIssuer = "handlers: Config.Issuer must be an absolute http(s) URL without userinfo, query or fragment"
 	const notHTTPS = "handlers: Config.Issuer must use https (http only on a loopback address)"
 	const lifetimes = "handlers: token lifetimes must be at least a second, and CodeTTL at most 10 minutes"
 	for _, tc := range []struct {
@@ -39,6 +39,8 @@ func TestConfigRefusalReasons(t *testing.T) {
 		{"relative issuer", Config{Issuer: "/as", Store: m}, badIssuer},
 		{"issuer with query", Config{Issuer: iss + "/?x=1", Store: m}, badIssuer},
 		{"issuer with fragment", Config{Issuer: iss + "#f", Store: m}, badIssuer},
+		{"https issuer with userinfo", Config{Issuer: "https://user@as.example", Store: m}, badIssuer},
+		{"https issuer with user and password", Config{Issuer: "https://user:pw@as.example/t", Store: m}, badIssuer},
 		{"http, DNS name", Config{Issuer: "http://as.example", Store: m}, notHTTPS},
 		// A literal IP address that is not a loopback one.
 		{"http, private IPv4", Config{Issuer: "http://10.0.0.1:8080", Store: m}, notHTTPS},
@@ -46,8 +48,8 @@ func TestConfigRefusalReasons(t *testing.T) {
 		{"http, unspecified IPv4", Config{Issuer: "http://0.0.0.0:8080", Store: m}, notHTTPS},
 		{"http, IPv6 not loopback", Config{Issuer: "http://[2001:db8::1]:8080", Store: m}, notHTTPS},
 		// A loopback host with user information is not a loopback issuer.
-		{"http, user at localhost", Config{Issuer: "http://user@localhost:8080", Store: m}, notHTTPS},
-		{"http, user and password at 127.0.0.1", Config{Issuer: "http://user:pw@127.0.0.1:8080", Store: m}, notHTTPS},
+		{"http, user at localhost", Config{Issuer: "http://user@localhost:8080", Store: m}, badIssuer},
+		{"http, user and password at 127.0.0.1", Config{Issuer: "http://user:pw@127.0.0.1:8080", Store: m}, badIssuer},
 		{"no store", Config{Issuer: iss}, "handlers: Config.Store is required"},
 		{"sub-second access token TTL", Config{Issuer: iss, Store: m, AccessTokenTTL: 500 * time.Millisecond}, lifetimes},
 		{"negative access token TTL", Config{Issuer: iss, Store: m, AccessTokenTTL: -time.Hour}, lifetimes},
