@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"github.com/dpopkit/dpop"
-
 	"encoding/json"
 	"net/http"
 
@@ -16,30 +14,28 @@ import (
 //
 // Only public halves of asymmetric keys are published: private members
 // never appear, and a symmetric key among Config.SigningKeys is left out,
-// since its only member is the secret itself. The set is built once, when
-// the handler is made. GET and HEAD are answered with Cache-Control:
+// since its only member is the secret itself. The set is built once, by
+// New. GET and HEAD are answered with Cache-Control:
 // public, max-age=300 (a resource server that meets an unknown kid should
 // fetch again); other methods get 405. With opaque access tokens there is
 // nothing to publish and every request is answered 404; [Server.Mount]
 // does not mount it then.
 func (s *Server) JWKSHandler() http.Handler {
-	jt, ok := s.tokens.(*jwtAccessTokens)
-	if !ok {
+	if s.jwks == nil {
 		return http.NotFoundHandler()
 	}
-	set, err := publicOnly(jt.JWKS())
-	var body []byte
-	if err == nil {
-		body, err = json.Marshal(set)
-	}
+	return staticDocument("application/jwk-set+json", s.jwks)
+}
+
+// jwksDocument is the JWK Set document of keys: their public halves
+// (publicOnly), as JSON. New builds it, so that a key set that cannot be
+// published is refused at start rather than served as an error.
+func jwksDocument(keys jwk.Set) ([]byte, error) {
+	set, err := publicOnly(keys)
 	if err != nil {
-		// Not expected: the keys were checked by New.
-		s.cfg.Logger.Error("cannot build the JWKS", "err", err)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, oauthError(http.StatusInternalServerError, dpop.CodeServerError, "the key set is unavailable", err))
-		})
+		return nil, err
 	}
-	return staticDocument("application/jwk-set+json", body)
+	return json.Marshal(set)
 }
 
 // publicOnly returns the public keys of keys: asymmetric keys only, a

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
@@ -54,18 +54,19 @@ func TestJWKSNeverPublishesPrivateMembers(t *testing.T) {
 	}
 }
 
-// A key set that cannot be written as JSON (here a key with a NaN member,
-// which New does not look at) makes the JWKS endpoint answer 500
-// server_error, never 200 with an empty or partial set.
-func TestJWKSUnavailable(t *testing.T) {
+// A key set that cannot be written as JSON (here a key with a NaN member) is
+// refused by New, rather than served as an error by the JWKS endpoint.
+func TestJWKSUnpublishableKeysRefused(t *testing.T) {
 	key := esKey(t, "nan")
 	if err := key.Set("x-weight", math.NaN()); err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, func(c *Config) { c.AccessTokenFormat, c.SigningKeys = FormatJWT, keySet(key) })
-	r := h.mdRequest(http.MethodGet, DefaultPaths.JWKS)
-	wantError(t, r, http.StatusInternalServerError, dpop.CodeServerError)
-	if strings.Contains(r.raw, "keys") || strings.Contains(r.raw, "NaN") {
-		t.Errorf("body %s", r.raw)
+	m, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{Issuer: "https://as.example", Store: m, AccessTokenFormat: FormatJWT, SigningKeys: keySet(key)})
+	if err == nil || !strings.Contains(err.Error(), "cannot be published as a JWK Set") {
+		t.Fatalf("New = %v, want a refusal of the key set", err)
 	}
 }

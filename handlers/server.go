@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/dpopkit/dpop"
@@ -13,6 +14,7 @@ type Server struct {
 	cfg      Config
 	verifier *dpop.Verifier
 	tokens   AccessTokens
+	jwks     []byte // the JWK Set document; nil with opaque tokens
 }
 
 // AuthorizationRequest is a validated authorization request (RFC 6749
@@ -40,9 +42,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: c, verifier: v}
 	if c.AccessTokenFormat == FormatJWT {
-		if s.tokens, err = newJWTAccessTokens(c); err != nil {
+		jt, err := newJWTAccessTokens(c)
+		if err != nil {
 			return nil, err
 		}
+		if s.jwks, err = jwksDocument(jt.JWKS()); err != nil {
+			return nil, fmt.Errorf("handlers: Config.SigningKeys cannot be published as a JWK Set: %w", err)
+		}
+		s.tokens = jt
 	} else {
 		s.tokens = opaqueAccessTokens{store: c.Store}
 	}
