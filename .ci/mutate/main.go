@@ -81,6 +81,8 @@
 //	-resume file   a previous run's JSON report for the same package: its
 //	               kills and survivals are reused for the mutants that are
 //	               the same change of the same line; the rest run
+//	-rerun-survivors  with -resume: reuse only the kills, and run the
+//	               survivors again (after tests were added)
 //	-v             with -list: the mutated lines; when running: each
 //	               result's go test output tail for errors
 package main
@@ -140,24 +142,25 @@ func (m *Mutant) mutated() []byte {
 }
 
 var (
-	flagC        = flag.String("C", "", "directory to run the go command in (default: the repository root)")
-	flagPkg      = flag.String("pkg", ".", "comma-separated packages relative to -C")
-	flagJ        = flag.Int("j", 2, "mutants run in parallel")
-	flagFiles    = flag.String("files", "", "comma-separated glob patterns on file base names")
-	flagMatch    = flag.String("match", "", `regexp on "file:line:col kind"`)
-	flagKinds    = flag.String("kinds", "", "comma-separated kinds: cmp,logic,check,errnil")
-	flagID       = flag.String("id", "", "comma-separated mutant ids")
-	flagList     = flag.Bool("list", false, "list the mutants and exit")
-	flagDelete   = flag.String("delete", "neutralize", "check mutants: neutralize or remove")
-	flagTimeout  = flag.Duration("timeout", 60*time.Second, "go test -timeout")
-	flagKill     = flag.Duration("kill", 90*time.Second, "kill go test after this long (counts as killed)")
-	flagOut      = flag.String("out", "/tmp/mut", "report directory (empty: none)")
-	flagNoBase   = flag.Bool("nobaseline", false, "skip the unmutated test run")
-	flagRetries  = flag.Int("retries", 2, "rounds of retrying mutants that errored")
-	flagWait     = flag.Duration("wait", 10*time.Minute, "before a retry, how long to wait for the unmutated tests to pass")
-	flagResume   = flag.String("resume", "", "a previous run's JSON report: reuse its results for unchanged mutants")
-	flagVerbose  = flag.Bool("v", false, "verbose")
-	subsetActive bool
+	flagC              = flag.String("C", "", "directory to run the go command in (default: the repository root)")
+	flagPkg            = flag.String("pkg", ".", "comma-separated packages relative to -C")
+	flagJ              = flag.Int("j", 2, "mutants run in parallel")
+	flagFiles          = flag.String("files", "", "comma-separated glob patterns on file base names")
+	flagMatch          = flag.String("match", "", `regexp on "file:line:col kind"`)
+	flagKinds          = flag.String("kinds", "", "comma-separated kinds: cmp,logic,check,errnil")
+	flagID             = flag.String("id", "", "comma-separated mutant ids")
+	flagList           = flag.Bool("list", false, "list the mutants and exit")
+	flagDelete         = flag.String("delete", "neutralize", "check mutants: neutralize or remove")
+	flagTimeout        = flag.Duration("timeout", 60*time.Second, "go test -timeout")
+	flagKill           = flag.Duration("kill", 90*time.Second, "kill go test after this long (counts as killed)")
+	flagOut            = flag.String("out", "/tmp/mut", "report directory (empty: none)")
+	flagNoBase         = flag.Bool("nobaseline", false, "skip the unmutated test run")
+	flagRetries        = flag.Int("retries", 2, "rounds of retrying mutants that errored")
+	flagWait           = flag.Duration("wait", 10*time.Minute, "before a retry, how long to wait for the unmutated tests to pass")
+	flagResume         = flag.String("resume", "", "a previous run's JSON report: reuse its results for unchanged mutants")
+	flagRerunSurvivors = flag.Bool("rerun-survivors", false, "with -resume: reuse only kills, run the survivors again")
+	flagVerbose        = flag.Bool("v", false, "verbose")
+	subsetActive       bool
 )
 
 func main() {
@@ -437,7 +440,7 @@ func waitBaseline(ctx context.Context, dir, pkg string) bool {
 // resume copies the results of a previous run's JSON report onto the
 // selected mutants that are the same change (file, position, kind, text and
 // source line) and were killed or survived (the others are cheap to run
-// again); it returns how many.
+// again; survivors too with -rerun-survivors); it returns how many.
 func resume(path string, sel []*Mutant) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -452,7 +455,7 @@ func resume(path string, sel []*Mutant) (int, error) {
 	}
 	old := map[string]*Mutant{}
 	for _, m := range prev {
-		if m.Status == "killed" || m.Status == "survived" {
+		if m.Status == "killed" || m.Status == "survived" && !*flagRerunSurvivors {
 			old[key(m)] = m
 		}
 	}
