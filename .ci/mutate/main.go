@@ -161,6 +161,7 @@ var (
 	flagRerunSurvivors = flag.Bool("rerun-survivors", false, "with -resume: reuse only kills, run the survivors again")
 	flagVerbose        = flag.Bool("v", false, "verbose")
 	subsetActive       bool
+	resumeNote         string
 )
 
 func main() {
@@ -312,7 +313,9 @@ func runPackage(ctx context.Context, dir, pkg string) (string, error) {
 				todo = append(todo, m)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "== %s: %d results reused from %s\n", pkg, reused, *flagResume)
+		resumeNote = fmt.Sprintf("resumed from %s: %d results reused (kills%s), %d mutants run now", *flagResume, reused,
+			map[bool]string{false: " and survivals", true: " only"}[*flagRerunSurvivors], len(todo))
+		fmt.Fprintf(os.Stderr, "== %s: %s\n", pkg, resumeNote)
 	}
 	fmt.Fprintf(os.Stderr, "== %s: %d mutants to run (%d selected, %d generated), -j %d\n", pkg, len(todo), len(sel), len(all), *flagJ)
 
@@ -922,6 +925,9 @@ func report(pkg string, lp *listedPackage, all, sel []*Mutant, wall time.Duratio
 		time.Now().Format(time.RFC3339), gitHead(lp.Dir), *flagDelete, *flagTimeout, *flagKill, *flagJ)
 	if len(sel) != len(all) {
 		fmt.Fprintf(&b, "selection: %d of the %d mutants (-files=%q -match=%q -kinds=%q -id=%q)\n", len(sel), len(all), *flagFiles, *flagMatch, *flagKinds, *flagID)
+	}
+	if resumeNote != "" {
+		fmt.Fprintf(&b, "%s\n", resumeNote)
 	}
 	fmt.Fprintf(&b, "summary: %s\n", summary)
 	for _, k := range []string{"cmp", "logic", "check", "errnil"} {
