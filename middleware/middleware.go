@@ -126,8 +126,10 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 // access_token in the query counts as one).
 func (st *settings) credentials(r *http.Request) (scheme, token string, e *Error) {
 	auths := r.Header.Values("Authorization")
-	// Parse the query only when it could hold a token (hot path).
-	queryToken := strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token")
+	// Parse the query only when it could hold a token (hot path): it names
+	// access_token, or has a percent-encoding that may spell it.
+	raw := r.URL.RawQuery
+	queryToken := (strings.Contains(raw, "access_token") || strings.IndexByte(raw, '%') >= 0) && r.URL.Query().Has("access_token")
 	switch {
 	case len(auths) == 0 && !queryToken:
 		return "", "", &Error{Status: http.StatusUnauthorized, Description: "an access token is required", Challenge: st.challenge("", ""), Err: ErrNoCredentials}

@@ -109,6 +109,12 @@ func TestResourceCredentialsGaps(t *testing.T) {
 		{"header and query token", func() *http.Request {
 			return dpopRequestGaps(t, signer, resourceGaps+"/api?access_token=tok", "tok")
 		}, http.StatusBadRequest, ErrMultipleMethods, "use exactly one authentication method"},
+		{"header and a percent-encoded query token", func() *http.Request {
+			return dpopRequestGaps(t, signer, resourceGaps+"/api?access%5Ftoken=tok", "tok")
+		}, http.StatusBadRequest, ErrMultipleMethods, "use exactly one authentication method"},
+		{"percent-encoded query token only", func() *http.Request {
+			return httptest.NewRequest(http.MethodGet, resourceGaps+"/api?%61ccess_token=tok", nil)
+		}, http.StatusBadRequest, ErrMalformedHeader, "send the access token in the Authorization header"},
 		{"query token only", func() *http.Request {
 			return httptest.NewRequest(http.MethodGet, resourceGaps+"/api?access_token=tok", nil)
 		}, http.StatusBadRequest, ErrMalformedHeader, "send the access token in the Authorization header"},
