@@ -161,6 +161,17 @@ func (s *gapStore) RevokeGrant(ctx context.Context, id string, until time.Time) 
 	return s.Memory.RevokeGrant(ctx, id, until)
 }
 
+func (s *gapStore) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	s.enter("Insert")
+	return s.Memory.Insert(ctx, k, ttl)
+}
+
+// spent is how much of what others need the requests so far took: replay
+// cache entries, code redemptions and grant revocations.
+func (s *gapStore) spent() int {
+	return s.called("Insert") + s.called("ConsumeCode") + s.called("RevokeGrant")
+}
+
 // gapNonces is a nonce source that fails, returning nonce beside its error.
 type gapNonces struct{ nonce string }
 

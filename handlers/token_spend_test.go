@@ -7,41 +7,16 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/store"
 )
 
-// spendCounter is the harness store, counting what requests spend: replay
-// cache entries, code redemptions and grant revocations.
-type spendCounter struct {
-	*store.Memory
-	inserts, consumes, revokes atomic.Int32
-}
-
-func (s *spendCounter) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.Duration) (bool, error) {
-	s.inserts.Add(1)
-	return s.Memory.Insert(ctx, k, ttl)
-}
-
-func (s *spendCounter) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.AuthorizationCode, error) {
-	s.consumes.Add(1)
-	return s.Memory.ConsumeCode(ctx, h)
-}
-
-func (s *spendCounter) RevokeGrant(ctx context.Context, id string, until time.Time) error {
-	s.revokes.Add(1)
-	return s.Memory.RevokeGrant(ctx, id, until)
-}
-
-func (s *spendCounter) spent() int32 { return s.inserts.Load() + s.consumes.Load() + s.revokes.Load() }
-
-// spendHarness is a harness whose store counts what requests spend.
-func spendHarness(t *testing.T, edit func(*Config)) (*harness, *spendCounter) {
-	return wrappedHarness(t, func(m *store.Memory) *spendCounter { return &spendCounter{Memory: m} }, edit)
+// spendHarness is a harness whose store counts what requests spend
+// (gapStore.spent).
+func spendHarness(t *testing.T, edit func(*Config)) (*harness, *gapStore) {
+	return gapHarness(t, nil, edit)
 }
 
 func confHeaders(h *harness, signer *dpop.Signer) map[string]string {
@@ -149,13 +124,13 @@ func TestTokenRefusedRequestsSpendNothing(t *testing.T) {
 	t.Run("a used code presented by another client revokes nothing", func(t *testing.T) {
 		code := h.saveCode(confID, nil)
 		tok := wantToken(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), TokenTypeDPoP)
-		before := sc.revokes.Load()
+		before := sc.called("RevokeGrant")
 		r := h.publicTokenRequest(codeForm(code), other)
 		wantError(t, r, 400, dpop.CodeInvalidGrant)
 		if r.str("error_description") != unknownCode {
 			t.Errorf("description %q", r.str("error_description"))
 		}
-		if sc.revokes.Load() != before {
+		if sc.called("RevokeGrant") != before {
 			t.Error("another client's presentation revoked the grant")
 		}
 		if _, err := h.accessRecord(tok.str("access_token")); err != nil {
@@ -178,13 +153,13 @@ func TestTokenQuota(t *testing.T) {
 		for range 3 {
 			wantToken(t, h.postForm(DefaultPaths.Token, cc, confHeaders(h, h.signer)), TokenTypeDPoP)
 		}
-		inserts := sc.inserts.Load()
+		inserts := sc.called("Insert")
 		r := h.postForm(DefaultPaths.Token, cc, confHeaders(h, h.signer))
 		wantError(t, r, 429, dpop.CodeTemporarilyUnavailable)
 		if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 || s > 71 {
 			t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 		}
-		if sc.inserts.Load() != inserts {
+		if sc.called("Insert") != inserts {
 			t.Error("a request over its quota took a replay entry")
 		}
 		// Another client is served.
@@ -192,9 +167,9 @@ func TestTokenQuota(t *testing.T) {
 			"DPoP": proofBy(t, h.signer, "POST", h.ts.URL+DefaultPaths.Token, dpop.ProofOptions{})}), TokenTypeDPoP)
 		// A code redemption over the quota does not redeem the code.
 		code := h.saveCode(confID, nil)
-		consumes := sc.consumes.Load()
+		consumes := sc.called("ConsumeCode")
 		wantError(t, h.postForm(DefaultPaths.Token, codeForm(code), confHeaders(h, h.signer)), 429, dpop.CodeTemporarilyUnavailable)
-		if sc.consumes.Load() != consumes {
+		if sc.called("ConsumeCode") != consumes {
 			t.Error("the code was redeemed by a request over its quota")
 		}
 	})
