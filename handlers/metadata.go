@@ -1,11 +1,11 @@
 package handlers
 
 import (
-	"github.com/dpopkit/dpop"
-
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/dpopkit/dpop"
 )
 
 // discoveryMaxAge is how long caches may keep the metadata and the JWKS.
@@ -17,20 +17,20 @@ const discoveryMaxAge = 300
 // metadata is the authorization server metadata document (RFC 8414 §2).
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri,omitempty"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
-	ResponseModesSupported            []string `json:"response_modes_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported,omitempty"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
-	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
 // MetadataHandler serves the authorization server metadata (RFC 8414 §3),
@@ -51,6 +51,13 @@ type metadata struct {
 // authorization response parameter (RFC 9207 §3). scopes_supported is left
 // out: scopes are registered per client.
 //
+// It advertises only what the server offers: without Config.Authenticate
+// there is no authorization code flow, so the document has no
+// authorization_endpoint (RFC 8414 §2: required only where a grant uses
+// it), an empty response_types_supported, the client credentials grant
+// alone (refresh tokens come only with codes), and no PKCE, response mode
+// or iss parameter.
+//
 // The document is built once, when the handler is made, because the
 // configuration it reflects never changes. GET and HEAD are answered with
 // Cache-Control: public, max-age=300; other methods get 405.
@@ -70,6 +77,11 @@ func (s *Server) MetadataHandler() http.Handler {
 		CodeChallengeMethodsSupported:     []string{PKCEMethodS256},
 		DPoPSigningAlgValuesSupported:     s.verifier.Algorithms(),
 		AuthorizationResponseISSSupported: true,
+	}
+	if s.cfg.Authenticate == nil {
+		m.AuthorizationEndpoint, m.ResponseModesSupported, m.CodeChallengeMethodsSupported = "", nil, nil
+		m.ResponseTypesSupported, m.GrantTypesSupported = []string{}, []string{GrantClientCredentials}
+		m.AuthorizationResponseISSSupported = false
 	}
 	if s.cfg.AccessTokenFormat == FormatJWT {
 		m.JWKSURI = s.url(s.cfg.Paths.JWKS)

@@ -126,7 +126,7 @@ func TestMetadataIssuerWithPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	srv, err := New(Config{Issuer: "https://as.example/tenant-1/", Store: m})
+	srv, err := New(Config{Issuer: "https://as.example/tenant-1/", Store: m, Authenticate: testAuthenticate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,5 +252,25 @@ func TestJWKSWithOpaqueTokens(t *testing.T) {
 		if w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "keys") {
 			t.Errorf("%s: %d %s", m, w.Code, w.Body)
 		}
+	}
+}
+
+// Without Config.Authenticate the server has no authorization code flow,
+// and its metadata says so: no authorization_endpoint, no code response
+// type, PKCE, response mode or iss parameter, client credentials alone.
+func TestMetadataWithoutAuthorizationEndpoint(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Authenticate = nil })
+	r := h.mdRequest(http.MethodGet, DefaultPaths.Metadata)
+	if r.status != http.StatusOK {
+		t.Fatalf("got %d %s", r.status, r.raw)
+	}
+	want := mdWant(h.ts.URL, DefaultPaths, dpop.DefaultAlgorithms(), false)
+	for _, k := range []string{"authorization_endpoint", "response_modes_supported", "code_challenge_methods_supported", "authorization_response_iss_parameter_supported"} {
+		delete(want, k)
+	}
+	want["response_types_supported"] = []any{}
+	want["grant_types_supported"] = []any{"client_credentials"}
+	if !reflect.DeepEqual(r.body, want) {
+		t.Errorf("got  %s\nwant %v", r.raw, want)
 	}
 }
