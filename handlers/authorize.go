@@ -50,8 +50,9 @@ const (
 // error response, with state and the iss parameter of RFC 9207:
 // unsupported_response_type when response_type is not "code" (invalid_request
 // when it is missing); unauthorized_client when the client may not use the
-// authorization_code grant; invalid_scope when Config.ScopePolicy refuses the
-// scope; invalid_request for PKCE parameters that are missing where required
+// authorization_code grant; invalid_scope when the scope is malformed (RFC
+// 6749 §3.3: scope tokens separated by spaces) or Config.ScopePolicy refuses
+// it; invalid_request for PKCE parameters that are missing where required
 // (public clients always, every client with Config.RequirePKCE), a method
 // other than S256 (RFC 9700 §2.1.1: "plain" is refused, and so is a
 // code_challenge without a method, which RFC 7636 §4.3 defines as "plain"), a
@@ -238,9 +239,9 @@ func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) (
 	if !slices.Contains(client.GrantTypes, GrantAuthorizationCode) {
 		return nil, authzError(dpop.CodeUnauthorizedClient, "the client may not use the authorization code grant", ErrGrantType)
 	}
-	var requested []string
-	if fields := strings.Fields(f["scope"]); len(fields) > 0 {
-		requested = fields
+	requested, ok := parseScope(f["scope"])
+	if !ok {
+		return nil, authzError(dpop.CodeInvalidScope, "the scope is malformed", ErrScope)
 	}
 	granted, err := s.cfg.ScopePolicy(r.Context(), client, requested)
 	switch {

@@ -50,3 +50,25 @@ func S256Challenge(verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// parseScope splits a scope parameter (RFC 6749 §3.3): scope tokens of
+// %x21 / %x23-5B / %x5D-7E separated by spaces (extra spaces are ignored). It
+// returns nil for a parameter without tokens, which counts as absent, and
+// false for one with any other character (a tab, a quote, a backslash,
+// non-ASCII), which is malformed. The middleware splits a token's scope the
+// same way.
+func parseScope(v string) ([]string, bool) {
+	var out []string
+	for _, tok := range strings.Split(v, " ") {
+		if tok == "" {
+			continue
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return nil, false
+			}
+		}
+		out = append(out, tok)
+	}
+	return out, true
+}

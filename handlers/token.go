@@ -280,14 +280,19 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 		return nil, refreshRefused(ErrInvalidGrant)
 	}
 	scope := rec.Scope
-	if requested := f["scope"]; requested != "" {
-		granted := strings.Fields(rec.Scope)
-		for _, sc := range strings.Fields(requested) {
+	requested, ok := parseScope(f["scope"])
+	if !ok {
+		return nil, badRequest(dpop.CodeInvalidScope, "the scope is malformed", ErrScope)
+	}
+	if requested != nil {
+		// RFC 6749 §6: a narrower scope, never a wider one.
+		granted, _ := parseScope(rec.Scope) // stored by issue, space-separated
+		for _, sc := range requested {
 			if !slices.Contains(granted, sc) {
 				return nil, badRequest(dpop.CodeInvalidScope, "the scope exceeds the original grant", ErrScope)
 			}
 		}
-		scope = strings.Join(strings.Fields(requested), " ")
+		scope = strings.Join(requested, " ")
 	}
 	// RFC 9449 §5: a bound refresh token is used with its key.
 	proof, e := s.tokenProof(r, client, rec.JKT, rec.GrantID)
@@ -390,9 +395,9 @@ func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*t
 
 // grantScopes parses and checks the scope parameter (RFC 6749 §3.3).
 func (s *Server) grantScopes(ctx context.Context, client *store.Client, param string) (string, *Error) {
-	var requested []string
-	if param != "" {
-		requested = strings.Fields(param)
+	requested, ok := parseScope(param)
+	if !ok {
+		return "", badRequest(dpop.CodeInvalidScope, "the scope is malformed", ErrScope)
 	}
 	granted, err := s.cfg.ScopePolicy(ctx, client, requested)
 	switch {
