@@ -14,19 +14,24 @@ import (
 // the lookups, and what the access token lookup does with each answer of
 // the store.
 
-// The token is looked up as the hinted kind first (access token first with
-// no hint or an unknown one), and once found there the other kind is not
-// looked up: with the other kind's lookups failing, the token is described.
+// lookupOrderCases are the token_type_hint cases of introspection and
+// revocation: the token is looked up as the hinted kind first (access token
+// first with no hint or an unknown one). The tests fail the other kind's
+// lookups, so that a second lookup shows.
+var lookupOrderCases = []struct {
+	name, hint string
+	refresh    bool // the token is a refresh token (else an access token)
+}{
+	{"access token, no hint", "", false},
+	{"access token, access hint", "access_token", false},
+	{"access token, unknown hint", "id_token", false},
+	{"refresh token, refresh hint", "refresh_token", true},
+}
+
+// Once found as the hinted kind, the token is not looked up as the other:
+// with the other kind's lookups failing, the token is described.
 func TestIntrospectionGapLookupOrder(t *testing.T) {
-	for _, tc := range []struct {
-		name, hint string
-		refresh    bool // the token is a refresh token (else an access token)
-	}{
-		{"access token, no hint", "", false},
-		{"access token, access hint", "access_token", false},
-		{"access token, unknown hint", "id_token", false},
-		{"refresh token, refresh hint", "refresh_token", true},
-	} {
+	for _, tc := range lookupOrderCases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, func(c *Config) {
 				c.Store = brokenLookupStore{Memory: c.Store.(*store.Memory), access: tc.refresh, refresh: !tc.refresh}

@@ -15,23 +15,13 @@ import (
 // is found), store failures while deleting, and what the refresh token
 // lookup does with each answer of the store.
 
-// The token is looked up as the hinted kind first (access token first with
-// no hint or an unknown one), and once found there the other kind is not
-// looked up: with the other kind's lookups failing, the token is revoked.
+// Once found as the hinted kind (lookupOrderCases), the token is not looked
+// up as the other: with the other kind's lookups failing, it is revoked.
 func TestRevocationGapLookupOrder(t *testing.T) {
-	for _, tc := range []struct {
-		name, hint              string
-		refresh                 bool // the token is a refresh token (else an access token)
-		failAccess, failRefresh bool // which lookups fail
-	}{
-		{"access token, no hint", "", false, false, true},
-		{"access token, access hint", "access_token", false, false, true},
-		{"access token, unknown hint", "id_token", false, false, true},
-		{"refresh token, refresh hint", "refresh_token", true, true, false},
-	} {
+	for _, tc := range lookupOrderCases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, func(c *Config) {
-				c.Store = brokenLookupStore{Memory: c.Store.(*store.Memory), access: tc.failAccess, refresh: tc.failRefresh}
+				c.Store = brokenLookupStore{Memory: c.Store.(*store.Memory), access: tc.refresh, refresh: !tc.refresh}
 			})
 			rvSave(t, h.store, "at-1", rvAccess(confID, rvGrant, ""))
 			if tc.refresh {
