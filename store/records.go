@@ -35,7 +35,16 @@ var (
 	// fragment (RFC 6749 §3.1.2), or is http or https without a host. It
 	// wraps ErrInvalidClientMetadata.
 	ErrInvalidRedirectURI = fmt.Errorf("%w: invalid redirect uri", ErrInvalidClientMetadata)
+	// ErrInvalidResource: a resource indicator is not an absolute URI, has
+	// a fragment or is too long (RFC 8707 §2). It wraps
+	// ErrInvalidClientMetadata.
+	ErrInvalidResource = fmt.Errorf("%w: invalid resource indicator", ErrInvalidClientMetadata)
 )
+
+// MaxResourceLen bounds a resource indicator (RFC 8707 §2), registered or
+// requested: a longer one is invalid, so that no request can make the kit
+// hold, compare or store an unbounded audience.
+const MaxResourceLen = 512
 
 // Client is a registered OAuth client (RFC 6749 §2). Stores refuse to save
 // one that Validate refuses.
@@ -54,6 +63,19 @@ type Client struct {
 	RedirectURIs []string
 	// Scopes the client may request.
 	Scopes []string
+	// Resources are the resource indicators (RFC 8707 §2) of the protected
+	// resources the client may get tokens for: absolute URIs without a
+	// fragment, compared exactly. A token's audience is a subset of them;
+	// with no resource parameter, the server's resource policy picks it
+	// (by default all of them). A client without Resources cannot use the
+	// resource parameter, and its tokens carry the server's default
+	// audience (handlers.Config.Audience).
+	Resources []string
+	// Introspect gives the client the right to call the introspection
+	// endpoint (RFC 7662 §2.1): it is a resource server, and it learns
+	// only of tokens whose audience includes one of its Resources
+	// (RFC 7662 §4). Other clients are refused there.
+	Introspect bool
 	// DPoPBound is dpop_bound_access_tokens (RFC 9449 §5.2): the client
 	// always gets DPoP-bound tokens and a token request without a proof is
 	// refused.
@@ -85,6 +107,9 @@ func (c *Client) Public() bool { return len(c.SecretHash) == 0 }
 //     apps (com.example.app:/cb, RFC 8252 §7.1) are absolute URIs;
 //   - a SecretHash that is not a HashSecret (32 bytes), or the hash of the
 //     empty secret, which would let an empty password authenticate;
+//   - a resource that is not an absolute URI, has a fragment or is longer
+//     than MaxResourceLen (RFC 8707 §2), with ErrInvalidResource;
+//   - Introspect without Resources: such a client could see no token;
 //   - a negative AccessTokenTTL or RefreshTokenTTL.
 func (c *Client) Validate() error {
 	if c == nil {
@@ -112,8 +137,38 @@ func (c *Client) Validate() error {
 			return fmt.Errorf("%w %q: %s", ErrInvalidRedirectURI, u, err)
 		}
 	}
+	for _, r := range c.Resources {
+		if err := ValidResource(r); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidResource, err)
+		}
+	}
+	if c.Introspect && len(c.Resources) == 0 {
+		return fmt.Errorf("%w: Introspect without Resources", ErrInvalidClientMetadata)
+	}
 	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 {
 		return fmt.Errorf("%w: negative token lifetime", ErrInvalidClientMetadata)
+	}
+	return nil
+}
+
+// ValidResource says why r cannot be a resource indicator, or returns nil:
+// it must be an absolute URI without a fragment (RFC 8707 §2), of at most
+// MaxResourceLen bytes, without spaces or control characters. It is the one
+// rule for registered resources (Client.Validate) and requested ones (the
+// resource parameter, handlers). The error never holds r.
+func ValidResource(r string) error {
+	if len(r) > MaxResourceLen {
+		return errors.New("resource indicator too long")
+	}
+	if strings.ContainsFunc(r, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+		return errors.New("resource indicator with a space or control character")
+	}
+	if strings.Contains(r, "#") {
+		return errors.New("resource indicator with a fragment")
+	}
+	p, err := url.Parse(r)
+	if err != nil || !p.IsAbs() {
+		return errors.New("resource indicator is not an absolute URI")
 	}
 	return nil
 }
@@ -145,6 +200,7 @@ func (c *Client) Clone() *Client {
 	d.GrantTypes = slices.Clone(c.GrantTypes)
 	d.RedirectURIs = slices.Clone(c.RedirectURIs)
 	d.Scopes = slices.Clone(c.Scopes)
+	d.Resources = slices.Clone(c.Resources)
 	return &d
 }
 
@@ -165,7 +221,11 @@ type AuthorizationCode struct {
 	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10):
 	// the code may only be redeemed with a proof of that key. Empty when
 	// none was sent.
-	DPoPJKT   string
+	DPoPJKT string
+	// Resources is the audience the authorization grants (RFC 8707 §2.1):
+	// the tokens redeemed from the code are for these resources or a
+	// subset of them.
+	Resources []string
 	ExpiresAt time.Time
 }
 
@@ -181,7 +241,16 @@ type AccessToken struct {
 	// public client that every refresh must be proven with (RFC 9449 §5).
 	// Empty for a Bearer access token and for the refresh tokens of
 	// confidential clients.
-	JKT       string
+	JKT string
+	// Audience names the resources the token is for (RFC 8707, RFC 9068
+	// §2.2 aud): a resource server accepts it only if one of its
+	// identifiers is here. For a refresh token, the audience of the grant,
+	// which a refresh may narrow (RFC 8707 §2.2).
+	Audience []string
+	// Claims are the host's claims (handlers.Config.Claims), a JSON object
+	// in compact form, or nil; never a registered claim name. Stores keep
+	// the bytes as they are.
+	Claims    []byte
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }

@@ -104,6 +104,9 @@ type AccessTokenClaims struct {
 	Expiry, NotBefore, IssuedAt           time.Time
 	// JKT is cnf.jkt, "" for an unbound token.
 	JKT string
+	// Claims are the members that are not Registered (Object.HostClaims):
+	// the host's claims; nil when there are none.
+	Claims map[string]any
 }
 
 // ParseAccessTokenClaims reads a claims set strictly: one JSON object
@@ -141,6 +144,9 @@ func ParseAccessTokenClaims(payload []byte) (*AccessTokenClaims, error) {
 		}
 	}
 	if c.JKT, err = o.CnfJKT(); err != nil {
+		return nil, err
+	}
+	if c.Claims, err = o.HostClaims(); err != nil {
 		return nil, err
 	}
 	return &c, nil
