@@ -38,12 +38,21 @@ const (
 )
 
 // Paths are where Server.Mount puts each endpoint, relative to the issuer
-// URL; metadata advertises the issuer followed by these paths.
+// URL; metadata advertises the issuer followed by these paths. For an issuer
+// with a path, Mount puts each endpoint under that path, so that it is served
+// at the advertised URL: with the issuer https://as.example.com/tenant1 and
+// DefaultPaths, the token endpoint is at /tenant1/oauth2/token. Metadata is
+// the exception: RFC 8414 §3.1 puts the well-known path between the host and
+// the issuer's path, so Mount serves the metadata at Metadata followed by the
+// issuer's path, /.well-known/oauth-authorization-server/tenant1.
+// Server.MountPaths returns the paths Mount registers.
 type Paths struct {
 	Token, Authorize, Revoke, Introspect, JWKS, Metadata string
 }
 
-// DefaultPaths are the conventional paths.
+// DefaultPaths are the conventional paths, for an issuer without a path
+// (see Paths for one with a path); Metadata is the well-known URI suffix of
+// RFC 8414 §3.
 var DefaultPaths = Paths{
 	Token:      "/oauth2/token",
 	Authorize:  "/oauth2/authorize",

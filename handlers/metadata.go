@@ -35,10 +35,14 @@ type metadata struct {
 
 // MetadataHandler serves the authorization server metadata (RFC 8414 §3),
 // mounted by [Server.Mount] at Config.Paths.Metadata (by default
-// /.well-known/oauth-authorization-server, RFC 8414 §3.1).
+// /.well-known/oauth-authorization-server, RFC 8414 §3.1) followed by the
+// issuer's path, if it has one: /.well-known/oauth-authorization-server/tenant1
+// for the issuer https://as.example.com/tenant1 ([Server.MountPaths]).
 //
-// The document (RFC 8414 §2) names the issuer and the endpoints, each the
-// issuer followed by its configured path; jwks_uri only with JWT access
+// The document (RFC 8414 §2) names the issuer, exactly as normalised by New
+// (RFC 8414 §3.3), and the endpoints, each the issuer followed by its
+// configured path: the issuer's origin followed by the path at which Mount
+// registers the endpoint, so the two always agree; jwks_uri only with JWT access
 // tokens, since opaque tokens are not signed. It advertises the code
 // response type in the query response mode, the authorization code, client
 // credentials and refresh token grants, client_secret_basic,
@@ -64,15 +68,15 @@ type metadata struct {
 func (s *Server) MetadataHandler() http.Handler {
 	m := metadata{
 		Issuer:                            s.cfg.Issuer,
-		AuthorizationEndpoint:             s.url(s.cfg.Paths.Authorize),
-		TokenEndpoint:                     s.url(s.cfg.Paths.Token),
+		AuthorizationEndpoint:             s.origin + s.mounted.Authorize,
+		TokenEndpoint:                     s.origin + s.mounted.Token,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token"},
 		TokenEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost, AuthNone},
-		RevocationEndpoint:                s.url(s.cfg.Paths.Revoke),
+		RevocationEndpoint:                s.origin + s.mounted.Revoke,
 		RevocationAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
-		IntrospectionEndpoint:             s.url(s.cfg.Paths.Introspect),
+		IntrospectionEndpoint:             s.origin + s.mounted.Introspect,
 		IntrospectionAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
 		CodeChallengeMethodsSupported:     []string{PKCEMethodS256},
 		DPoPSigningAlgValuesSupported:     s.verifier.Algorithms(),
@@ -84,7 +88,7 @@ func (s *Server) MetadataHandler() http.Handler {
 		m.AuthorizationResponseISSSupported = false
 	}
 	if s.cfg.AccessTokenFormat == FormatJWT {
-		m.JWKSURI = s.url(s.cfg.Paths.JWKS)
+		m.JWKSURI = s.origin + s.mounted.JWKS
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
