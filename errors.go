@@ -38,6 +38,11 @@ const (
 	// CodeInvalidScope: the requested scope is invalid or exceeds what was
 	// granted (RFC 6749 §4.1.2.1, §5.2).
 	CodeInvalidScope ErrorCode = "invalid_scope"
+	// CodeInvalidTarget: a requested resource is malformed, unknown, or
+	// not one the client may have a token for (RFC 8707 §2), answered with
+	// 400 at the token endpoint and sent back from the authorization
+	// endpoint.
+	CodeInvalidTarget ErrorCode = "invalid_target"
 	// CodeAccessDenied: the resource owner or the server denied the
 	// authorization request (RFC 6749 §4.1.2.1).
 	CodeAccessDenied ErrorCode = "access_denied"

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -51,14 +52,13 @@ func (o opaqueAccessTokens) Lookup(ctx context.Context, token string) (*store.Ac
 // issued and read back under the kit's JOSE profile (internal/jose), the
 // same the middleware's JWTValidator checks them with.
 type jwtAccessTokens struct {
-	issuer   string
-	audience []string
-	kid      string
-	spec     jose.Spec
-	signer   crypto.Signer
-	public   jwk.Set
-	algs     map[string]jose.Spec // the algorithms of the configured keys
-	now      func() time.Time
+	issuer string
+	kid    string
+	spec   jose.Spec
+	signer crypto.Signer
+	public jwk.Set
+	algs   map[string]jose.Spec // the algorithms of the configured keys
+	now    func() time.Time
 }
 
 // jwtClaims is the payload of a JWT access token (RFC 9068 §2.2, RFC 9449
@@ -66,7 +66,7 @@ type jwtAccessTokens struct {
 type jwtClaims struct {
 	Issuer   string   `json:"iss"`
 	Subject  string   `json:"sub"`
-	Audience []string `json:"aud"`
+	Audience []string `json:"aud,omitempty"`
 	Expiry   int64    `json:"exp"`
 	IssuedAt int64    `json:"iat"`
 	JTI      string   `json:"jti"`
@@ -85,7 +85,7 @@ type cnf struct {
 // and size the alg requires (RSA 2048 to 4096 bits, e = 65537), and a use
 // and key_ops that allow signing.
 func newJWTAccessTokens(c Config) (*jwtAccessTokens, error) {
-	j := &jwtAccessTokens{issuer: c.Issuer, audience: c.Audience, algs: map[string]jose.Spec{}, now: c.Now}
+	j := &jwtAccessTokens{issuer: c.Issuer, algs: map[string]jose.Spec{}, now: c.Now}
 	// Every key in the set is checked, not only the one that signs: the
 	// public halves of all of them are published and trusted by Lookup.
 	for i := range c.SigningKeys.Len() {
@@ -114,20 +114,29 @@ func newJWTAccessTokens(c Config) (*jwtAccessTokens, error) {
 	return j, nil
 }
 
-func (j *jwtAccessTokens) sign(c jwtClaims) (string, error) {
+func (j *jwtAccessTokens) sign(c any) (string, error) {
 	return jose.SignAccessToken(j.spec, j.kid, j.signer, c)
 }
 
 func (j *jwtAccessTokens) Issue(_ context.Context, t *store.AccessToken) (string, error) {
 	c := jwtClaims{
-		Issuer: j.issuer, Subject: t.Subject, Audience: j.audience,
+		Issuer: j.issuer, Subject: t.Subject, Audience: t.Audience,
 		Expiry: t.ExpiresAt.Unix(), IssuedAt: t.IssuedAt.Unix(), JTI: randomToken()[:22],
 		ClientID: t.ClientID, Scope: t.Scope,
 	}
 	if t.JKT != "" {
 		c.Cnf = &cnf{JKT: t.JKT}
 	}
-	return j.sign(c)
+	if len(t.Claims) == 0 {
+		return j.sign(c)
+	}
+	// The host's claims follow the kit's (RFC 9068 §2.2.3.1); CheckHostClaims
+	// kept every registered name out of them.
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return j.sign(json.RawMessage(jose.AppendMembers(payload, t.Claims)))
 }
 
 // Lookup verifies a JWT access token this server issued, as the
@@ -144,7 +153,16 @@ func (j *jwtAccessTokens) Lookup(_ context.Context, token string) (*store.Access
 	if !j.now().Before(c.Expiry) {
 		return nil, store.ErrExpired
 	}
-	return &store.AccessToken{ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, IssuedAt: c.IssuedAt, ExpiresAt: c.Expiry, JKT: c.JKT}, nil
+	t := &store.AccessToken{
+		ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, Audience: c.Audience,
+		IssuedAt: c.IssuedAt, ExpiresAt: c.Expiry, JKT: c.JKT,
+	}
+	if len(c.Claims) > 0 {
+		if t.Claims, err = json.Marshal(c.Claims); err != nil {
+			return nil, store.ErrNotFound
+		}
+	}
+	return t, nil
 }
 
 // JWKS returns the public signing keys, for the JWKS endpoint.

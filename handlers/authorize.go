@@ -57,14 +57,19 @@ const (
 // other than S256 (RFC 9700 §2.1.1: "plain" is refused, and so is a
 // code_challenge without a method, which RFC 7636 §4.3 defines as "plain"), a
 // challenge that is not 43 base64url characters of a SHA-256 hash, or a
-// dpop_jkt that is not a base64url SHA-256 JWK thumbprint (RFC 9449 §10).
+// dpop_jkt that is not a base64url SHA-256 JWK thumbprint (RFC 9449 §10);
+// invalid_target for a resource parameter (RFC 8707 §2, which may repeat)
+// that is malformed, not registered for the client, sent by a client that
+// registers none, or refused by Config.ResourcePolicy, or for more than
+// MaxResources of them (server_error when the policy fails).
 //
 // A valid request goes to Config.Authenticate with the granted scopes. When
 // the Authenticator handled the request (a login page, say), nothing more is
 // done; an error becomes server_error, an empty subject access_denied.
 // Otherwise a fresh code is stored by its hash, bound to the client, the
 // redirect_uri as sent (empty when it was omitted, RFC 6749 §4.1.3), the
-// scope, the subject, the PKCE challenge and dpop_jkt, for Config.CodeTTL, and
+// scope, the subject, the PKCE challenge, dpop_jkt and the granted resources
+// (the audience of its tokens), for Config.CodeTTL, and
 // the user is sent back with code, state and iss. Redirects are 302 for GET
 // and 303 for POST; the registered URI's own query parameters are kept.
 //
@@ -156,7 +161,11 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 	if refusal != nil {
 		return false, refusal
 	}
-	challenge, method, jkt := f["code_challenge"], f["code_challenge_method"], f["dpop_jkt"]
+	audience, e := s.grantAudience(ctx, client, f.resources)
+	if e != nil {
+		return false, authzError(e.Code, e.Description, e.Err)
+	}
+	challenge, method, jkt := f.get("code_challenge"), f.get("code_challenge_method"), f.get("dpop_jkt")
 
 	// The end user, authenticated by the host.
 	subject, handled, err := s.cfg.Authenticate(w, r, &AuthorizationRequest{
@@ -167,6 +176,7 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 		CodeChallenge:       challenge,
 		CodeChallengeMethod: method,
 		DPoPJKT:             jkt,
+		Resources:           slices.Clone(audience),
 	})
 	switch {
 	case handled:
@@ -187,6 +197,7 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 		CodeChallenge:       challenge,
 		CodeChallengeMethod: method,
 		DPoPJKT:             jkt,
+		Resources:           audience,
 		ExpiresAt:           s.cfg.Now().Add(s.cfg.CodeTTL),
 	}
 	if err := s.cfg.Store.SaveCode(ctx, store.HashToken(code), rec); err != nil {
@@ -201,7 +212,7 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 // both are known good (x.target set), a refusal is a page, never a redirect
 // (RFC 6749 §4.1.2.1, §10.15).
 func (s *Server) authorizeClient(r *http.Request, f form, x *authzExchange) (*store.Client, *authzRefusal) {
-	x.clientID = f["client_id"]
+	x.clientID = f.get("client_id")
 	if x.clientID == "" {
 		return nil, authzPage(http.StatusBadRequest, authzPageClient, ErrMissingParam)
 	}
@@ -212,12 +223,12 @@ func (s *Server) authorizeClient(r *http.Request, f form, x *authzExchange) (*st
 	case err != nil:
 		return nil, authzPage(http.StatusServiceUnavailable, authzPageUnavailable, errors.Join(ErrStore, err))
 	}
-	x.redirectURI = f["redirect_uri"]
+	x.redirectURI = f.get("redirect_uri")
 	uri, ok := authorizeRedirectURI(client, x.redirectURI)
 	if !ok {
 		return nil, authzPage(http.StatusBadRequest, authzPageRedirect, ErrRedirectURI)
 	}
-	target, err := parseAuthorizeTarget(uri, f["state"])
+	target, err := parseAuthorizeTarget(uri, f.get("state"))
 	if err != nil {
 		return nil, authzPage(http.StatusBadRequest, authzPageRedirect, errors.Join(errRedirectUnusable, err))
 	}
@@ -230,7 +241,7 @@ func (s *Server) authorizeClient(r *http.Request, f form, x *authzExchange) (*st
 // Config.ScopePolicy), PKCE and dpop_jkt (RFC 9449 §10). It returns the
 // granted scopes. Its refusals go back to the client.
 func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) ([]string, *authzRefusal) {
-	switch rt := f["response_type"]; {
+	switch rt := f.get("response_type"); {
 	case rt == "":
 		return nil, authzError(dpop.CodeInvalidRequest, "response_type is missing", ErrMissingParam)
 	case rt != "code":
@@ -239,7 +250,7 @@ func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) (
 	if !slices.Contains(client.GrantTypes, GrantAuthorizationCode) {
 		return nil, authzError(dpop.CodeUnauthorizedClient, "the client may not use the authorization code grant", ErrGrantType)
 	}
-	requested, ok := parseScope(f["scope"])
+	requested, ok := parseScope(f.get("scope"))
 	if !ok {
 		return nil, authzError(dpop.CodeInvalidScope, "the scope is malformed", ErrScope)
 	}
@@ -250,10 +261,10 @@ func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) (
 	case err != nil:
 		return nil, authzError(dpop.CodeServerError, "the scope policy failed", err)
 	}
-	if refusal := checkAuthorizePKCE(f["code_challenge"], f["code_challenge_method"], client.Public() || s.cfg.RequirePKCE); refusal != nil {
+	if refusal := checkAuthorizePKCE(f.get("code_challenge"), f.get("code_challenge_method"), client.Public() || s.cfg.RequirePKCE); refusal != nil {
 		return nil, refusal
 	}
-	if jkt := f["dpop_jkt"]; jkt != "" && !isBase64URLHash(jkt) {
+	if jkt := f.get("dpop_jkt"); jkt != "" && !isBase64URLHash(jkt) {
 		return nil, authzError(dpop.CodeInvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint", errMalformedJKT)
 	}
 	return granted, nil
@@ -310,18 +321,15 @@ func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request) (form, 
 	if r.Method == http.MethodPost {
 		f, e := readForm(w, r, s.cfg.MaxBodyBytes)
 		if e != nil {
-			return nil, e
+			return form{}, e
 		}
-		v := make(url.Values, len(f))
-		for k, x := range f {
-			v[k] = []string{x}
-		}
+		v := f.values()
 		r.Form, r.PostForm = v, v
 		return f, nil
 	}
 	values, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, badRequest(dpop.CodeInvalidRequest, "the query is not valid form encoding", err)
+		return form{}, badRequest(dpop.CodeInvalidRequest, "the query is not valid form encoding", err)
 	}
 	return singleValues(values)
 }

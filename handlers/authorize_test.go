@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"github.com/dpopkit/dpop"
+	"reflect"
 
 	"bytes"
 	"context"
@@ -367,8 +368,17 @@ func TestAuthorize(t *testing.T) {
 			}
 			got := *rec
 			got.GrantID, got.ExpiresAt = "", time.Time{}
-			if got != *tc.record {
-				t.Errorf("stored code\n got %+v\nwant %+v", got, *tc.record)
+			want := *tc.record
+			if want.Resources == nil {
+				// A request without resource parameters grants the
+				// client's registered resources, or the issuer.
+				want.Resources = []string{h.ts.URL}
+				if want.ClientID == confID {
+					want.Resources = []string{rvAudience, h.ts.URL}
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("stored code\n got %+v\nwant %+v", got, want)
 			}
 		})
 	}

@@ -23,7 +23,7 @@ const (
 // for a public client. Using two methods at once is refused (RFC 6749 §2.3).
 // Secrets are compared by hash in constant time.
 func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Error) {
-	id, secret, method := f["client_id"], f["client_secret"], AuthNone
+	id, secret, method := f.get("client_id"), f.get("client_secret"), AuthNone
 	if secret != "" {
 		method = AuthSecretPost
 	}

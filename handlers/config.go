@@ -108,9 +108,27 @@ type Config struct {
 	// exponent other than 65537; a public or symmetric key; a use or
 	// key_ops that do not allow signing (RFC 7517 §4.2, §4.3).
 	SigningKeys jwk.Set
-	// Audience is the aud of JWT access tokens (RFC 9068 §2.2). Default:
-	// the issuer.
+	// Audience is the audience (RFC 9068 §2.2 aud) of the tokens of
+	// clients that register no Resources: every resource server that
+	// accepts them must answer to one of these identifiers
+	// (middleware.Options.Audiences). Clients that register Resources get
+	// tokens for those instead (RFC 8707). Each must be a valid resource
+	// indicator (store.ValidResource). Default: the issuer.
 	Audience []string
+	// ResourcePolicy decides the audience of a new grant from the resource
+	// parameters (RFC 8707 §2). Default RegisteredResources: the requested
+	// resources, or all of the client's registered ones.
+	ResourcePolicy ResourcePolicy
+	// Claims, when set, adds the host's claims (a tenant, roles…) to each
+	// access token: the members of a JWT access token, the Claims of an
+	// opaque token's record, and introspection answers (RFC 9068 §2.2.3.1,
+	// RFC 7662 §2.2). A registered claim name (iss, sub, aud, exp, nbf, iat,
+	// jti, client_id, scope, cnf, auth_time, acr, amr, act, may_act,
+	// active, token_type, username), values that do not encode as JSON, or
+	// more than MaxClaimsBytes of JSON fail the token request with 500
+	// server_error, as does an error: a host's bug never yields a token
+	// without the claims it meant to carry.
+	Claims ClaimsFunc
 	// ScopePolicy decides granted scopes. Default: the requested scopes if
 	// the client registered every one of them, or all of its registered
 	// scopes when none were requested.
@@ -177,6 +195,15 @@ func (c Config) normalize() (Config, error) {
 	}
 	if len(c.Audience) == 0 {
 		c.Audience = []string{c.Issuer}
+	}
+	for _, a := range c.Audience {
+		if err := store.ValidResource(a); err != nil {
+			return c, fmt.Errorf("handlers: Config.Audience: %w", err)
+		}
+	}
+	c.Audience = slices.Clone(c.Audience)
+	if c.ResourcePolicy == nil {
+		c.ResourcePolicy = RegisteredResources
 	}
 	if c.ScopePolicy == nil {
 		c.ScopePolicy = RegisteredScopes

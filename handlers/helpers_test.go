@@ -60,10 +60,12 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 	ctx := context.Background()
 	for _, c := range []*store.Client{
 		{ID: confID, SecretHash: store.HashSecret(confSecret), GrantTypes: []string{"client_credentials", "authorization_code", "refresh_token"},
-			RedirectURIs: []string{redirectURI}, Scopes: []string{"read", "write"}, DPoPBound: true},
+			RedirectURIs: []string{redirectURI}, Scopes: []string{"read", "write"}, DPoPBound: true,
+			Resources: []string{rvAudience, h.ts.URL}, Introspect: true},
 		{ID: pubID, GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI, "http://127.0.0.1:8765/callback"},
 			Scopes: []string{"read", "write"}, DPoPBound: true},
-		{ID: bearerID, SecretHash: store.HashSecret(bearerSecret), GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}},
+		{ID: bearerID, SecretHash: store.HashSecret(bearerSecret), GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"},
+			Resources: []string{rvAudience, h.ts.URL}, Introspect: true},
 	} {
 		if err := m.SaveClient(ctx, c); err != nil {
 			t.Fatal(err)

@@ -58,7 +58,7 @@ func ixWantActive(t *testing.T, r response, want map[string]any) {
 func ixDescription(h *harness, client, sub, scope, jkt, tokenType string, iat, exp time.Time) map[string]any {
 	m := map[string]any{
 		"active": true, "client_id": client, "scope": scope, "iss": h.ts.URL,
-		"iat": float64(iat.Unix()), "exp": float64(exp.Unix()),
+		"iat": float64(iat.Unix()), "exp": float64(exp.Unix()), "aud": []any{rvAudience},
 	}
 	if sub != "" {
 		m["sub"] = sub
@@ -264,7 +264,7 @@ func TestIntrospectionStoreFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	if err := m.SaveClient(context.Background(), &store.Client{ID: confID, SecretHash: store.HashSecret(confSecret)}); err != nil {
+	if err := m.SaveClient(context.Background(), &store.Client{ID: confID, SecretHash: store.HashSecret(confSecret), Resources: []string{rvAudience}, Introspect: true}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

@@ -96,7 +96,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) *Error {
 	if e != nil {
 		return e
 	}
-	for _, kind := range lookupOrder(f["token_type_hint"]) {
+	for _, kind := range lookupOrder(f.get("token_type_hint")) {
 		var found bool
 		if kind == hintRefreshToken {
 			found, e = s.revokeRefreshToken(r, client, token)

@@ -24,18 +24,21 @@ const (
 	rvConfBasic   = confID + ":" + confSecret
 	rvBearerBasic = bearerID + ":" + bearerSecret
 	rvGrant       = "grant-1"
+	// rvAudience is the resource of the records these tests save; conf
+	// and bearer serve it, so they may introspect them.
+	rvAudience = "https://api.example"
 )
 
 func rvAccess(client, grant, jkt string) *store.AccessToken {
 	now := time.Now().Truncate(time.Second)
 	return &store.AccessToken{GrantID: grant, ClientID: client, Subject: "alice", Scope: "read write", JKT: jkt,
-		IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
+		Audience: []string{rvAudience}, IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
 }
 
 func rvRefresh(client, grant, jkt string) *store.RefreshToken {
 	now := time.Now().Truncate(time.Second)
 	return &store.RefreshToken{GrantID: grant, ClientID: client, Subject: "alice", Scope: "read", JKT: jkt,
-		IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(24 * time.Hour)}
+		Audience: []string{rvAudience}, IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(24 * time.Hour)}
 }
 
 // rvSave stores rec under the hash of token.

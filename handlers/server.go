@@ -34,6 +34,10 @@ type AuthorizationRequest struct {
 	CodeChallengeMethod string
 	// DPoPJKT is the dpop_jkt parameter (RFC 9449 §10), or "".
 	DPoPJKT string
+	// Resources are the resources the tokens of this authorization will be
+	// for (RFC 8707 §2.1), as Config.ResourcePolicy granted them (or
+	// Config.Audience), for a consent screen to show.
+	Resources []string
 }
 
 // New validates cfg and returns a server.

@@ -70,7 +70,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, who *requester) (
 	if e != nil {
 		return nil, e
 	}
-	grant := f["grant_type"]
+	grant := f.get("grant_type")
 	switch grant {
 	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
 		who.grantType = grant
@@ -176,7 +176,11 @@ func proofError(err error) *Error {
 
 func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
-	scope, e := s.grantScopes(ctx, client, f["scope"])
+	scope, e := s.grantScopes(ctx, client, f.get("scope"))
+	if e != nil {
+		return nil, e
+	}
+	audience, e := s.grantAudience(ctx, client, f.resources)
 	if e != nil {
 		return nil, e
 	}
@@ -189,7 +193,7 @@ func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form
 	if e := s.acceptProof(ctx, proof); e != nil {
 		return nil, e
 	}
-	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, grantID: randomToken(), proof: proof})
+	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, audience: audience, grantID: randomToken(), proof: proof})
 }
 
 // codeRefused is the one answer to a code that cannot be redeemed by this
@@ -216,17 +220,22 @@ func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form
 		return nil, codeRefused(ErrInvalidGrant)
 	}
 	// RFC 6749 §4.1.3: redirect_uri as in the authorization request.
-	if uri := f["redirect_uri"]; uri != rec.RedirectURI && (rec.RedirectURI != "" || !slices.Contains(client.RedirectURIs, uri)) {
+	if uri := f.get("redirect_uri"); uri != rec.RedirectURI && (rec.RedirectURI != "" || !slices.Contains(client.RedirectURIs, uri)) {
 		return nil, badRequest(dpop.CodeInvalidGrant, "redirect_uri does not match the authorization request", ErrRedirectURI)
 	}
 	// RFC 7636 §4.6; a verifier without a challenge is refused too, so
 	// that PKCE cannot be downgraded.
-	verifier := f["code_verifier"]
+	verifier := f.get("code_verifier")
 	switch {
 	case rec.CodeChallenge == "" && (verifier != "" || client.Public()):
 		return nil, badRequest(dpop.CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
 	case rec.CodeChallenge != "" && (rec.CodeChallengeMethod != PKCEMethodS256 || !validCodeVerifier(verifier) || !pkceMatches(verifier, rec.CodeChallenge)):
 		return nil, badRequest(dpop.CodeInvalidGrant, "PKCE verification failed", ErrPKCE)
+	}
+	// RFC 8707 §2.2: the token's resources are within the grant's.
+	audience, e := s.narrowAudience(client, rec.Resources, f.resources)
+	if e != nil {
+		return nil, e
 	}
 	// RFC 9449 §10: a code bound with dpop_jkt needs a proof by that key.
 	proof, e := s.tokenProof(r, client, rec.DPoPJKT, rec.GrantID)
@@ -242,8 +251,8 @@ func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form
 		return nil, e
 	}
 	return s.issue(ctx, client, issued{
-		subject: rec.Subject, scope: rec.Scope, grantID: rec.GrantID, proof: proof,
-		refresh: slices.Contains(client.GrantTypes, GrantRefreshToken),
+		subject: rec.Subject, scope: rec.Scope, audience: audience, grantID: rec.GrantID, proof: proof,
+		refresh: slices.Contains(client.GrantTypes, GrantRefreshToken), grantAudience: s.recordedAudience(client, rec.Resources),
 	})
 }
 
@@ -280,7 +289,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 		return nil, refreshRefused(ErrInvalidGrant)
 	}
 	scope := rec.Scope
-	requested, ok := parseScope(f["scope"])
+	requested, ok := parseScope(f.get("scope"))
 	if !ok {
 		return nil, badRequest(dpop.CodeInvalidScope, "the scope is malformed", ErrScope)
 	}
@@ -294,6 +303,11 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 		}
 		scope = strings.Join(requested, " ")
 	}
+	// RFC 8707 §2.2: a narrower audience, never a wider one.
+	audience, e := s.narrowAudience(client, rec.Audience, f.resources)
+	if e != nil {
+		return nil, e
+	}
 	// RFC 9449 §5: a bound refresh token is used with its key.
 	proof, e := s.tokenProof(r, client, rec.JKT, rec.GrantID)
 	if e != nil {
@@ -302,7 +316,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 	if e := s.acceptProof(ctx, proof); e != nil {
 		return nil, e
 	}
-	out := issued{subject: rec.Subject, scope: scope, grantID: rec.GrantID, proof: proof}
+	out := issued{subject: rec.Subject, scope: scope, audience: audience, grantID: rec.GrantID, proof: proof}
 	if !client.Public() {
 		return s.issue(ctx, client, out)
 	}
@@ -320,7 +334,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 	now := s.cfg.Now()
 	rotatedFrom, err := s.cfg.Store.RotateRefreshToken(ctx, old, store.HashToken(next), &store.RefreshToken{
 		GrantID: rec.GrantID, ClientID: client.ID, Subject: rec.Subject, Scope: rec.Scope, JKT: rec.JKT,
-		IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
+		Audience: s.recordedAudience(client, rec.Audience), IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
 	})
 	if err != nil {
 		// Lost a race with another use of the same token (a replay too), or
@@ -359,9 +373,11 @@ func (s *Server) refreshError(ctx context.Context, client *store.Client, rec *st
 // issued describes the tokens one successful request gets.
 type issued struct {
 	subject, scope, grantID string
+	audience                []string // the access token's (RFC 8707)
 	proof                   *dpop.Proof
-	refresh                 bool   // issue a new refresh token
-	rotated                 string // a rotated refresh token to return
+	refresh                 bool     // issue a new refresh token
+	grantAudience           []string // the new refresh token's audience
+	rotated                 string   // a rotated refresh token to return
 }
 
 // issue mints the access token (bound to the proof's key, RFC 9449 §6) and,
@@ -370,10 +386,17 @@ type issued struct {
 func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*tokenResponse, *Error) {
 	now := s.cfg.Now()
 	ttl := s.accessTTL(client)
-	at := &store.AccessToken{GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	at := &store.AccessToken{
+		GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, Audience: in.audience,
+		IssuedAt: now, ExpiresAt: now.Add(ttl),
+	}
 	resp := &tokenResponse{TokenType: TokenTypeBearer, ExpiresIn: int64(ttl / time.Second), Scope: in.scope, RefreshToken: in.rotated}
 	if in.proof != nil {
 		at.JKT, resp.TokenType = in.proof.JKT, TokenTypeDPoP
+	}
+	var e *Error
+	if at.Claims, e = s.hostClaims(ctx, client, at); e != nil {
+		return nil, e
 	}
 	tok, err := s.tokens.Issue(ctx, at)
 	if err != nil {
@@ -381,7 +404,10 @@ func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*t
 	}
 	resp.AccessToken = tok
 	if in.refresh {
-		rt := &store.RefreshToken{GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client))}
+		rt := &store.RefreshToken{
+			GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, Audience: in.grantAudience,
+			IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
+		}
 		if client.Public() && in.proof != nil {
 			rt.JKT = in.proof.JKT
 		}

@@ -109,7 +109,8 @@ func (c *Client) Public() bool { return len(c.SecretHash) == 0 }
 //     empty secret, which would let an empty password authenticate;
 //   - a resource that is not an absolute URI, has a fragment or is longer
 //     than MaxResourceLen (RFC 8707 §2), with ErrInvalidResource;
-//   - Introspect without Resources: such a client could see no token;
+//   - Introspect without Resources (such a client could see no token) or
+//     for a public client (RFC 7662 §2.1: the caller is authenticated);
 //   - a negative AccessTokenTTL or RefreshTokenTTL.
 func (c *Client) Validate() error {
 	if c == nil {
@@ -142,8 +143,8 @@ func (c *Client) Validate() error {
 			return fmt.Errorf("%w: %w", ErrInvalidResource, err)
 		}
 	}
-	if c.Introspect && len(c.Resources) == 0 {
-		return fmt.Errorf("%w: Introspect without Resources", ErrInvalidClientMetadata)
+	if c.Introspect && (len(c.Resources) == 0 || c.Public()) {
+		return fmt.Errorf("%w: Introspect needs Resources and a secret (RFC 7662 §2.1)", ErrInvalidClientMetadata)
 	}
 	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 {
 		return fmt.Errorf("%w: negative token lifetime", ErrInvalidClientMetadata)

@@ -64,3 +64,21 @@ func CheckHostClaims(claims map[string]any, max int) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// AppendMembers returns the JSON object base with the members of the JSON
+// object extra added at its end; both must be compact objects (from
+// json.Marshal or CheckHostClaims), and no name may be in both
+// (CheckHostClaims keeps registered names out of extra). An empty extra
+// returns base.
+func AppendMembers(base, extra []byte) []byte {
+	if len(extra) <= 2 {
+		return base
+	}
+	if len(base) <= 2 {
+		return extra
+	}
+	out := make([]byte, 0, len(base)+len(extra))
+	out = append(out, base[:len(base)-1]...)
+	out = append(out, ',')
+	return append(out, extra[1:]...)
+}
