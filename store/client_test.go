@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,89 @@ func TestClientValidate(t *testing.T) {
 	}
 	if _, err := m.GetClient(context.Background(), bad.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("refused client saved: %v", err)
+	}
+}
+
+// RFC 8707: a client's resources are validated when it is registered, by
+// the one rule of ValidResource, and only a client with resources may
+// introspect.
+func TestClientValidateResources(t *testing.T) {
+	rs := func(resources ...string) *store.Client {
+		return &store.Client{ID: "rs", SecretHash: store.HashSecret("s"), GrantTypes: []string{store.GrantClientCredentials},
+			Resources: resources, Introspect: true}
+	}
+	for _, c := range []struct {
+		name     string
+		client   *store.Client
+		resource bool // the error is ErrInvalidResource
+	}{
+		{name: "relative", client: rs("/api"), resource: true},
+		{name: "no scheme", client: rs("api.example/v1"), resource: true},
+		{name: "scheme-relative", client: rs("//api.example/v1"), resource: true},
+		{name: "fragment", client: rs("https://api.example/#f"), resource: true},
+		{name: "empty fragment", client: rs("https://api.example/#"), resource: true},
+		{name: "too long", client: rs("https://api.example/" + strings.Repeat("x", store.MaxResourceLen)), resource: true},
+		{name: "space", client: rs("https://api.example/a b"), resource: true},
+		{name: "control character", client: rs("https://api.example/\x01"), resource: true},
+		{name: "newline", client: rs("https://api.example/\n"), resource: true},
+		{name: "DEL", client: rs("https://api.example/\x7f"), resource: true},
+		{name: "empty", client: rs(""), resource: true},
+		{name: "one bad among good", client: rs("urn:example:rs", "https://api.example/", "/bad"), resource: true},
+		{name: "introspect without resources", client: rs()},
+		{name: "introspect with an empty list", client: rs([]string{}...)},
+		{name: "introspect by a public client", client: &store.Client{ID: "rs", GrantTypes: []string{store.GrantAuthorizationCode},
+			Resources: []string{"https://api.example/"}, Introspect: true}},
+	} {
+		err := c.client.Validate()
+		if !errors.Is(err, store.ErrInvalidClientMetadata) || errors.Is(err, store.ErrInvalidResource) != c.resource {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		client *store.Client
+	}{
+		{"https", rs("https://api.example/v1")},
+		{"urn", rs("urn:example:resource-server")},
+		{"several, with query and port", rs("https://api.example:8443/v1?tenant=a&x=1", "urn:ietf:params:oauth:rs", "http://127.0.0.1:9000/")},
+		{"longest", rs("https://api.example/" + strings.Repeat("x", store.MaxResourceLen-len("https://api.example/")))},
+		{"resources without introspection", &store.Client{ID: "app", GrantTypes: []string{store.GrantAuthorizationCode},
+			RedirectURIs: []string{"https://app.example/cb"}, Resources: []string{"https://api.example/"}}},
+	} {
+		if err := c.client.Validate(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+func TestValidResource(t *testing.T) {
+	long := "https://api.example/" + strings.Repeat("x", store.MaxResourceLen-len("https://api.example/"))
+	for _, r := range []string{
+		"https://api.example", "https://api.example/v1", "https://api.example:8443/a/b?c=d&e=f", "http://127.0.0.1:9000/",
+		"urn:example:resource-server", "urn:ietf:params:oauth:rs", "custom:opaque", long,
+	} {
+		if err := store.ValidResource(r); err != nil {
+			t.Errorf("ValidResource(%q): %v", r, err)
+		}
+	}
+	for _, r := range []string{
+		"", "/api", "api", "api.example/v1", "//api.example/v1", "?x=1",
+		"https://api.example/#f", "https://api.example/#", "#", "urn:example:rs#part",
+		long + "x",
+		"https://api.example/a b", " https://api.example/", "https://api.example/\t", "https://api.example/\n",
+		"https://api.example/\r", "https://api.example/\x00", "https://api.example/\x1f", "https://api.example/\x7f",
+		"https://api.example/%zz",
+	} {
+		err := store.ValidResource(r)
+		if err == nil {
+			t.Errorf("ValidResource(%q) accepted it", r)
+			continue
+		}
+		// The error never holds the resource, which may be long or
+		// unprintable.
+		if r != "" && strings.Contains(err.Error(), r) {
+			t.Errorf("ValidResource(%q): the error %q holds the resource", r, err)
+		}
 	}
 }
 

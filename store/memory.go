@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,7 +181,7 @@ func (m *Memory) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationC
 	if err != nil {
 		return err
 	}
-	return m.codes.put(h, *code, code.ExpiresAt.UnixNano(), now)
+	return m.codes.put(h, cloneCode(*code), code.ExpiresAt.UnixNano(), now)
 }
 
 // GetCode implements [CodeStore].
@@ -190,7 +191,7 @@ func (m *Memory) GetCode(ctx context.Context, h TokenHash) (*AuthorizationCode, 
 		return nil, err
 	}
 	v, st := m.codes.get(h, now)
-	return result(&v, st)
+	return result(cloneCode(v), st)
 }
 
 // ConsumeCode implements [CodeStore].
@@ -200,7 +201,7 @@ func (m *Memory) ConsumeCode(ctx context.Context, h TokenHash) (*AuthorizationCo
 		return nil, err
 	}
 	v, st := m.codes.consume(h, now)
-	return result(&v, st)
+	return result(cloneCode(v), st)
 }
 
 // SaveAccessToken implements [AccessTokenStore].
@@ -209,7 +210,7 @@ func (m *Memory) SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToke
 	if err != nil {
 		return err
 	}
-	return m.access.put(h, *t, t.ExpiresAt.UnixNano(), now)
+	return m.access.put(h, cloneToken(*t), t.ExpiresAt.UnixNano(), now)
 }
 
 // GetAccessToken implements [AccessTokenStore].
@@ -222,7 +223,7 @@ func (m *Memory) GetAccessToken(ctx context.Context, h TokenHash) (*AccessToken,
 	if st == live && m.grantRevoked(v.GrantID, now) {
 		return nil, ErrRevoked
 	}
-	return result(&v, st)
+	return result(cloneToken(v), st)
 }
 
 // RevokeAccessToken implements [AccessTokenStore].
@@ -240,7 +241,7 @@ func (m *Memory) SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshTo
 	if err != nil {
 		return err
 	}
-	return m.refresh.put(h, *t, t.ExpiresAt.UnixNano(), now)
+	return m.refresh.put(h, cloneRefresh(*t), t.ExpiresAt.UnixNano(), now)
 }
 
 // GetRefreshToken implements [RefreshTokenStore].
@@ -253,7 +254,7 @@ func (m *Memory) GetRefreshToken(ctx context.Context, h TokenHash) (*RefreshToke
 	if st == live && m.grantRevoked(v.GrantID, now) {
 		return nil, ErrRevoked
 	}
-	return result(&v, st)
+	return result(cloneRefresh(v), st)
 }
 
 // RotateRefreshToken implements [RefreshTokenStore].
@@ -265,7 +266,7 @@ func (m *Memory) RotateRefreshToken(ctx context.Context, old, h TokenHash, next 
 	if old == h {
 		return nil, errors.New("store: a refresh token cannot be rotated into itself")
 	}
-	v, st, err := m.refresh.rotate(old, h, *next, next.ExpiresAt.UnixNano(), now, ConsumedRefreshTokensPerGrant, func(t RefreshToken) error {
+	v, st, err := m.refresh.rotate(old, h, cloneRefresh(*next), next.ExpiresAt.UnixNano(), now, ConsumedRefreshTokensPerGrant, func(t RefreshToken) error {
 		if m.grantRevoked(t.GrantID, now) {
 			return ErrRevoked
 		}
@@ -274,7 +275,7 @@ func (m *Memory) RotateRefreshToken(ctx context.Context, old, h TokenHash, next 
 	if err != nil {
 		return nil, err
 	}
-	return result(&v, st)
+	return result(cloneRefresh(v), st)
 }
 
 // RevokeRefreshToken implements [RefreshTokenStore].
@@ -337,15 +338,33 @@ func (m *Memory) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Durati
 func (m *Memory) Capacity() int { return m.replay.Capacity() }
 
 // result turns a table lookup into the record and error the interfaces
-// promise.
-func result[V any](v *V, st state) (*V, error) {
+// promise. v is the caller's copy (see cloneCode).
+func result[V any](v V, st state) (*V, error) {
 	switch st {
 	case live:
-		return v, nil
+		return &v, nil
 	case consumed:
-		return v, ErrConsumed
+		return &v, ErrConsumed
 	case expired:
 		return nil, ErrExpired
 	}
 	return nil, ErrNotFound
 }
+
+// The tables keep records by value, which copies their strings and times but
+// not the memory of their slices: cloneCode, cloneToken and cloneRefresh
+// copy that too. A record is cloned when it is saved and when it is read, so
+// that neither the caller that saved it nor one that read it can change the
+// stored record through a slice it holds. nil stays nil.
+func cloneCode(c AuthorizationCode) AuthorizationCode {
+	c.Resources = slices.Clone(c.Resources)
+	return c
+}
+
+func cloneToken(t AccessToken) AccessToken {
+	t.Audience = slices.Clone(t.Audience)
+	t.Claims = slices.Clone(t.Claims)
+	return t
+}
+
+func cloneRefresh(t RefreshToken) RefreshToken { return RefreshToken(cloneToken(AccessToken(t))) }

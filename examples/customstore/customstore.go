@@ -161,7 +161,7 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 	if code == nil {
 		return errors.New("customstore: nil code")
 	}
-	return save(ctx, s, s.codes, h, *code, code.ExpiresAt)
+	return save(ctx, s, s.codes, h, cloneCode(*code), code.ExpiresAt)
 }
 
 // GetCode implements store.CodeStore: ConsumeCode without the consuming,
@@ -191,7 +191,7 @@ func (s *Store) code(ctx context.Context, h store.TokenHash, consume bool) (*sto
 	if err != nil {
 		return nil, err
 	}
-	rec := e.rec // a copy: the record only holds strings and times
+	rec := cloneCode(e.rec) // the caller's own copy
 	if e.consumed {
 		return &rec, store.ErrConsumed
 	}
@@ -206,7 +206,7 @@ func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store
 	if t == nil {
 		return errors.New("customstore: nil access token")
 	}
-	return save(ctx, s, s.access, h, *t, t.ExpiresAt)
+	return save(ctx, s, s.access, h, cloneAccess(*t), t.ExpiresAt)
 }
 
 // GetAccessToken implements store.AccessTokenStore. A token of a revoked
@@ -224,7 +224,7 @@ func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.A
 	if s.revokedLocked(e.rec.GrantID, now) {
 		return nil, store.ErrRevoked
 	}
-	rec := e.rec
+	rec := cloneAccess(e.rec)
 	return &rec, nil
 }
 
@@ -243,7 +243,7 @@ func (s *Store) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *stor
 	if t == nil {
 		return errors.New("customstore: nil refresh token")
 	}
-	return save(ctx, s, s.refresh, h, *t, t.ExpiresAt)
+	return save(ctx, s, s.refresh, h, cloneRefresh(*t), t.ExpiresAt)
 }
 
 // GetRefreshToken implements store.RefreshTokenStore.
@@ -267,7 +267,7 @@ func (s *Store) refreshLocked(h store.TokenHash, now time.Time) (*entry[store.Re
 	if err != nil {
 		return nil, nil, err
 	}
-	rec := e.rec
+	rec := cloneRefresh(e.rec)
 	switch {
 	case e.consumed:
 		return nil, &rec, store.ErrConsumed
@@ -299,7 +299,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 	if err != nil {
 		return rec, err // with store.ErrConsumed, the record: the caller revokes the grant
 	}
-	if err := saveLocked(s, s.refresh, h, *next, next.ExpiresAt, now); err != nil {
+	if err := saveLocked(s, s.refresh, h, cloneRefresh(*next), next.ExpiresAt, now); err != nil {
 		return nil, err
 	}
 	e.consumed = true
@@ -399,6 +399,26 @@ func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duratio
 	}
 	s.replay[key] = now.Add(ttl)
 	return true, nil
+}
+
+// cloneCode, cloneAccess and cloneRefresh copy a record with its slices
+// (resources, audience, claims): copying the struct alone would share them,
+// and a caller changing the slices it saved or read would change the stored
+// record. The store keeps a copy of what it is given and hands out copies of
+// what it keeps. A database gets this for free: it stores and returns bytes.
+func cloneCode(c store.AuthorizationCode) store.AuthorizationCode {
+	c.Resources = slices.Clone(c.Resources)
+	return c
+}
+
+func cloneAccess(t store.AccessToken) store.AccessToken {
+	t.Audience = slices.Clone(t.Audience)
+	t.Claims = slices.Clone(t.Claims)
+	return t
+}
+
+func cloneRefresh(t store.RefreshToken) store.RefreshToken {
+	return store.RefreshToken(cloneAccess(store.AccessToken(t)))
 }
 
 // live returns the unexpired entry under h. An expired one is deleted and
