@@ -86,6 +86,10 @@
 // Records are JSON (times in RFC 3339 with nanoseconds, durations in integer
 // nanoseconds), after a short header the scripts read: a state byte (L live,
 // C consumed), the expiry in Unix milliseconds and the encoded grant id.
+// Members that are empty are left out, so records written by an earlier
+// version, without the members added since (resources, introspect, aud,
+// claims), read as records with those fields empty; a token's claims are
+// kept as base64 of the host's bytes, never parsed.
 //
 // # Redis Cluster
 //

@@ -20,6 +20,8 @@ type clientJSON struct {
 	GrantTypes      []string `json:"grant_types,omitempty"`
 	RedirectURIs    []string `json:"redirect_uris,omitempty"`
 	Scopes          []string `json:"scopes,omitempty"`
+	Resources       []string `json:"resources,omitempty"`
+	Introspect      bool     `json:"introspect,omitempty"`
 	DPoPBound       bool     `json:"dpop_bound,omitempty"`
 	AccessTokenTTL  int64    `json:"access_token_ttl_ns,omitempty"`
 	RefreshTokenTTL int64    `json:"refresh_token_ttl_ns,omitempty"`
@@ -34,17 +36,21 @@ type codeJSON struct {
 	CodeChallenge       string    `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
 	DPoPJKT             string    `json:"dpop_jkt,omitempty"`
+	Resources           []string  `json:"resources,omitempty"`
 	ExpiresAt           time.Time `json:"exp"`
 }
 
 // tokenJSON is the stored form of access and refresh tokens, which have the
-// same fields.
+// same fields. Claims is []byte, stored as base64, not as embedded JSON: the
+// store keeps the host's bytes exactly as given and never parses them.
 type tokenJSON struct {
 	GrantID   string    `json:"grant_id,omitempty"`
 	ClientID  string    `json:"client_id"`
 	Subject   string    `json:"sub,omitempty"`
 	Scope     string    `json:"scope,omitempty"`
 	JKT       string    `json:"jkt,omitempty"`
+	Audience  []string  `json:"aud,omitempty"`
+	Claims    []byte    `json:"claims,omitempty"`
 	IssuedAt  time.Time `json:"iat"`
 	ExpiresAt time.Time `json:"exp"`
 }
@@ -52,6 +58,7 @@ type tokenJSON struct {
 func encodeClient(c *store.Client) ([]byte, error) {
 	return json.Marshal(clientJSON{
 		ID: c.ID, SecretHash: c.SecretHash, GrantTypes: c.GrantTypes, RedirectURIs: c.RedirectURIs, Scopes: c.Scopes,
+		Resources: c.Resources, Introspect: c.Introspect,
 		DPoPBound: c.DPoPBound, AccessTokenTTL: int64(c.AccessTokenTTL), RefreshTokenTTL: int64(c.RefreshTokenTTL),
 	})
 }
@@ -63,6 +70,7 @@ func decodeClient(data []byte) (*store.Client, error) {
 	}
 	return &store.Client{
 		ID: j.ID, SecretHash: j.SecretHash, GrantTypes: j.GrantTypes, RedirectURIs: j.RedirectURIs, Scopes: j.Scopes,
+		Resources: j.Resources, Introspect: j.Introspect,
 		DPoPBound: j.DPoPBound, AccessTokenTTL: time.Duration(j.AccessTokenTTL), RefreshTokenTTL: time.Duration(j.RefreshTokenTTL),
 	}, nil
 }
@@ -71,7 +79,7 @@ func encodeCode(c *store.AuthorizationCode) ([]byte, error) {
 	return json.Marshal(codeJSON{
 		GrantID: c.GrantID, ClientID: c.ClientID, RedirectURI: c.RedirectURI, Scope: c.Scope, Subject: c.Subject,
 		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, DPoPJKT: c.DPoPJKT,
-		ExpiresAt: c.ExpiresAt.UTC(),
+		Resources: c.Resources, ExpiresAt: c.ExpiresAt.UTC(),
 	})
 }
 
@@ -83,13 +91,14 @@ func decodeCode(data string) (*store.AuthorizationCode, error) {
 	return &store.AuthorizationCode{
 		GrantID: j.GrantID, ClientID: j.ClientID, RedirectURI: j.RedirectURI, Scope: j.Scope, Subject: j.Subject,
 		CodeChallenge: j.CodeChallenge, CodeChallengeMethod: j.CodeChallengeMethod, DPoPJKT: j.DPoPJKT,
-		ExpiresAt: j.ExpiresAt,
+		Resources: j.Resources, ExpiresAt: j.ExpiresAt,
 	}, nil
 }
 
 func encodeToken(t store.AccessToken) ([]byte, error) {
 	return json.Marshal(tokenJSON{
 		GrantID: t.GrantID, ClientID: t.ClientID, Subject: t.Subject, Scope: t.Scope, JKT: t.JKT,
+		Audience: t.Audience, Claims: t.Claims,
 		IssuedAt: t.IssuedAt.UTC(), ExpiresAt: t.ExpiresAt.UTC(),
 	})
 }
@@ -101,6 +110,7 @@ func decodeToken(data, kind string) (store.AccessToken, error) {
 	}
 	return store.AccessToken{
 		GrantID: j.GrantID, ClientID: j.ClientID, Subject: j.Subject, Scope: j.Scope, JKT: j.JKT,
+		Audience: j.Audience, Claims: j.Claims,
 		IssuedAt: j.IssuedAt, ExpiresAt: j.ExpiresAt,
 	}, nil
 }
