@@ -24,6 +24,13 @@
 // its tables; the service's own role needs only USAGE on the schema and
 // SELECT, INSERT, UPDATE and DELETE on its tables.
 //
+// Migrate also upgrades a schema an earlier version of the package created:
+// it adds the columns that version lacks (ALTER TABLE ... ADD COLUMN IF NOT
+// EXISTS), and the rows already there get the columns' defaults (no
+// resources or audience, no claims). Run the new version's Migrate before
+// its instances start: New does not check columns, and a statement naming a
+// missing column fails.
+//
 // # Hashes, never values
 //
 // Codes and tokens are stored under their [store.TokenHash] (bytea, 32

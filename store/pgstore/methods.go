@@ -24,7 +24,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	c := &store.Client{ID: id}
 	var access, refresh int64
 	err = s.pool.QueryRow(ctx, s.q.getClient, id).Scan(
-		&c.SecretHash, &c.GrantTypes, &c.RedirectURIs, &c.Scopes, &c.DPoPBound, &access, &refresh)
+		&c.SecretHash, &c.GrantTypes, &c.RedirectURIs, &c.Scopes, &c.Resources, &c.Introspect, &c.DPoPBound, &access, &refresh)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -50,14 +50,15 @@ func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 	grants, ok1 := textArray(c.GrantTypes)
 	uris, ok2 := textArray(c.RedirectURIs)
 	scopes, ok3 := textArray(c.Scopes)
-	if !ok1 || !ok2 || !ok3 || !validText(c.ID) {
+	resources, ok4 := textArray(c.Resources)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !validText(c.ID) {
 		return ErrInvalidText
 	}
 	var secret []byte
 	if len(c.SecretHash) > 0 {
 		secret = c.SecretHash
 	}
-	_, err = s.pool.Exec(ctx, s.q.saveClient, c.ID, secret, grants, uris, scopes, c.DPoPBound,
+	_, err = s.pool.Exec(ctx, s.q.saveClient, c.ID, secret, grants, uris, scopes, resources, c.Introspect, c.DPoPBound,
 		int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL))
 	if err != nil {
 		return fail(ctx, "save client", err)
@@ -73,11 +74,12 @@ func (s *Store) SaveCode(ctx context.Context, h store.TokenHash, code *store.Aut
 	}
 	defer done()
 	c := code
-	if !validText(c.GrantID, c.ClientID, c.RedirectURI, c.Scope, c.Subject, c.CodeChallenge, c.CodeChallengeMethod, c.DPoPJKT) {
+	resources, ok := textArray(c.Resources)
+	if !ok || !validText(c.GrantID, c.ClientID, c.RedirectURI, c.Scope, c.Subject, c.CodeChallenge, c.CodeChallengeMethod, c.DPoPJKT) {
 		return ErrInvalidText
 	}
 	_, err = s.pool.Exec(ctx, s.q.saveCode, h[:], c.GrantID, c.ClientID, c.RedirectURI, c.Scope, c.Subject,
-		c.CodeChallenge, c.CodeChallengeMethod, c.DPoPJKT, c.ExpiresAt)
+		c.CodeChallenge, c.CodeChallengeMethod, c.DPoPJKT, resources, c.ExpiresAt)
 	if err != nil {
 		return fail(ctx, "save code", err)
 	}
@@ -115,8 +117,24 @@ func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store
 // saveToken runs the upsert query of one token table; access and refresh
 // token records have the same fields.
 func (s *Store) saveToken(ctx context.Context, query, what string, h store.TokenHash, t store.AccessToken) error {
-	return s.exec(ctx, what, validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT),
-		query, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, t.IssuedAt, t.ExpiresAt)
+	audience, claims, ok := tokenColumns(t)
+	return s.exec(ctx, what, ok, query, h[:], t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT, audience, claims,
+		t.IssuedAt, t.ExpiresAt)
+}
+
+// tokenColumns checks the text of a token record and returns its audience
+// and claims as the statements send them: the audience as a non-nil text[]
+// (the column is NOT NULL), the claims as they are, or nil (NULL) when there
+// are none. ok is false when a string cannot be stored (ErrInvalidText).
+func tokenColumns(t store.AccessToken) (audience []string, claims []byte, ok bool) {
+	audience, ok = textArray(t.Audience)
+	if !ok || !validText(t.GrantID, t.ClientID, t.Subject, t.Scope, t.JKT) {
+		return nil, nil, false
+	}
+	if len(t.Claims) > 0 {
+		claims = t.Claims
+	}
+	return audience, claims, true
 }
 
 // GetAccessToken implements [store.AccessTokenStore]: one SELECT that also
@@ -173,7 +191,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 		return nil, errors.New("pgstore: a refresh token cannot be rotated into itself")
 	}
 	n := next
-	if !validText(n.GrantID, n.ClientID, n.Subject, n.Scope, n.JKT) {
+	audience, claims, ok := tokenColumns(store.AccessToken(*n))
+	if !ok {
 		return nil, ErrInvalidText
 	}
 	var (
@@ -181,7 +200,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 		st rowState
 	)
 	err = s.pool.QueryRow(ctx, s.q.rotate, old[:], h[:], s.now(),
-		n.GrantID, n.ClientID, n.Subject, n.Scope, n.JKT, n.IssuedAt, n.ExpiresAt).Scan(
+		n.GrantID, n.ClientID, n.Subject, n.Scope, n.JKT, audience, claims, n.IssuedAt, n.ExpiresAt).Scan(
 		append(tokenFields((*store.AccessToken)(&t)), &st.consumed, &st.live, &st.revoked, &st.won)...)
 	return answer(ctx, "rotate refresh token", err, &t, st, errTokenNotConsumed)
 }
@@ -314,14 +333,14 @@ func answer[T any](ctx context.Context, op string, err error, rec *T, st rowStat
 // the code statements select them.
 func codeFields(c *store.AuthorizationCode) []any {
 	return []any{&c.GrantID, &c.ClientID, &c.RedirectURI, &c.Scope, &c.Subject, &c.CodeChallenge,
-		&c.CodeChallengeMethod, &c.DPoPJKT, &c.ExpiresAt}
+		&c.CodeChallengeMethod, &c.DPoPJKT, &c.Resources, &c.ExpiresAt}
 }
 
 // tokenFields are the scan destinations of a token's columns, in the order
 // the token statements select them; access and refresh tokens have the same
 // fields.
 func tokenFields(t *store.AccessToken) []any {
-	return []any{&t.GrantID, &t.ClientID, &t.Subject, &t.Scope, &t.JKT, &t.IssuedAt, &t.ExpiresAt}
+	return []any{&t.GrantID, &t.ClientID, &t.Subject, &t.Scope, &t.JKT, &t.Audience, &t.Claims, &t.IssuedAt, &t.ExpiresAt}
 }
 
 // DeleteExpired deletes every expired row (codes, tokens, ended grant

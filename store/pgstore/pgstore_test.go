@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -309,6 +310,38 @@ func TestText(t *testing.T) {
 		if err := s.RevokeGrant(bg, bad, time.Now()); !errors.Is(err, ErrInvalidText) {
 			t.Errorf("RevokeGrant: %v", err)
 		}
+		// The lists of resources and audiences, text[] like the scopes.
+		if err := s.SaveCode(bg, h, &store.AuthorizationCode{Resources: []string{"urn:ok", bad}}); !errors.Is(err, ErrInvalidText) {
+			t.Errorf("SaveCode with resource %q: %v", bad, err)
+		}
+		if err := s.SaveAccessToken(bg, h, &store.AccessToken{Audience: []string{bad}}); !errors.Is(err, ErrInvalidText) {
+			t.Errorf("SaveAccessToken with audience %q: %v", bad, err)
+		}
+		if err := s.SaveRefreshToken(bg, h, &store.RefreshToken{Audience: []string{bad}}); !errors.Is(err, ErrInvalidText) {
+			t.Errorf("SaveRefreshToken with audience %q: %v", bad, err)
+		}
+		if _, err := s.RotateRefreshToken(bg, h, store.HashToken("next"), &store.RefreshToken{Audience: []string{bad}}); !errors.Is(err, ErrInvalidText) {
+			t.Errorf("RotateRefreshToken into audience %q: %v", bad, err)
+		}
+	}
+	// A resource Client.Validate accepts (an absolute URI without spaces
+	// or control characters) may still hold invalid UTF-8.
+	if err := s.SaveClient(bg, &store.Client{ID: "ok", Resources: []string{"https://rs.example/\xff"}}); !errors.Is(err, ErrInvalidText) {
+		t.Errorf("SaveClient with a resource of invalid UTF-8: %v", err)
+	}
+	// Claims are bytea: any bytes are kept as they are, NUL and invalid
+	// UTF-8 included (the store never parses them).
+	odd := []byte("{\"k\":\"\x00\xff\"}")
+	exp := time.Now().Add(time.Hour)
+	ha, hr := store.HashToken("claims a"), store.HashToken("claims r")
+	must(t, s.SaveAccessToken(bg, ha, &store.AccessToken{Claims: odd, ExpiresAt: exp}))
+	must(t, s.SaveRefreshToken(bg, hr, &store.RefreshToken{Claims: odd, ExpiresAt: exp}))
+	at, err := s.GetAccessToken(bg, ha)
+	must(t, err)
+	rt, err := s.GetRefreshToken(bg, hr)
+	must(t, err)
+	if !bytes.Equal(at.Claims, odd) || !bytes.Equal(rt.Claims, odd) {
+		t.Errorf("claims %q read back as %q and %q", odd, at.Claims, rt.Claims)
 	}
 	if err := s.SaveClient(bg, &store.Client{}); err == nil {
 		t.Error("SaveClient without an id succeeded")

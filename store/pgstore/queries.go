@@ -36,27 +36,31 @@ func buildQueries(schema string) queries {
 		return strings.ReplaceAll(sql, "{s}", schema)
 	}
 	q := queries{
-		getClient: f(`SELECT secret_hash, grant_types, redirect_uris, scopes, dpop_bound, access_token_ttl, refresh_token_ttl
+		getClient: f(`SELECT secret_hash, grant_types, redirect_uris, scopes, resources, introspect, dpop_bound,
+				access_token_ttl, refresh_token_ttl
 			FROM {s}.clients WHERE id = $1`, ""),
 		saveClient: f(`INSERT INTO {s}.clients AS c
-			(id, secret_hash, grant_types, redirect_uris, scopes, dpop_bound, access_token_ttl, refresh_token_ttl)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			(id, secret_hash, grant_types, redirect_uris, scopes, resources, introspect, dpop_bound, access_token_ttl, refresh_token_ttl)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, grant_types = EXCLUDED.grant_types,
-				redirect_uris = EXCLUDED.redirect_uris, scopes = EXCLUDED.scopes, dpop_bound = EXCLUDED.dpop_bound,
+				redirect_uris = EXCLUDED.redirect_uris, scopes = EXCLUDED.scopes, resources = EXCLUDED.resources,
+				introspect = EXCLUDED.introspect, dpop_bound = EXCLUDED.dpop_bound,
 				access_token_ttl = EXCLUDED.access_token_ttl, refresh_token_ttl = EXCLUDED.refresh_token_ttl`, ""),
 
 		// Saving replaces any record under the hash, consumed or not, as
 		// store.Memory does.
 		saveCode: f(`INSERT INTO {s}.codes
-			(hash, grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt, expires_at, consumed)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false)
+			(hash, grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt,
+				resources, expires_at, consumed)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, false)
 			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
 				redirect_uri = EXCLUDED.redirect_uri, scope = EXCLUDED.scope, subject = EXCLUDED.subject,
 				code_challenge = EXCLUDED.code_challenge, code_challenge_method = EXCLUDED.code_challenge_method,
-				dpop_jkt = EXCLUDED.dpop_jkt, expires_at = EXCLUDED.expires_at, consumed = false`, ""),
+				dpop_jkt = EXCLUDED.dpop_jkt, resources = EXCLUDED.resources, expires_at = EXCLUDED.expires_at,
+				consumed = false`, ""),
 		// A plain read, without a lock: the statuses of consumeCode.
 		getCode: f(`SELECT grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt,
-				expires_at, consumed, expires_at > $now
+				resources, expires_at, consumed, expires_at > $now
 			FROM {s}.codes WHERE hash = $1`, "$2"),
 		// cur locks the row and reads its latest committed version (a
 		// caller that waited for the lock sees the winner's consumed =
@@ -64,7 +68,7 @@ func buildQueries(schema string) queries {
 		// unconsumed. won has a row for exactly one caller.
 		consumeCode: f(`WITH cur AS MATERIALIZED (
 				SELECT t.hash, t.grant_id, t.client_id, t.redirect_uri, t.scope, t.subject, t.code_challenge,
-					t.code_challenge_method, t.dpop_jkt, t.expires_at, t.consumed, t.expires_at > $now AS live
+					t.code_challenge_method, t.dpop_jkt, t.resources, t.expires_at, t.consumed, t.expires_at > $now AS live
 				FROM {s}.codes t WHERE t.hash = $1 FOR UPDATE
 			), won AS (
 				UPDATE {s}.codes t SET consumed = true FROM cur
@@ -72,33 +76,35 @@ func buildQueries(schema string) queries {
 				RETURNING t.hash
 			)
 			SELECT grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt,
-				expires_at, consumed, live, EXISTS (SELECT 1 FROM won)
+				resources, expires_at, consumed, live, EXISTS (SELECT 1 FROM won)
 			FROM cur`, "$2"),
 
 		saveAccess: f(`INSERT INTO {s}.access_tokens
-			(hash, grant_id, client_id, subject, scope, jkt, issued_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			(hash, grant_id, client_id, subject, scope, jkt, audience, claims, issued_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
 				subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+				audience = EXCLUDED.audience, claims = EXCLUDED.claims,
 				issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at`, ""),
-		getAccess: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
+		getAccess: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.audience, t.claims, t.issued_at, t.expires_at,
 				t.expires_at > $now, {revoked}
 			FROM {s}.access_tokens t WHERE t.hash = $1`, "$2"),
 		revokeAccess: f(`DELETE FROM {s}.access_tokens WHERE hash = $1`, ""),
 
 		saveRefresh: f(`INSERT INTO {s}.refresh_tokens
-			(hash, grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+			(hash, grant_id, client_id, subject, scope, jkt, audience, claims, issued_at, expires_at, consumed)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false)
 			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
 				subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+				audience = EXCLUDED.audience, claims = EXCLUDED.claims,
 				issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, consumed = false`, ""),
-		getRefresh: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
+		getRefresh: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.audience, t.claims, t.issued_at, t.expires_at,
 				t.consumed, t.expires_at > $now, {revoked}
 			FROM {s}.refresh_tokens t WHERE t.hash = $1`, "$2"),
 		// As consumeCode, with the grant's revocation checked on the locked
 		// row, and the new token inserted from won's result: it exists if and
 		// only if this statement consumed old. $1 old hash, $2 new hash, $3
-		// now, $4.. the new record.
+		// now, $4.. the new record (in the order of tokenFields).
 		//
 		// When it consumed old, the statement also forgets the grant's
 		// older consumed tokens (store.ConsumedRefreshTokensPerGrant): old,
@@ -119,8 +125,8 @@ func buildQueries(schema string) queries {
 		// one consumed token more than the bound per rotation in flight,
 		// until the grant's next rotation.
 		rotate: f(`WITH cur AS MATERIALIZED (
-				SELECT t.hash, t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.issued_at, t.expires_at,
-					t.consumed, t.expires_at > $now AS live, {revoked} AS revoked
+				SELECT t.hash, t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.audience, t.claims, t.issued_at,
+					t.expires_at, t.consumed, t.expires_at > $now AS live, {revoked} AS revoked
 				FROM {s}.refresh_tokens t WHERE t.hash = $1 FOR UPDATE OF t
 			), won AS (
 				UPDATE {s}.refresh_tokens t SET consumed = true FROM cur
@@ -128,11 +134,13 @@ func buildQueries(schema string) queries {
 				RETURNING t.hash
 			), ins AS (
 				INSERT INTO {s}.refresh_tokens
-					(hash, grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed)
-				SELECT $2::bytea, $4::text, $5::text, $6::text, $7::text, $8::text, $9::timestamptz, $10::timestamptz, false
+					(hash, grant_id, client_id, subject, scope, jkt, audience, claims, issued_at, expires_at, consumed)
+				SELECT $2::bytea, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text[], $10::bytea,
+					$11::timestamptz, $12::timestamptz, false
 				FROM won
 				ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
 					subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+					audience = EXCLUDED.audience, claims = EXCLUDED.claims,
 					issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, consumed = false
 			), beyond AS (
 				SELECT t.hash FROM {s}.refresh_tokens t
@@ -148,8 +156,8 @@ func buildQueries(schema string) queries {
 				DELETE FROM {s}.refresh_tokens t
 				WHERE t.hash IN (SELECT hash FROM doomed) AND t.consumed
 			)
-			SELECT grant_id, client_id, subject, scope, jkt, issued_at, expires_at, consumed, live, revoked,
-				EXISTS (SELECT 1 FROM won)
+			SELECT grant_id, client_id, subject, scope, jkt, audience, claims, issued_at, expires_at, consumed, live,
+				revoked, EXISTS (SELECT 1 FROM won)
 			FROM cur`, "$3::timestamptz"),
 		revokeRefr: f(`DELETE FROM {s}.refresh_tokens WHERE hash = $1`, ""),
 

@@ -2,6 +2,14 @@
 -- transaction, after taking an advisory lock, with the placeholder in braces
 -- replaced by the quoted schema name. Every statement is idempotent.
 --
+-- The CREATE TABLE statements give each table its complete, current shape.
+-- Columns added since a table was first released are added again at the end
+-- of the file with ALTER TABLE ... ADD COLUMN IF NOT EXISTS, identical to
+-- their definition here: those statements do nothing on a schema this file
+-- created, and bring a schema created by an earlier version up to date (its
+-- rows get the column's default). Keep the two in step; TestMigrate checks
+-- that both paths give the same columns.
+--
 -- Codes and tokens are keyed by the SHA-256 of their value (store.TokenHash),
 -- never by the value (RFC 6749 §10.3-10.5). Times are timestamptz (to the
 -- microsecond); durations are bigint nanoseconds (time.Duration).
@@ -15,6 +23,8 @@ CREATE TABLE IF NOT EXISTS {schema}.clients (
     grant_types       text[]  NOT NULL DEFAULT '{}',
     redirect_uris     text[]  NOT NULL DEFAULT '{}',
     scopes            text[]  NOT NULL DEFAULT '{}',
+    resources         text[]  NOT NULL DEFAULT '{}',   -- RFC 8707 §2
+    introspect        boolean NOT NULL DEFAULT false,  -- may call RFC 7662 introspection
     dpop_bound        boolean NOT NULL DEFAULT false,  -- RFC 9449 §5.2
     access_token_ttl  bigint  NOT NULL DEFAULT 0,      -- nanoseconds
     refresh_token_ttl bigint  NOT NULL DEFAULT 0       -- nanoseconds
@@ -32,6 +42,7 @@ CREATE TABLE IF NOT EXISTS {schema}.codes (
     code_challenge        text        NOT NULL,        -- RFC 7636 §4.3
     code_challenge_method text        NOT NULL,
     dpop_jkt              text        NOT NULL,        -- RFC 9449 §10
+    resources             text[]      NOT NULL DEFAULT '{}', -- RFC 8707 §2.1
     expires_at            timestamptz NOT NULL,
     consumed              boolean     NOT NULL DEFAULT false
 );
@@ -45,6 +56,8 @@ CREATE TABLE IF NOT EXISTS {schema}.access_tokens (
     subject    text        NOT NULL,
     scope      text        NOT NULL,
     jkt        text        NOT NULL,                   -- cnf.jkt, RFC 9449 §6
+    audience   text[]      NOT NULL DEFAULT '{}',      -- aud, RFC 8707, RFC 9068 §2.2
+    claims     bytea,                                  -- the host's claims, JSON; NULL: none
     issued_at  timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );
@@ -59,6 +72,8 @@ CREATE TABLE IF NOT EXISTS {schema}.refresh_tokens (
     subject    text        NOT NULL,
     scope      text        NOT NULL,
     jkt        text        NOT NULL,
+    audience   text[]      NOT NULL DEFAULT '{}',
+    claims     bytea,
     issued_at  timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     consumed   boolean     NOT NULL DEFAULT false
@@ -81,3 +96,14 @@ CREATE TABLE IF NOT EXISTS {schema}.replay (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS replay_expires_at ON {schema}.replay (expires_at);
+
+-- Columns added since the first release (see the top of the file): RFC 8707
+-- resource indicators and audiences, the introspection right, and the
+-- host's claims.
+ALTER TABLE {schema}.clients        ADD COLUMN IF NOT EXISTS resources  text[]  NOT NULL DEFAULT '{}';
+ALTER TABLE {schema}.clients        ADD COLUMN IF NOT EXISTS introspect boolean NOT NULL DEFAULT false;
+ALTER TABLE {schema}.codes          ADD COLUMN IF NOT EXISTS resources  text[]  NOT NULL DEFAULT '{}';
+ALTER TABLE {schema}.access_tokens  ADD COLUMN IF NOT EXISTS audience   text[]  NOT NULL DEFAULT '{}';
+ALTER TABLE {schema}.access_tokens  ADD COLUMN IF NOT EXISTS claims     bytea;
+ALTER TABLE {schema}.refresh_tokens ADD COLUMN IF NOT EXISTS audience   text[]  NOT NULL DEFAULT '{}';
+ALTER TABLE {schema}.refresh_tokens ADD COLUMN IF NOT EXISTS claims     bytea;
