@@ -16,14 +16,22 @@
 //
 //   - round trips of every record, field by field, under keys that break
 //     stores which treat keys as text (NUL bytes, invalid UTF-8, keys one
-//     bit apart), and copies that neither side can change for the other;
+//     bit apart), and copies that neither side can change for the other
+//     (the caller that saved a record, one that read it, a rotation's);
+//     the lists of resources and audiences, and a token's claims, which
+//     must come back byte for byte as saved (never parsed and re-encoded),
+//     through saves, lookups, redemptions and rotations; an empty one may
+//     come back nil;
 //   - clients: SaveClient refuses every client that store.Client.Validate
 //     refuses (no id, an unknown grant type, a public client with
 //     client_credentials, a redirect URI that is relative, has a fragment
-//     or is not a URI, a negative lifetime) with an error wrapping
-//     store.ErrInvalidClientMetadata, and changes nothing; it accepts the
-//     valid clients near those edges (a native app's custom-scheme
-//     redirect URI, an IPv6 loopback one);
+//     or is not a URI, a resource indicator that is not an absolute URI,
+//     has a fragment, is too long or holds a space or control character,
+//     Introspect without resources or for a public client, a negative
+//     lifetime) with an error wrapping store.ErrInvalidClientMetadata, and
+//     changes nothing; it accepts the valid clients near those edges (a
+//     native app's custom-scheme redirect URI, an IPv6 loopback one,
+//     resources of store.MaxResourceLen bytes);
 //   - codes: ConsumeCode redeems once and then answers ErrConsumed with the
 //     record; GetCode answers as ConsumeCode would, record included, and
 //     redeems nothing;

@@ -2,11 +2,13 @@ package adaptertest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +138,93 @@ func (s losesField) SaveCode(ctx context.Context, h store.TokenHash, c *store.Au
 	d := *c
 	d.DPoPJKT = ""
 	return s.memory.SaveCode(ctx, h, &d)
+}
+
+// losesAudience does not store an access token's audience.
+type losesAudience struct{ *memory }
+
+func (s losesAudience) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	d := *t
+	d.Audience = nil
+	return s.memory.SaveAccessToken(ctx, h, &d)
+}
+
+// reencodesClaims keeps a refresh token's claims as parsed JSON, as a jsonb
+// column or a decode into a map does, and gives back their encoding: the
+// same claims, not the same bytes.
+type reencodesClaims struct{ *memory }
+
+func (s reencodesClaims) SaveRefreshToken(ctx context.Context, h store.TokenHash, t *store.RefreshToken) error {
+	d := *t
+	if d.Claims != nil {
+		var v map[string]any
+		if err := json.Unmarshal(d.Claims, &v); err != nil {
+			return err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		d.Claims = b
+	}
+	return s.memory.SaveRefreshToken(ctx, h, &d)
+}
+
+// rotationKeepsAudience stores the token a rotation makes with the old
+// token's audience, as a store that copies it over from the row it
+// consumes would.
+type rotationKeepsAudience struct{ *memory }
+
+func (s rotationKeepsAudience) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, next *store.RefreshToken) (*store.RefreshToken, error) {
+	d := *next
+	if prev, err := s.memory.GetRefreshToken(ctx, old); err == nil {
+		d.Audience = prev.Audience
+	}
+	return s.memory.RotateRefreshToken(ctx, old, h, &d)
+}
+
+// sharesTokens keeps access tokens in a map of its own, copied by value, as
+// a store whose records once held only strings and times might: their
+// audience and claims are the caller's slices.
+type sharesTokens struct {
+	*memory
+	mu     sync.Mutex
+	tokens map[store.TokenHash]*store.AccessToken
+}
+
+func (s *sharesTokens) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := *t
+	s.tokens[h] = &rec
+	return nil
+}
+
+func (s *sharesTokens) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[h]
+	if !ok || !t.ExpiresAt.After(time.Now()) {
+		return nil, store.ErrNotFound
+	}
+	rec := *t
+	return &rec, nil
+}
+
+func (s *sharesTokens) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tokens, h)
+	return nil
 }
 
 // nonAtomicReplay checks for a key, then records it in a second step.
@@ -371,15 +460,22 @@ func (s *perInstanceTokenCache) GetAccessToken(ctx context.Context, h store.Toke
 	t, ok := s.cache(ctx)[h]
 	s.mu.Unlock()
 	if ok && t.ExpiresAt.After(time.Now()) {
+		t = cloneAccess(t) // the caller's own, as the memory store's
 		return &t, nil
 	}
 	rec, err := s.memory.GetAccessToken(ctx, h)
 	if err == nil {
 		s.mu.Lock()
-		s.cache(ctx)[h] = *rec
+		s.cache(ctx)[h] = cloneAccess(*rec)
 		s.mu.Unlock()
 	}
 	return rec, err
+}
+
+// cloneAccess copies a token with its slices.
+func cloneAccess(t store.AccessToken) store.AccessToken {
+	t.Audience, t.Claims = slices.Clone(t.Audience), slices.Clone(t.Claims)
+	return t
 }
 
 func (s *perInstanceTokenCache) RevokeAccessToken(ctx context.Context, h store.TokenHash) error {

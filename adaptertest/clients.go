@@ -43,9 +43,11 @@ func testClients(t *testing.T, newStore NewStore) {
 		s := open(t, newStore)
 		must(t, s.SaveClient(bg, sampleClient("demo")), "SaveClient")
 		c := sampleClient("demo")
-		// Now public, so without client_credentials (Client.Validate).
+		// Now public, so without client_credentials or the right to
+		// introspect (Client.Validate), and for another resource.
 		c.Scopes, c.DPoPBound, c.SecretHash = []string{"only"}, false, nil
 		c.GrantTypes = []string{store.GrantAuthorizationCode}
+		c.Resources, c.Introspect = []string{"https://other.example/"}, false
 		must(t, s.SaveClient(bg, c), "SaveClient again")
 		got, err := s.GetClient(bg, "demo")
 		must(t, err, "GetClient")
@@ -56,10 +58,11 @@ func testClients(t *testing.T, newStore NewStore) {
 		c := sampleClient("demo")
 		must(t, s.SaveClient(bg, c), "SaveClient")
 		c.Scopes[0], c.RedirectURIs[0], c.SecretHash[0] = "admin", "https://evil.example/", c.SecretHash[0]^1
+		c.Resources[0] = "https://evil.example/"
 		got, err := s.GetClient(bg, "demo")
 		must(t, err, "GetClient")
 		same(t, got, sampleClient("demo"), "client after the caller changed its copy")
-		got.Scopes[0], got.GrantTypes[0] = "admin", "password"
+		got.Scopes[0], got.GrantTypes[0], got.Resources[1] = "admin", "password", "https://evil.example/"
 		again, err := s.GetClient(bg, "demo")
 		must(t, err, "GetClient")
 		same(t, again, sampleClient("demo"), "client after a reader changed its copy")
@@ -106,6 +109,14 @@ func invalidClients() []*store.Client {
 		"https://app.example/cb#", "https:///cb", "http:cb", "https://app.example/%zz"} {
 		add("redirect "+u, func(c *store.Client) { c.RedirectURIs = append(c.RedirectURIs, u) })
 	}
+	for _, r := range invalidResources() {
+		add("resource "+r, func(c *store.Client) { c.Resources = append(c.Resources, r) })
+	}
+	add("introspect without resources", func(c *store.Client) { c.Resources = nil })
+	add("introspect with empty resources", func(c *store.Client) { c.Resources = []string{} })
+	add("public with introspect", func(c *store.Client) {
+		c.SecretHash, c.GrantTypes = nil, []string{store.GrantAuthorizationCode}
+	})
 	add("negative access ttl", func(c *store.Client) { c.AccessTokenTTL = -time.Nanosecond })
 	add("negative refresh ttl", func(c *store.Client) { c.RefreshTokenTTL = -time.Hour })
 	return cs
@@ -119,7 +130,21 @@ func validEdgeClients() []*store.Client {
 	native.GrantTypes = []string{store.GrantAuthorizationCode, store.GrantRefreshToken}
 	native.RedirectURIs = []string{"com.example.app:/oauth2redirect", "http://[::1]:8080/cb", "https://app.example/cb?next=%2F"}
 	native.AccessTokenTTL, native.RefreshTokenTTL = 0, 0
-	return []*store.Client{native, {ID: "bare"}, {ID: "no grants", SecretHash: store.HashSecret("s")}}
+	native.Introspect = false // a resource server authenticates
+	rs := &store.Client{ID: "resource server", SecretHash: store.HashSecret("rs"), Introspect: true, Resources: []string{
+		"urn:example:rs", "https://api.example:8443/a/b?c=d", "http://127.0.0.1:9000/", "custom:opaque",
+		"https://api.example/" + strings.Repeat("x", store.MaxResourceLen-len("https://api.example/")),
+	}}
+	return []*store.Client{native, rs, {ID: "bare"}, {ID: "no grants", SecretHash: store.HashSecret("s")}}
+}
+
+// invalidResources are resource indicators store.ValidResource refuses
+// (RFC 8707 §2): not absolute, with a fragment (an empty one too), too long,
+// with a space or a control character, empty.
+func invalidResources() []string {
+	return []string{"/api", "api.example/v1", "//api.example/v1", "", "https://api.example/#f", "https://api.example/#",
+		"https://api.example/" + strings.Repeat("x", store.MaxResourceLen+1-len("https://api.example/")),
+		"https://api.example/a b", "https://api.example/\x01", "https://api.example/\x7f", "https://api.example/\n"}
 }
 
 // testInvalidClients: SaveClient refuses every client Client.Validate

@@ -17,6 +17,39 @@ func testCodes(t *testing.T, newStore NewStore) {
 		must(t, err, "ConsumeCode")
 		same(t, got, sampleCode("grant-1", exp), "code")
 	})
+	t.Run("NoResources", func(t *testing.T) {
+		// A code without resource indicators stays without: a store may
+		// answer nil or an empty list, but not a list of one empty string.
+		s := open(t, newStore)
+		h, exp := randomHash(), now().Add(time.Minute)
+		c := sampleCode("grant-none", exp)
+		c.Resources = nil
+		must(t, s.SaveCode(bg, h, c), "SaveCode")
+		got, err := s.GetCode(bg, h)
+		must(t, err, "GetCode")
+		same(t, got, c, "code without resources")
+		got, err = s.ConsumeCode(bg, h)
+		must(t, err, "ConsumeCode")
+		same(t, got, c, "code without resources, consumed")
+	})
+	t.Run("Copies", func(t *testing.T) {
+		s := open(t, newStore)
+		h, exp := randomHash(), now().Add(time.Minute)
+		c := sampleCode("grant-copy", exp)
+		must(t, s.SaveCode(bg, h, c), "SaveCode")
+		c.Resources[0] = "https://evil.example/"
+		got, err := s.GetCode(bg, h)
+		must(t, err, "GetCode")
+		same(t, got, sampleCode("grant-copy", exp), "code after the caller changed its copy")
+		got.Resources[1] = "https://evil.example/"
+		got, err = s.ConsumeCode(bg, h)
+		must(t, err, "ConsumeCode")
+		same(t, got, sampleCode("grant-copy", exp), "code after a reader changed its copy")
+		got.Resources[0] = "https://evil.example/"
+		got, err = s.GetCode(bg, h)
+		wantErr(t, err, store.ErrConsumed, "GetCode of the redeemed code")
+		same(t, got, sampleCode("grant-copy", exp), "redeemed code after its redeemer changed its copy")
+	})
 	t.Run("ConsumeOnce", func(t *testing.T) {
 		s, h, _ := withCode(t, newStore, "grant-2")
 		_, err := s.ConsumeCode(bg, h)

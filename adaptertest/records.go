@@ -7,12 +7,22 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dpopkit/dpop/store"
 )
 
 // Sample records with every field set to a distinct, non-empty value, so
 // that a field lost or swapped in a round trip shows.
+
+// The host's claims of the sample tokens: JSON objects, kept as bytes. Their
+// members are out of order, with spacing, an escape and a number that a
+// parser would rewrite (as a jsonb column or a decode and re-encode does), so
+// that a store that does not keep the bytes exactly as given shows.
+const (
+	accessClaims  = `{"tenant":"t-1", "roles":["admin",null,true],"n":1.50,"e":"\u00e9 ünï"}`
+	refreshClaims = `{"z":{},"a":[]}`
+)
 
 func sampleClient(id string) *store.Client {
 	return &store.Client{
@@ -21,6 +31,8 @@ func sampleClient(id string) *store.Client {
 		GrantTypes:      []string{"authorization_code", "client_credentials", "refresh_token"},
 		RedirectURIs:    []string{"https://app.example/callback", "http://127.0.0.1:8765/cb?x=1"},
 		Scopes:          []string{"read", "write", "ünïcode"},
+		Resources:       []string{"https://api.example/v1?tenant=a&x=1", "urn:example:resource-server"},
+		Introspect:      true,
 		DPoPBound:       true,
 		AccessTokenTTL:  17 * time.Minute,
 		RefreshTokenTTL: 29 * time.Hour,
@@ -37,6 +49,7 @@ func sampleCode(grant string, exp time.Time) *store.AuthorizationCode {
 		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		CodeChallengeMethod: "S256",
 		DPoPJKT:             "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		Resources:           []string{"https://api.example/v1?tenant=a&x=1", "urn:example:resource-server"},
 		ExpiresAt:           exp,
 	}
 }
@@ -48,6 +61,8 @@ func sampleAccess(grant string, exp time.Time) *store.AccessToken {
 		Subject:   "alice",
 		Scope:     "read",
 		JKT:       "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+		Audience:  []string{"https://api.example/v1?tenant=a&x=1", "urn:example:resource-server"},
+		Claims:    []byte(accessClaims),
 		IssuedAt:  exp.Add(-time.Hour),
 		ExpiresAt: exp,
 	}
@@ -60,6 +75,8 @@ func sampleRefresh(grant string, exp time.Time) *store.RefreshToken {
 		Subject:   "bob",
 		Scope:     "read write offline",
 		JKT:       "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		Audience:  []string{"urn:example:resource-server"},
+		Claims:    []byte(refreshClaims),
 		IssuedAt:  exp.Add(-2 * time.Hour),
 		ExpiresAt: exp,
 	}
@@ -69,7 +86,9 @@ func sampleRefresh(grant string, exp time.Time) *store.RefreshToken {
 // got and want are pointers to records of one type (store.Client,
 // store.AuthorizationCode, store.AccessToken or store.RefreshToken), and
 // every exported field of the record is compared. Times are compared as instants;
-// nil and empty slices are the same.
+// nil and empty slices are the same (a store may answer nil for an empty
+// list, or for absent claims), while any other difference in a []string or
+// []byte, order and bytes included, is one.
 func diff(got, want any) string {
 	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
 	if g.Type() != w.Type() || g.Kind() != reflect.Pointer || g.Type().Elem().Kind() != reflect.Struct {
@@ -98,8 +117,13 @@ func diff(got, want any) string {
 				d = append(d, fmt.Sprintf("%s = %q, want %q", name, gv, wf))
 			}
 		case []byte:
-			if !bytes.Equal(gv, wf.([]byte)) {
-				d = append(d, fmt.Sprintf("%s = %x, want %x", name, gv, wf))
+			if w := wf.([]byte); !bytes.Equal(gv, w) {
+				// Text (claims) is shown as text, other bytes in hex.
+				format := "%s = %x, want %x"
+				if utf8.Valid(gv) && utf8.Valid(w) {
+					format = "%s = %q, want %q"
+				}
+				d = append(d, fmt.Sprintf(format, name, gv, w))
 			}
 		default:
 			if gf != wf {

@@ -36,6 +36,15 @@ var faults = []struct {
 		return &returnsExpired{memory: m, tokens: map[store.TokenHash]store.AccessToken{}}
 	}, failing: "Run/Expiry/AccessTokens"},
 	{name: "loses a field", wrap: func(m *store.Memory) store.Store { return losesField{m} }, failing: "Run/Codes/RoundTrip"},
+	{name: "loses the audience", wrap: func(m *store.Memory) store.Store { return losesAudience{m} },
+		failing: "Run/AccessTokens/RoundTrip", says: "Audience = []"},
+	{name: "re-encodes claims", wrap: func(m *store.Memory) store.Store { return reencodesClaims{m} },
+		failing: "Run/RefreshTokens/RoundTrip", says: "Claims = "},
+	{name: "rotation keeps the old audience", wrap: func(m *store.Memory) store.Store { return rotationKeepsAudience{m} },
+		failing: "Run/RefreshTokens/Rotate"},
+	{name: "shares token slices", wrap: func(m *store.Memory) store.Store {
+		return &sharesTokens{memory: m, tokens: map[store.TokenHash]*store.AccessToken{}}
+	}, failing: "Run/AccessTokens/Copies"},
 	{name: "non-atomic replay", wrap: func(m *store.Memory) store.Store {
 		return &nonAtomicReplay{memory: m, window: gap, seen: map[dpop.ReplayKey]bool{}}
 	}, failing: "Run/Replay/Concurrent"},

@@ -16,8 +16,11 @@ func testAccessTokens(t *testing.T, newStore NewStore) {
 		exp := now().Add(time.Hour)
 		bound, bearer := randomHash(), randomHash()
 		must(t, s.SaveAccessToken(bg, bound, sampleAccess("g", exp)), "SaveAccessToken")
+		// A Bearer token without an audience or claims of the host: they
+		// stay empty (nil or empty, not a list of one empty string, nor
+		// "null" or "{}").
 		plain := sampleAccess("g", exp)
-		plain.JKT = ""
+		plain.JKT, plain.Audience, plain.Claims = "", nil, nil
 		must(t, s.SaveAccessToken(bg, bearer, plain), "SaveAccessToken (Bearer)")
 		for range 2 { // a lookup does not consume
 			got, err := s.GetAccessToken(bg, bound)
@@ -27,6 +30,20 @@ func testAccessTokens(t *testing.T, newStore NewStore) {
 		got, err := s.GetAccessToken(bg, bearer)
 		must(t, err, "GetAccessToken (Bearer)")
 		same(t, got, plain, "Bearer token")
+	})
+	t.Run("Copies", func(t *testing.T) {
+		s := open(t, newStore)
+		h, exp := randomHash(), now().Add(time.Hour)
+		tok := sampleAccess("g", exp)
+		must(t, s.SaveAccessToken(bg, h, tok), "SaveAccessToken")
+		tok.Audience[0], tok.Claims[0] = "https://evil.example/", '['
+		got, err := s.GetAccessToken(bg, h)
+		must(t, err, "GetAccessToken")
+		same(t, got, sampleAccess("g", exp), "token after the caller changed its copy")
+		got.Audience[1], got.Claims[1] = "https://evil.example/", 'x'
+		got, err = s.GetAccessToken(bg, h)
+		must(t, err, "GetAccessToken")
+		same(t, got, sampleAccess("g", exp), "token after a reader changed its copy")
 	})
 	t.Run("NotFound", func(t *testing.T) {
 		s := open(t, newStore)
@@ -74,8 +91,11 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 	t.Run("Rotate", func(t *testing.T) {
 		s, old, exp := withRefresh(t, newStore, "g")
 		next := randomHash()
+		// A refresh may narrow the scope and the audience (RFC 8707
+		// §2.2), and the host's claims may change: the new record's own.
 		nextRec := sampleRefresh("g", exp.Add(time.Hour))
 		nextRec.Scope = "read"
+		nextRec.Audience, nextRec.Claims = []string{"https://api.example/v1?tenant=a&x=1"}, []byte(`{"z":{},"a":[1]}`)
 		prev, err := s.RotateRefreshToken(bg, old, next, nextRec)
 		must(t, err, "RotateRefreshToken")
 		same(t, prev, sampleRefresh("g", exp), "record returned by rotation")
@@ -87,6 +107,47 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 		if got == nil || got.GrantID != "g" {
 			t.Fatalf("rotated token's lookup returned %+v, want its record", got)
 		}
+	})
+	t.Run("RotateToNone", func(t *testing.T) {
+		// A rotation into a token without audience or claims stores
+		// none, whatever the old token had.
+		s, old, exp := withRefresh(t, newStore, "g")
+		next := randomHash()
+		nextRec := sampleRefresh("g", exp)
+		nextRec.Audience, nextRec.Claims = nil, nil
+		_, err := s.RotateRefreshToken(bg, old, next, nextRec)
+		must(t, err, "RotateRefreshToken")
+		got, err := s.GetRefreshToken(bg, next)
+		must(t, err, "GetRefreshToken of the new token")
+		same(t, got, nextRec, "new refresh token without audience and claims")
+	})
+	t.Run("Copies", func(t *testing.T) {
+		s, old, exp := withRefresh(t, newStore, "g")
+		tok := sampleRefresh("g", exp)
+		h := randomHash()
+		must(t, s.SaveRefreshToken(bg, h, tok), "SaveRefreshToken")
+		tok.Audience[0], tok.Claims[0] = "https://evil.example/", '['
+		got, err := s.GetRefreshToken(bg, h)
+		must(t, err, "GetRefreshToken")
+		same(t, got, sampleRefresh("g", exp), "token after the caller changed its copy")
+		got.Audience[0], got.Claims[1] = "https://evil.example/", 'x'
+		got, err = s.GetRefreshToken(bg, h)
+		must(t, err, "GetRefreshToken")
+		same(t, got, sampleRefresh("g", exp), "token after a reader changed its copy")
+
+		// A rotation: neither the record passed in nor the one returned
+		// is the store's.
+		next, nextRec := randomHash(), sampleRefresh("g", exp)
+		prev, err := s.RotateRefreshToken(bg, old, next, nextRec)
+		must(t, err, "RotateRefreshToken")
+		nextRec.Audience[0], nextRec.Claims[0] = "https://evil.example/", '['
+		prev.Audience[0], prev.Claims[1] = "https://evil.example/", 'x'
+		got, err = s.GetRefreshToken(bg, next)
+		must(t, err, "GetRefreshToken of the new token")
+		same(t, got, sampleRefresh("g", exp), "new token after the rotator changed its copy")
+		got, err = s.GetRefreshToken(bg, old)
+		wantErr(t, err, store.ErrConsumed, "GetRefreshToken of the rotated token")
+		same(t, got, sampleRefresh("g", exp), "rotated token after the rotator changed the record returned")
 	})
 	t.Run("RotateTwice", func(t *testing.T) {
 		s, old, exp := withRefresh(t, newStore, "g")
