@@ -7,11 +7,13 @@ package examples_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -298,6 +300,27 @@ func wantHello(t *testing.T, r reply, sub, clientID, scope, jkt string) {
 	}
 }
 
+// wantResourceMetadata checks the protected resource metadata (RFC 9728) of
+// each resource, served at the path §3.1 gives it on origin, and that
+// nothing is served for the origin itself: no API answers to it.
+func wantResourceMetadata(t *testing.T, origin string, resources ...string) {
+	t.Helper()
+	for _, resource := range resources {
+		u, err := url.Parse(resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := "/.well-known/oauth-protected-resource" + u.Path
+		r := curlGet(t, origin+path, "")
+		wantStatus(t, r, http.StatusOK, path)
+		if r.str("resource") != resource || r.json["dpop_bound_access_tokens_required"] != true {
+			t.Fatalf("%s: %s, want resource %s", path, r.body, resource)
+		}
+	}
+	r := curlGet(t, origin+"/.well-known/oauth-protected-resource", "")
+	wantStatus(t, r, http.StatusNotFound, "protected resource metadata of no API")
+}
+
 // waitLog waits for the server's log to contain s.
 func waitLog(t *testing.T, d *demo, s string) {
 	t.Helper()
@@ -325,16 +348,7 @@ func TestGuideWalkthrough(t *testing.T) {
 	if md.str("issuer") != d.url || md.str("token_endpoint") != tokenURL {
 		t.Fatalf("authorization server metadata: %s", md.body)
 	}
-	for path, resource := range map[string]string{
-		"/.well-known/oauth-protected-resource":     d.url,
-		"/.well-known/oauth-protected-resource/api": d.url + "/api",
-	} {
-		r := curlGet(t, d.url+path, "")
-		wantStatus(t, r, http.StatusOK, path)
-		if r.str("resource") != resource || r.json["dpop_bound_access_tokens_required"] != true {
-			t.Fatalf("%s: %s", path, r.body)
-		}
-	}
+	wantResourceMetadata(t, d.url, d.url+"/api", d.url+"/billing")
 
 	// 1. Client credentials:
 	//    curl -X POST $ISSUER/oauth2/token -u demo:demo-secret \
@@ -646,6 +660,12 @@ func TestServerFlags(t *testing.T) {
 		{"-store", "postgres", "-postgres-url", "postgres://postgres@127.0.0.1:1/test?sslmode=disable"}, // unreachable
 		{"-store", "redis", "-redis-url", "mysql://127.0.0.1/0"},
 		{"-addr", "127.0.0.1:0", "extra"},
+		{"-issuer", "http://127.0.0.1:8080/a//b"},
+		{"-issuer", "http://127.0.0.1:8080/a?b=c"},
+		{"-issuer", "http://user@127.0.0.1:8080"},
+		{"-store-namespace", "e2e"}, // the memory store has none
+		{"-store", "redis", "-redis-url", "redis://127.0.0.1:1/0", "-store-namespace", "Not-A-Schema"},
+		{"-store", "postgres", "-postgres-url", "postgres://postgres@127.0.0.1:1/test", "-store-namespace", "1e2e"},
 	} {
 		_, errOut, err := runErr("server", append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 		if err == nil || !strings.Contains(errOut, "server:") {
@@ -709,7 +729,11 @@ func TestSharedStore(t *testing.T) {
 			if storeURL == "" {
 				t.Skipf("%s is not set (CI sets it; see the README)", tc.env)
 			}
-			flags := []string{"-store", tc.kind, tc.flag, storeURL, "-require-nonce", "-nonce-secret", nonceSecret}
+			// A namespace of this test's own: the demo clients' resources
+			// name the issuer, and other tests (examples/loadgen) run demos
+			// of other issuers on the default one at the same time.
+			flags := []string{"-store", tc.kind, tc.flag, storeURL, "-store-namespace", "dpopkit_examples_e2e",
+				"-require-nonce", "-nonce-secret", nonceSecret}
 			a := startDemo(t, nil, flags...)
 			// b answers on its own address but under a's public URL, as
 			// behind a load balancer.
@@ -746,6 +770,307 @@ func TestSharedStore(t *testing.T) {
 			r = curlPost(t, tokenURL, "", proof(t, key, "-method", "POST", "-url", tokenURL, "-nonce", nonce),
 				"grant_type=authorization_code&code="+code+"&redirect_uri="+redirectURI+"&client_id=demo&client_secret=demo-secret")
 			wantStatus(t, r, http.StatusOK, "code from b exchanged at a")
+		})
+	}
+}
+
+// form encodes name, value pairs as a request body; a name may repeat.
+func form(kv ...string) string {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v.Encode()
+}
+
+// tokenFor posts a DPoP-proven token request to the demo d as the client
+// basic (user:pass, or "" for none) and returns the answer.
+func tokenFor(t *testing.T, d *demo, key, basic string, kv ...string) reply {
+	t.Helper()
+	tokenURL := d.url + "/oauth2/token"
+	return curlPost(t, tokenURL, basic, proof(t, key, "-method", "POST", "-url", tokenURL), form(kv...))
+}
+
+// accessToken is tokenFor that must succeed; it returns the access token.
+func accessToken(t *testing.T, d *demo, key, basic string, kv ...string) string {
+	t.Helper()
+	r := tokenFor(t, d, key, basic, kv...)
+	wantStatus(t, r, http.StatusOK, "token request "+form(kv...))
+	if r.str("access_token") == "" {
+		t.Fatalf("token response %s", r.body)
+	}
+	return r.str("access_token")
+}
+
+// callAPI calls GET on the demo's API at path (under its issuer) with tok
+// and a proof of key.
+func callAPI(t *testing.T, d *demo, key, path, tok string) reply {
+	t.Helper()
+	u := d.url + path
+	return curlGet(t, u, "", "Authorization", "DPoP "+tok, "DPoP", proof(t, key, "-method", "GET", "-url", u, "-token", tok))
+}
+
+// wantTenant checks an API's answer: 200, the subject and the tenant claim.
+func wantTenant(t *testing.T, r reply, sub, tenant, what string) {
+	t.Helper()
+	wantStatus(t, r, http.StatusOK, what)
+	if r.str("sub") != sub || r.str("tenant") != tenant {
+		t.Fatalf("%s answered %s; want sub %q and tenant %q", what, r.body, sub, tenant)
+	}
+}
+
+// wantInvalidToken checks an API's refusal of a token: 401 with a DPoP
+// challenge naming invalid_token.
+func wantInvalidToken(t *testing.T, r reply, what string) {
+	t.Helper()
+	wantStatus(t, r, http.StatusUnauthorized, what)
+	if www := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(www, "DPoP ") || !strings.Contains(www, `error="invalid_token"`) {
+		t.Fatalf("%s: WWW-Authenticate %q, want a DPoP challenge with invalid_token", what, www)
+	}
+}
+
+// wantError checks an OAuth error answer (RFC 6749 §5.2).
+func wantError(t *testing.T, r reply, status int, code, what string) {
+	t.Helper()
+	wantStatus(t, r, status, what)
+	if r.str("error") != code {
+		t.Fatalf("%s: %s, want error %s", what, r.body, code)
+	}
+}
+
+// introspect asks the demo's introspection endpoint about tok as the
+// client basic (user:pass).
+func introspect(t *testing.T, d *demo, basic, tok string) reply {
+	t.Helper()
+	return curlPost(t, d.url+"/oauth2/introspect", basic, "", form("token", tok))
+}
+
+// audience reads the aud of an introspection answer or JWT claims set: a
+// string or an array of strings.
+func audience(v any) []string {
+	switch a := v.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			s, _ := x.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	return nil
+}
+
+// pkce returns a code verifier and its S256 challenge (RFC 7636 §4.2).
+func pkce() (verifier, challenge string) {
+	verifier = strings.Repeat("v", 32) + fmt.Sprint(time.Now().UnixNano()) // 43 to 128 characters
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// TestResources checks the demo's two resource servers (RFC 8707), with
+// opaque tokens the API looks up in the store and with JWT access tokens:
+// each API accepts only the tokens whose audience names it, the demo client
+// gets tokens for one, the other or both, the public client for /api only,
+// a refresh may narrow the audience, and only demo-rs, the /api resource
+// server's client, may introspect, and only tokens meant for /api.
+func TestResources(t *testing.T) {
+	t.Parallel()
+	for _, flags := range [][]string{{}, {"-token-format", "jwt"}} {
+		t.Run(strings.Join(append([]string{"server"}, flags...), " "), func(t *testing.T) {
+			t.Parallel()
+			d := startDemo(t, nil, flags...)
+			key := filepath.Join(t.TempDir(), "k.pem")
+			api, billing := d.url+"/api", d.url+"/billing"
+			const demoCred, rsCred = "demo:demo-secret", "demo-rs:demo-rs-secret"
+			wantResourceMetadata(t, d.url, api, billing)
+			jkt := proof(t, key, "-jkt")
+
+			// A token for /api only is refused at /billing.
+			apiTok := accessToken(t, d, key, demoCred, "grant_type", "client_credentials", "resource", api)
+			r := callAPI(t, d, key, "/api/hello", apiTok)
+			wantHello(t, r, "demo", "demo", "read write", jkt)
+			wantTenant(t, r, "demo", "default", "GET /api/hello with a token for /api")
+			wantInvalidToken(t, callAPI(t, d, key, "/billing/hello", apiTok), "GET /billing/hello with a token for /api")
+
+			// And the other way round.
+			billingTok := accessToken(t, d, key, demoCred, "grant_type", "client_credentials", "resource", billing)
+			wantTenant(t, callAPI(t, d, key, "/billing/hello", billingTok), "demo", "default", "GET /billing/hello with a token for /billing")
+			wantInvalidToken(t, callAPI(t, d, key, "/api/hello", billingTok), "GET /api/hello with a token for /billing")
+
+			// Without a resource parameter, or naming both, the demo
+			// client's token is good at both.
+			for _, kv := range [][]string{
+				{"grant_type", "client_credentials"},
+				{"grant_type", "client_credentials", "resource", api, "resource", billing},
+			} {
+				tok := accessToken(t, d, key, demoCred, kv...)
+				wantTenant(t, callAPI(t, d, key, "/api/hello", tok), "demo", "default", "GET /api/hello, "+form(kv...))
+				wantTenant(t, callAPI(t, d, key, "/billing/hello", tok), "demo", "default", "GET /billing/hello, "+form(kv...))
+			}
+			bothTok := accessToken(t, d, key, demoCred, "grant_type", "client_credentials")
+
+			// A resource the client did not register, or that is not an
+			// absolute URI, is invalid_target.
+			for _, res := range []string{d.url + "/other", d.url, "api"} {
+				wantError(t, tokenFor(t, d, key, demoCred, "grant_type", "client_credentials", "resource", res),
+					http.StatusBadRequest, "invalid_target", "client credentials for "+res)
+			}
+
+			// JWT access tokens carry the audience and the tenant claim.
+			if len(flags) > 0 {
+				parts := strings.Split(apiTok, ".")
+				if len(parts) != 3 {
+					t.Fatalf("access token %q is not a JWT", apiTok)
+				}
+				raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+				var claims map[string]any
+				json.Unmarshal(raw, &claims)
+				if aud := audience(claims["aud"]); len(aud) != 1 || aud[0] != api || claims["tenant"] != "default" {
+					t.Fatalf("JWT claims %s: want aud %s and tenant default", raw, api)
+				}
+			}
+
+			// Introspection: demo-rs learns of the tokens meant for /api,
+			// with the part of the audience it answers to; the others'
+			// tokens are inactive to it.
+			for _, tok := range []string{apiTok, bothTok} {
+				r := introspect(t, d, rsCred, tok)
+				wantStatus(t, r, http.StatusOK, "introspection by demo-rs")
+				if r.json["active"] != true || r.str("client_id") != "demo" || r.str("tenant") != "default" {
+					t.Fatalf("introspection by demo-rs: %s", r.body)
+				}
+				if aud := audience(r.json["aud"]); len(aud) != 1 || aud[0] != api {
+					t.Fatalf("introspection by demo-rs: %s, want aud [%s]", r.body, api)
+				}
+			}
+			r = introspect(t, d, rsCred, billingTok)
+			wantStatus(t, r, http.StatusOK, "introspection by demo-rs of a token for /billing")
+			if strings.TrimSpace(r.body) != `{"active":false}` {
+				t.Fatalf("introspection by demo-rs of a token for /billing: %s, want {\"active\":false}", r.body)
+			}
+			// The demo client is no resource server, and a public client
+			// cannot authenticate.
+			wantError(t, introspect(t, d, demoCred, apiTok), http.StatusForbidden, "unauthorized_client", "introspection by demo")
+			r = curlPost(t, d.url+"/oauth2/introspect", "", "", form("token", apiTok, "client_id", "demo-public"))
+			wantError(t, r, http.StatusUnauthorized, "invalid_client", "introspection by demo-public")
+
+			// The public client may have tokens for /api only: asking for
+			// /billing is invalid_target, at the authorization endpoint
+			// (an error redirect) and at the code exchange.
+			verifier, challenge := pkce()
+			authURL := func(resources ...string) string {
+				q := url.Values{"response_type": {"code"}, "client_id": {"demo-public"}, "redirect_uri": {redirectURI},
+					"scope": {"read"}, "state": {"s1"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"},
+					"dpop_jkt": {jkt}, "resource": resources}
+				return d.url + "/oauth2/authorize?" + q.Encode()
+			}
+			r = curlGet(t, authURL(billing), "alice:wonderland")
+			wantStatus(t, r, http.StatusFound, "authorization request of demo-public for /billing")
+			if loc, err := url.Parse(r.header.Get("Location")); err != nil || loc.Query().Get("error") != "invalid_target" {
+				t.Fatalf("authorization request of demo-public for /billing: redirect to %s, want error=invalid_target", r.header.Get("Location"))
+			}
+			exchange := func(code string, resources ...string) reply {
+				kv := []string{"grant_type", "authorization_code", "code", code, "redirect_uri", redirectURI,
+					"client_id", "demo-public", "code_verifier", verifier}
+				for _, res := range resources {
+					kv = append(kv, "resource", res)
+				}
+				return tokenFor(t, d, key, "", kv...)
+			}
+			wantError(t, exchange(authorize(t, d, authURL(), "s1"), billing), http.StatusBadRequest, "invalid_target",
+				"code exchange of demo-public for /billing")
+			r = exchange(authorize(t, d, authURL(), "s1"))
+			wantStatus(t, r, http.StatusOK, "code exchange of demo-public")
+			pubTok := r.str("access_token")
+			wantTenant(t, callAPI(t, d, key, "/api/hello", pubTok), "alice", "default", "GET /api/hello with demo-public's token")
+			wantInvalidToken(t, callAPI(t, d, key, "/billing/hello", pubTok), "GET /billing/hello with demo-public's token")
+
+			// A refresh narrows the demo client's grant for both APIs to
+			// one (RFC 8707 §2.2), never widens it.
+			q := url.Values{"response_type": {"code"}, "client_id": {"demo"}, "redirect_uri": {redirectURI},
+				"scope": {"read"}, "state": {"s2"}, "dpop_jkt": {jkt}}
+			code := authorize(t, d, d.url+"/oauth2/authorize?"+q.Encode(), "s2")
+			r = tokenFor(t, d, key, demoCred, "grant_type", "authorization_code", "code", code, "redirect_uri", redirectURI)
+			wantStatus(t, r, http.StatusOK, "code exchange of demo")
+			refresh := r.str("refresh_token")
+			wantTenant(t, callAPI(t, d, key, "/billing/hello", r.str("access_token")), "alice", "default", "GET /billing/hello with demo's code token")
+			r = tokenFor(t, d, key, demoCred, "grant_type", "refresh_token", "refresh_token", refresh, "resource", billing)
+			wantStatus(t, r, http.StatusOK, "refresh narrowed to /billing")
+			narrowed := r.str("access_token")
+			if rt := r.str("refresh_token"); rt != "" {
+				refresh = rt
+			}
+			wantTenant(t, callAPI(t, d, key, "/billing/hello", narrowed), "alice", "default", "GET /billing/hello after narrowing to /billing")
+			wantInvalidToken(t, callAPI(t, d, key, "/api/hello", narrowed), "GET /api/hello after narrowing to /billing")
+			wantError(t, tokenFor(t, d, key, demoCred, "grant_type", "refresh_token", "refresh_token", refresh, "resource", d.url+"/other"),
+				http.StatusBadRequest, "invalid_target", "refresh for a resource outside the grant")
+		})
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// TestIssuerPath runs the demo with an issuer that has a path, as a tenant
+// of a shared host: the metadata is where RFC 8414 §3.1 puts it and names
+// that issuer, and every endpoint and API is under the path.
+func TestIssuerPath(t *testing.T) {
+	t.Parallel()
+	for _, flags := range [][]string{{}, {"-token-format", "jwt"}} {
+		t.Run(strings.Join(append([]string{"server"}, flags...), " "), func(t *testing.T) {
+			t.Parallel()
+			port := freePort(t)
+			origin := "http://127.0.0.1:" + port
+			issuer := origin + "/tenant1"
+			d := startDemo(t, nil, append([]string{"-addr", "127.0.0.1:" + port, "-issuer", issuer + "/"}, flags...)...)
+			if d.url != issuer {
+				t.Fatalf("the banner names %s, want %s", d.url, issuer)
+			}
+			md := curlGet(t, origin+"/.well-known/oauth-authorization-server/tenant1", "")
+			wantStatus(t, md, http.StatusOK, "authorization server metadata of the tenant")
+			if md.str("issuer") != issuer || md.str("token_endpoint") != issuer+"/oauth2/token" ||
+				md.str("introspection_endpoint") != issuer+"/oauth2/introspect" {
+				t.Fatalf("authorization server metadata: %s", md.body)
+			}
+			wantStatus(t, curlGet(t, origin+"/.well-known/oauth-authorization-server", ""), http.StatusNotFound, "metadata at the host's root")
+			wantResourceMetadata(t, origin, issuer+"/api", issuer+"/billing")
+
+			key := filepath.Join(t.TempDir(), "k.pem")
+			const demoCred = "demo:demo-secret"
+			tok := accessToken(t, d, key, demoCred, "grant_type", "client_credentials", "resource", issuer+"/api")
+			r := callAPI(t, d, key, "/api/hello", tok)
+			wantHello(t, r, "demo", "demo", "read write", proof(t, key, "-jkt"))
+			wantTenant(t, r, "demo", "tenant1", "GET /tenant1/api/hello")
+			wantInvalidToken(t, callAPI(t, d, key, "/billing/hello", tok), "GET /tenant1/billing/hello with a token for /tenant1/api")
+			tok = accessToken(t, d, key, demoCred, "grant_type", "client_credentials")
+			wantTenant(t, callAPI(t, d, key, "/billing/hello", tok), "demo", "tenant1", "GET /tenant1/billing/hello")
+			// Nothing outside the issuer's path.
+			wantStatus(t, curlPost(t, origin+"/oauth2/token", demoCred, "", "grant_type=client_credentials"), http.StatusNotFound, "POST /oauth2/token")
+			wantStatus(t, curlGet(t, origin+"/api/hello", "", "Authorization", "DPoP "+tok), http.StatusNotFound, "GET /api/hello")
+			// demo-rs introspects under the path too.
+			r = introspect(t, d, "demo-rs:demo-rs-secret", tok)
+			if aud := audience(r.json["aud"]); r.json["active"] != true || len(aud) != 1 || aud[0] != issuer+"/api" || r.str("tenant") != "tenant1" {
+				t.Fatalf("introspection by demo-rs: %d %s", r.status, r.body)
+			}
+
+			// The example client, given the issuer, finds everything.
+			for _, mode := range []string{"cc", "code"} {
+				out, _ := run(t, "client", "-issuer", issuer, "-mode", mode)
+				if !strings.Contains(out, "SUCCESS: "+mode+" flow done") || !strings.Contains(out, `"tenant": "tenant1"`) {
+					t.Fatalf("client -issuer %s -mode %s:\n%s", issuer, mode, out)
+				}
+			}
 		})
 	}
 }

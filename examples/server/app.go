@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/dpopkit/dpop"
@@ -26,12 +28,75 @@ const (
 	demoClient   = "demo"
 	demoSecret   = "demo-secret"
 	publicClient = "demo-public"
+	// rsClient is the /api resource server's own client: it may introspect
+	// the tokens meant for /api (RFC 7662 §2.1, §4) and gets no token.
+	rsClient     = "demo-rs"
+	rsSecret     = "demo-rs-secret"
 	redirectURI  = "http://127.0.0.1:8765/callback"
 	demoUser     = "alice"
 	demoPassword = "wonderland"
-	// apiPrefix is where the protected API lives.
-	apiPrefix = "/api"
 )
+
+// The protected APIs, each under the issuer's path: its prefix, and its
+// resource identifier (RFC 8707 §2) is the issuer followed by it.
+const (
+	apiPrefix     = "/api"
+	billingPrefix = "/billing"
+)
+
+// tenantClaim is the host claim (handlers.Config.Claims) the demo adds to
+// every access token: the issuer's path without its leading slash, or
+// defaultTenant for an issuer without a path.
+const (
+	tenantClaim   = "tenant"
+	defaultTenant = "default"
+)
+
+// site is where the demo lives: the issuer as the kit normalises it, split
+// into its origin (scheme://host[:port]) and its path ("" or "/tenant1").
+// Every endpoint and API is under the path; the htu of a proof is the
+// origin followed by the request path.
+type site struct {
+	issuer, origin, path string
+}
+
+// resource is the identifier of the API under prefix: the issuer followed
+// by it.
+func (s site) resource(prefix string) string { return s.issuer + prefix }
+
+// tenant is the value of the tenant claim.
+func (s site) tenant() string {
+	if s.path == "" {
+		return defaultTenant
+	}
+	return strings.TrimPrefix(s.path, "/")
+}
+
+// newSite normalises an issuer as handlers.New does (dpop.NormalizeHTU, no
+// trailing slash) so that the resources, the APIs' paths and the metadata
+// agree with it. It refuses what handlers.New would refuse (a query,
+// fragment or userinfo) and an empty path segment, which http.ServeMux
+// would redirect away from.
+func newSite(raw string) (site, error) {
+	n, err := dpop.NormalizeHTU(raw)
+	if err != nil || strings.ContainsAny(raw, "?#") {
+		return site{}, fmt.Errorf("-issuer %q must be an absolute http(s) URL without query or fragment", raw)
+	}
+	if u, err := url.Parse(n); err != nil || u.User != nil {
+		return site{}, fmt.Errorf("-issuer %q must not have userinfo", raw)
+	}
+	s := site{issuer: strings.TrimSuffix(n, "/")}
+	s.origin = s.issuer
+	if i := strings.Index(s.issuer, "://"); i >= 0 {
+		if j := strings.IndexByte(s.issuer[i+3:], '/'); j >= 0 {
+			s.origin, s.path = s.issuer[:i+3+j], s.issuer[i+3+j:]
+		}
+	}
+	if strings.Contains(s.path, "//") {
+		return site{}, fmt.Errorf("-issuer %q has an empty path segment", raw)
+	}
+	return s, nil
+}
 
 // app is the wired-up demo: its handler and what must be released.
 type app struct {
@@ -40,10 +105,14 @@ type app struct {
 	// defaults are the quotas the kit takes for flags left at 0: shares of
 	// the memory store's replay cache, fixed numbers for a shared store.
 	defaults dpop.Quota
+	// paths are where the authorization server's endpoints are
+	// (handlers.Server.MountPaths), under the issuer's path.
+	paths handlers.Paths
 }
 
-// newApp builds the store, the authorization server and the API for issuer.
-func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger) (*app, error) {
+// newApp builds the store, the authorization server and the APIs for the
+// issuer of s.
+func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app, error) {
 	st, closeStore, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -54,11 +123,11 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 			closeStore()
 		}
 	}()
-	if err := registerClients(ctx, st); err != nil {
+	if err := registerClients(ctx, st, s, logger); err != nil {
 		return nil, fmt.Errorf("registering the demo clients: %w", err)
 	}
 
-	// One nonce source serves the token endpoint and the API. It is
+	// One nonce source serves the token endpoint and the APIs. It is
 	// stateless: instances that share its secret accept each other's nonces.
 	var nonces dpop.NonceSource
 	if cfg.requireNonce {
@@ -76,18 +145,25 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 
 	// Each accepted proof is charged to per-party quotas of the replay
 	// cache (-quota-*; 0 keeps the kit's defaults, negative is off): at the
-	// token endpoint the client and the grant it redeems, at the API the
+	// token endpoint the client and the grant it redeems, at each API the
 	// token's client and the access token.
 	tokenQuota := dpop.Quota{PerClient: cfg.quotaClient, PerGrant: cfg.quotaGrant}
 	apiQuota := dpop.Quota{PerClient: cfg.quotaClient, PerGrant: cfg.quotaToken}
 
 	hcfg := handlers.Config{
-		Issuer:       issuer,
+		Issuer:       s.issuer,
 		Store:        st,
 		DPoP:         dpop.VerifierOptions{Nonces: nonces, Quota: tokenQuota},
 		Authenticate: authenticate,
-		Logger:       logger.With("component", "handlers"),
+		// The host's claim on every access token: in a JWT, in an opaque
+		// token's record, in introspection answers.
+		Claims: func(context.Context, *store.Client, *store.AccessToken) (map[string]any, error) {
+			return map[string]any{tenantClaim: s.tenant()}, nil
+		},
+		Logger: logger.With("component", "handlers"),
 	}
+	// The validator reads tokens; the audience is the middleware's to
+	// check, each API against its own identifier.
 	var validator middleware.TokenValidator = middleware.StoreValidator{Store: st}
 	if cfg.tokenFormat == "jwt" {
 		keys, err := newSigningKeys()
@@ -100,14 +176,10 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		// The API trusts the keys the authorization server signs with. A
+		// The APIs trust the keys the authorization server signs with. A
 		// separate resource server would fetch them from the JWKS URL
 		// instead (JWTOptions.JWKSURL).
-		validator, err = middleware.NewJWTValidator(ctx, middleware.JWTOptions{
-			Issuer:   issuer,
-			Audience: issuer, // the handlers' default aud
-			Keys:     public,
-		})
+		validator, err = middleware.NewJWTValidator(ctx, middleware.JWTOptions{Issuer: s.issuer, Keys: public})
 		if err != nil {
 			return nil, err
 		}
@@ -117,27 +189,30 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 		return nil, err
 	}
 
-	protect, err := middleware.New(middleware.Options{
-		ResourceURL: issuer,
-		// The API shares the store's replay cache and the nonce source
-		// with the token endpoint, so that instances behind one address
-		// agree on both.
-		DPoP:      dpop.VerifierOptions{ReplayCache: st, Nonces: nonces, Quota: apiQuota},
-		Validator: validator,
-		Logger:    logger.With("component", "middleware"),
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	mux := http.NewServeMux()
 	as.Mount(mux)
-	// Protected resource metadata (RFC 9728): for the server as a whole, and
-	// in the path form for the API under /api.
-	for _, resource := range []string{issuer, issuer + apiPrefix} {
+	// Each API is a resource server of its own: a middleware that accepts
+	// only tokens for its identifier (RFC 8707), and its protected resource
+	// metadata (RFC 9728) naming that identifier. They share the store's
+	// replay cache and the nonce source with the token endpoint, so that
+	// instances behind one address agree on both. The htu a proof carries
+	// is ResourceURL followed by the request path, which holds the
+	// issuer's path: ResourceURL is the origin.
+	for _, prefix := range []string{apiPrefix, billingPrefix} {
+		resource := s.resource(prefix)
+		protect, err := middleware.New(middleware.Options{
+			ResourceURL: s.origin,
+			Audiences:   []string{resource},
+			DPoP:        dpop.VerifierOptions{ReplayCache: st, Nonces: nonces, Quota: apiQuota},
+			Validator:   validator,
+			Logger:      logger.With("component", "middleware", "resource", resource),
+		})
+		if err != nil {
+			return nil, err
+		}
 		md, err := middleware.MetadataHandler(middleware.ResourceMetadata{
 			Resource:                resource,
-			AuthorizationServers:    []string{issuer},
+			AuthorizationServers:    []string{s.issuer},
 			ScopesSupported:         []string{"read", "write"},
 			DPoPBoundTokensRequired: true,
 		})
@@ -145,34 +220,59 @@ func newApp(ctx context.Context, cfg config, issuer string, logger *slog.Logger)
 			return nil, err
 		}
 		mux.Handle("GET "+middleware.MetadataPath(resource), md)
+		mux.Handle("GET "+s.path+prefix+"/hello", protect(middleware.RequireScope("read")(http.HandlerFunc(hello))))
 	}
-	mux.Handle("GET "+apiPrefix+"/hello", protect(middleware.RequireScope("read")(http.HandlerFunc(hello))))
 
 	ok = true
-	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore, defaults: dpop.DefaultQuota(st)}, nil
+	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore, defaults: dpop.DefaultQuota(st), paths: as.MountPaths()}, nil
 }
 
-// registerClients saves the two demo clients (replacing earlier ones, so
-// that a shared store is fine to restart against).
-func registerClients(ctx context.Context, st store.ClientStore) error {
+// demoClients are the demo's registrations for the issuer of s: their
+// resources are its APIs' identifiers.
+func demoClients(s site) []*store.Client {
 	grants := []string{handlers.GrantClientCredentials, handlers.GrantAuthorizationCode, handlers.GrantRefreshToken}
-	for _, c := range []*store.Client{
+	api, billing := s.resource(apiPrefix), s.resource(billingPrefix)
+	return []*store.Client{
 		{
 			ID:           demoClient,
 			SecretHash:   store.HashSecret(demoSecret),
 			GrantTypes:   grants,
 			RedirectURIs: []string{redirectURI},
 			Scopes:       []string{"read", "write"},
-			DPoPBound:    true,
+			// Without a resource parameter, tokens for both APIs.
+			Resources: []string{api, billing},
+			DPoPBound: true,
 		},
 		{
 			ID:           publicClient, // no secret: public, PKCE required
 			GrantTypes:   grants[1:],
 			RedirectURIs: []string{redirectURI},
 			Scopes:       []string{"read", "write"},
+			Resources:    []string{api},
 			DPoPBound:    true,
 		},
-	} {
+		{
+			// The /api resource server: no grant, no token of its own;
+			// it introspects the tokens meant for /api.
+			ID:         rsClient,
+			SecretHash: store.HashSecret(rsSecret),
+			Resources:  []string{api},
+			Introspect: true,
+		},
+	}
+}
+
+// registerClients saves the demo clients (replacing earlier ones, so that a
+// shared store is fine to restart against). Their resources name the
+// issuer: a store shared by demos of different issuers holds the
+// registrations of the last one to start, and the others' tokens stop
+// working, so it warns when it replaces another issuer's.
+func registerClients(ctx context.Context, st store.ClientStore, s site, logger *slog.Logger) error {
+	for _, c := range demoClients(s) {
+		if old, err := st.GetClient(ctx, c.ID); err == nil && len(old.Resources) > 0 && !slices.Equal(old.Resources, c.Resources) {
+			logger.Warn("replacing the registration of a demo of another issuer in this store: its clients' tokens will name this issuer's APIs (give each issuer its own -store-namespace)",
+				"client_id", c.ID)
+		}
 		if err := st.SaveClient(ctx, c); err != nil {
 			return err
 		}
@@ -244,7 +344,8 @@ func authenticate(w http.ResponseWriter, r *http.Request, _ *handlers.Authorizat
 // equal compares in constant time.
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// hello is the protected API: it tells the caller who the token says it is.
+// hello is each protected API: it tells the caller who the token says it
+// is, and the tenant the token's host claim names.
 func hello(w http.ResponseWriter, r *http.Request) {
 	p, ok := middleware.PrincipalFrom(r.Context())
 	if !ok {
@@ -252,6 +353,7 @@ func hello(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no principal", http.StatusInternalServerError)
 		return
 	}
+	tenant, _ := p.Claims[tenantClaim].(string)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(struct {
@@ -260,5 +362,6 @@ func hello(w http.ResponseWriter, r *http.Request) {
 		ClientID string `json:"client_id"`
 		Scope    string `json:"scope"`
 		JKT      string `json:"jkt"`
-	}{"hello, " + p.Subject, p.Subject, p.ClientID, strings.Join(p.Scopes, " "), p.JKT})
+		Tenant   string `json:"tenant,omitempty"`
+	}{"hello, " + p.Subject, p.Subject, p.ClientID, strings.Join(p.Scopes, " "), p.JKT, tenant})
 }

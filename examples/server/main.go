@@ -1,15 +1,28 @@
 // Command server is the dpopkit demo: an OAuth 2.0 authorization server that
-// issues DPoP-bound access tokens (package handlers) and an API that accepts
+// issues DPoP-bound access tokens (package handlers) and two APIs that accept
 // them (package middleware), mounted on one http.ServeMux as a host
 // application would do it.
 //
 //	go run ./examples/server                     # http://127.0.0.1:8080
 //	go run ./examples/server -require-nonce -token-format jwt
+//	go run ./examples/server -issuer http://127.0.0.1:8080/tenant1
 //
-// It registers two clients, a confidential "demo" (secret "demo-secret") and
-// a public "demo-public" (PKCE), and one end user, alice / wonderland, who
-// logs in with HTTP Basic at the authorization endpoint. Everything is kept
-// in memory unless -store names a shared store.
+// The APIs are GET /api/hello and GET /billing/hello, two resource servers
+// whose identifiers (RFC 8707 resource indicators) are the issuer followed
+// by /api and by /billing: each accepts only tokens whose audience names it.
+// With an issuer that has a path, every endpoint and API is under that path
+// (/tenant1/oauth2/token, /tenant1/api/hello) and the authorization server
+// metadata is at /.well-known/oauth-authorization-server/tenant1.
+//
+// It registers three clients: a confidential "demo" (secret "demo-secret"),
+// which may get tokens for both APIs (for both at once when it sends no
+// resource parameter); a public "demo-public" (PKCE), for /api only; and
+// "demo-rs" (secret "demo-rs-secret"), the /api resource server's own
+// client, which may introspect the tokens meant for /api and gets none. One
+// end user, alice / wonderland, logs in with HTTP Basic at the authorization
+// endpoint. Every access token carries the host claim "tenant" (the
+// issuer's path, or "default"), which the APIs show. Everything is kept in
+// memory unless -store names a shared store.
 //
 // This is a demonstration: the secrets are fixed and printed, and it speaks
 // plain HTTP on a loopback address. See the repository README for what a
@@ -27,7 +40,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +57,7 @@ type config struct {
 	redisURL     string
 	postgresURL  string
 	nonceSecret  string
+	namespace    string
 	replayCap    int
 	// Proof quotas (dpop.Quota), in replay entries: 0 selects the kit's
 	// default, negative turns the quota off.
@@ -87,15 +100,16 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`address` to listen on (port 0 picks a free port)")
-	fs.StringVar(&cfg.issuer, "issuer", "", "public base `URL` of the server, the OAuth issuer (default \"http://\" + the address)")
-	fs.BoolVar(&cfg.requireNonce, "require-nonce", false, "require server nonces (DPoP-Nonce) at the token endpoint and the API")
+	fs.StringVar(&cfg.issuer, "issuer", "", "public base `URL` of the server, the OAuth issuer (default \"http://\" + the address); with a path, such as http://127.0.0.1:8080/tenant1, every endpoint and API is under that path")
+	fs.BoolVar(&cfg.requireNonce, "require-nonce", false, "require server nonces (DPoP-Nonce) at the token endpoint and the APIs")
 	fs.StringVar(&cfg.tokenFormat, "token-format", "opaque", "access token `format`: opaque or jwt (jwt signs with an ES256 key generated at start)")
 	fs.StringVar(&cfg.store, "store", "memory", "`kind` of store: memory, redis or postgres")
 	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis `URL` for -store redis, such as redis://127.0.0.1:6379/0")
 	fs.StringVar(&cfg.postgresURL, "postgres-url", "", "PostgreSQL `URL` for -store postgres, such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	fs.StringVar(&cfg.namespace, "store-namespace", "", "`name` keeping this demo's records apart in a shared store: the Redis key prefix name: or the PostgreSQL schema name (default the store's own, dpop: or dpop); demos of different -issuer need different ones, since the demo clients' resources name the issuer")
 	fs.IntVar(&cfg.replayCap, "replay-capacity", 0, "`entries` of the memory store's proof replay cache and access tokens (default 100000: about 1,400 proofs a second; a full replay cache refuses requests with 503)")
-	fs.IntVar(&cfg.quotaClient, "quota-client", 0, "replay cache `entries` the proofs of one client may keep alive, at the token endpoint and at the API each (0: the kit's default, a tenth of the memory store's replay cache, 10000 with redis or postgres; -1: off)")
-	fs.IntVar(&cfg.quotaToken, "quota-token", 0, "replay cache `entries` the proofs of one grant (or, when the validator does not know it, one access token) may keep alive at the API (0: the kit's default, a twentieth of the memory store's replay cache, 5000 with redis or postgres; -1: off)")
+	fs.IntVar(&cfg.quotaClient, "quota-client", 0, "replay cache `entries` the proofs of one client may keep alive, at the token endpoint and at each API (0: the kit's default, a tenth of the memory store's replay cache, 10000 with redis or postgres; -1: off)")
+	fs.IntVar(&cfg.quotaToken, "quota-token", 0, "replay cache `entries` the proofs of one grant (or, when the validator does not know it, one access token) may keep alive at each API (0: the kit's default, a twentieth of the memory store's replay cache, 5000 with redis or postgres; -1: off)")
 	fs.IntVar(&cfg.quotaGrant, "quota-grant", 0, "replay cache `entries` the proofs redeeming one grant (a code, a refresh token chain) may keep alive at the token endpoint (0: the kit's default, 100; -1: off)")
 	fs.StringVar(&cfg.nonceSecret, "nonce-secret", "", "`secret` (at least 32 bytes) keying the server nonces, the same on every instance; default $"+nonceSecretEnv+", or random per process")
 	fs.Usage = func() {
@@ -135,10 +149,33 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	if cfg.store == "postgres" && cfg.postgresURL == "" {
 		return config{}, errors.New("-store postgres needs -postgres-url")
 	}
+	if cfg.namespace != "" {
+		if cfg.store == "memory" {
+			return config{}, errors.New("-store-namespace is for -store redis or postgres")
+		}
+		if !validNamespace(cfg.namespace) {
+			return config{}, fmt.Errorf("-store-namespace must be 1 to 63 lower-case letters, digits and underscores, not starting with a digit, not %q", cfg.namespace)
+		}
+	}
 	if cfg.nonceSecret == "" {
 		cfg.nonceSecret = os.Getenv(nonceSecretEnv)
 	}
 	return cfg, nil
+}
+
+// validNamespace reports whether name is fit for both stores: a PostgreSQL
+// schema pgstore accepts, and so a Redis prefix without the braces of hash
+// tags.
+func validNamespace(name string) bool {
+	if name == "" || len(name) > 63 || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // quotaUsage explains the quota flags.
@@ -156,8 +193,8 @@ Proof quotas (-quota-client, -quota-token, -quota-grant):
   nonces (71 s): a party may send about that many proofs at once, then that
   many every 71 s. With -require-nonce an entry lives as long as its nonce
   (2 to 4 minutes), so a party gets 2 to 3.5 times fewer proofs. The token
-  endpoint and the API count their quotas separately, and each process its
-  own.
+  endpoint and each API (/api, /billing) count their quotas separately, and
+  each process its own.
 `
 
 // run serves until ctx is done, then shuts down gracefully.
@@ -171,9 +208,12 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 	if issuer == "" {
 		issuer = defaultIssuer(cfg.addr, ln.Addr())
 	}
-	issuer = strings.TrimSuffix(issuer, "/")
+	s, err := newSite(issuer)
+	if err != nil {
+		return err
+	}
 
-	app, err := newApp(ctx, cfg, issuer, logger)
+	app, err := newApp(ctx, cfg, s, logger)
 	if err != nil {
 		return err
 	}
@@ -187,7 +227,7 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	printBanner(out, cfg, issuer, ln.Addr().String(), app.defaults)
+	printBanner(out, cfg, s, ln.Addr().String(), app)
 
 	return serve.Until(ctx, srv, ln, shutdownTimeout, logger)
 }
@@ -211,22 +251,28 @@ func defaultIssuer(addr string, bound net.Addr) string {
 }
 
 // printBanner tells the user where the server is and how to try it.
-func printBanner(out io.Writer, cfg config, issuer, bound string, defaults dpop.Quota) {
+func printBanner(out io.Writer, cfg config, s site, bound string, a *app) {
 	nonces := "off"
 	if cfg.requireNonce {
 		nonces = "required"
 	}
+	issuer, api, billing := s.issuer, s.resource(apiPrefix), s.resource(billingPrefix)
+	tokenURL, defaults := s.origin+a.paths.Token, a.defaults
 	fmt.Fprintf(out, "dpopkit demo listening on %s\n", issuer)
 	fmt.Fprintf(out, "  bound to %s; access tokens %s; store %s; server nonces %s\n", bound, cfg.tokenFormat, cfg.store, nonces)
-	fmt.Fprintf(out, "  proof quotas (replay entries): per client %s, per grant or access token at the API %s, per grant at the token endpoint %s\n",
+	fmt.Fprintf(out, "  proof quotas (replay entries): per client %s, per grant or access token at each API %s, per grant at the token endpoint %s\n",
 		quotaText(cfg.quotaClient, defaults.PerClient), quotaText(cfg.quotaToken, defaults.PerGrant), quotaText(cfg.quotaGrant, dpop.DefaultGrantQuota))
-	fmt.Fprintf(out, "clients (DPoP-bound, redirect URI %s):\n", redirectURI)
-	fmt.Fprintf(out, "  %-12s %-19s client_credentials, authorization_code, refresh_token; scopes read write\n", demoClient, "secret "+demoSecret)
-	fmt.Fprintf(out, "  %-12s %-19s authorization_code (PKCE required), refresh_token; scopes read write\n", publicClient, "public, no secret")
-	fmt.Fprintf(out, "end user at %s: %s / %s (HTTP Basic)\n", issuer+"/oauth2/authorize", demoUser, demoPassword)
-	fmt.Fprintf(out, "API: GET %s/api/hello with Authorization: DPoP <token>\n", issuer)
-	fmt.Fprintf(out, "try: curl -s -u %s:%s -H \"DPoP: $(go run ./examples/proof -method POST -url %s/oauth2/token)\" -d grant_type=client_credentials %s/oauth2/token\n",
-		demoClient, demoSecret, issuer, issuer)
+	fmt.Fprintf(out, "  metadata: %s%s; tokens carry the claim %s=%q\n", s.origin, a.paths.Metadata, tenantClaim, s.tenant())
+	fmt.Fprintf(out, "APIs (GET with Authorization: DPoP <token>; a token is accepted where its audience names the resource):\n")
+	fmt.Fprintf(out, "  %s/hello (resource %s)\n", api, api)
+	fmt.Fprintf(out, "  %s/hello (resource %s)\n", billing, billing)
+	fmt.Fprintf(out, "clients (redirect URI %s):\n", redirectURI)
+	fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; client_credentials, authorization_code, refresh_token; scopes read write; resources /api, /billing (both without a resource parameter)\n", demoClient, "secret "+demoSecret)
+	fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; authorization_code (PKCE required), refresh_token; scopes read write; resource /api\n", publicClient, "public, no secret")
+	fmt.Fprintf(out, "  %-12s %-22s the /api resource server: introspection of the tokens for /api, no token of its own\n", rsClient, "secret "+rsSecret)
+	fmt.Fprintf(out, "end user at %s: %s / %s (HTTP Basic)\n", s.origin+a.paths.Authorize, demoUser, demoPassword)
+	fmt.Fprintf(out, "try: curl -s -u %s:%s -H \"DPoP: $(go run ./examples/proof -method POST -url %s)\" -d grant_type=client_credentials -d resource=%s %s\n",
+		demoClient, demoSecret, tokenURL, api, tokenURL)
 	fmt.Fprintf(out, " or: go run ./examples/client -issuer %s\n", issuer)
 }
 

@@ -28,14 +28,18 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (store.Stor
 		}
 		return m, func() { m.Close() }, nil
 	case "redis":
-		return openRedis(ctx, cfg.redisURL)
+		prefix := "" // the store's default
+		if cfg.namespace != "" {
+			prefix = cfg.namespace + ":"
+		}
+		return openRedis(ctx, cfg.redisURL, prefix)
 	case "postgres":
-		return openPostgres(ctx, cfg.postgresURL, logger)
+		return openPostgres(ctx, cfg.postgresURL, cfg.namespace, logger)
 	}
 	return nil, nil, fmt.Errorf("unknown store %q", cfg.store)
 }
 
-func openRedis(ctx context.Context, rawURL string) (store.Store, func(), error) {
+func openRedis(ctx context.Context, rawURL, prefix string) (store.Store, func(), error) {
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-redis-url: %w", err)
@@ -53,7 +57,7 @@ func openRedis(ctx context.Context, rawURL string) (store.Store, func(), error) 
 		client.Close()
 		return nil, nil, fmt.Errorf("-store redis: %w", err)
 	}
-	st, err := redisstore.New(redisstore.Options{Client: client})
+	st, err := redisstore.New(redisstore.Options{Client: client, Prefix: prefix})
 	if err != nil {
 		client.Close()
 		return nil, nil, err
@@ -61,7 +65,7 @@ func openRedis(ctx context.Context, rawURL string) (store.Store, func(), error) 
 	return st, func() { st.Close(); client.Close() }, nil
 }
 
-func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (store.Store, func(), error) {
+func openPostgres(ctx context.Context, rawURL, schema string, logger *slog.Logger) (store.Store, func(), error) {
 	pool, err := pgxpool.New(ctx, rawURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-postgres-url: %w", err)
@@ -70,11 +74,11 @@ func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (stor
 	defer cancel()
 	// A real deployment runs the migration as a deployment step, with a role
 	// allowed to create tables; the demo does it at start (it is idempotent).
-	if err := pgstore.Migrate(mctx, pool, ""); err != nil {
+	if err := pgstore.Migrate(mctx, pool, schema); err != nil {
 		pool.Close()
 		return nil, nil, fmt.Errorf("-store postgres: %w", err)
 	}
-	st, err := pgstore.New(mctx, pgstore.Options{Pool: pool, Logger: logger.With("component", "pgstore")})
+	st, err := pgstore.New(mctx, pgstore.Options{Pool: pool, Schema: schema, Logger: logger.With("component", "pgstore")})
 	if err != nil {
 		pool.Close()
 		return nil, nil, fmt.Errorf("-store postgres: %w", err)
