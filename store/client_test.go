@@ -148,7 +148,7 @@ func TestValidResource(t *testing.T) {
 		long + "x",
 		"https://api.example/a b", " https://api.example/", "https://api.example/\t", "https://api.example/\n",
 		"https://api.example/\r", "https://api.example/\x00", "https://api.example/\x1f", "https://api.example/\x7f",
-		"https://api.example/%zz",
+		"https://api.example/%zz", "https://api.example/\xff", "https://api.example/é", "https://ápi.example/",
 	} {
 		err := store.ValidResource(r)
 		if err == nil {

@@ -154,15 +154,18 @@ func (c *Client) Validate() error {
 
 // ValidResource says why r cannot be a resource indicator, or returns nil:
 // it must be an absolute URI without a fragment (RFC 8707 §2), of at most
-// MaxResourceLen bytes, without spaces or control characters. It is the one
+// MaxResourceLen bytes, in ASCII without spaces or control characters
+// (RFC 3986 §2: other characters are percent-encoded). It is the one
 // rule for registered resources (Client.Validate) and requested ones (the
 // resource parameter, handlers). The error never holds r.
 func ValidResource(r string) error {
 	if len(r) > MaxResourceLen {
 		return errors.New("resource indicator too long")
 	}
-	if strings.ContainsFunc(r, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
-		return errors.New("resource indicator with a space or control character")
+	if strings.ContainsFunc(r, func(c rune) bool { return c <= ' ' || c >= 0x7f }) {
+		// A URI is ASCII (RFC 3986 §2); other characters are
+		// percent-encoded.
+		return errors.New("resource indicator with a space, control or non-ASCII character")
 	}
 	if strings.Contains(r, "#") {
 		return errors.New("resource indicator with a fragment")
