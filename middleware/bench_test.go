@@ -62,7 +62,7 @@ func BenchmarkMiddlewareOpaque(b *testing.B) {
 	signer := newSigner(b)
 	token := randomToken()
 	if err := m.SaveAccessToken(bg, store.HashToken(token), &store.AccessToken{ClientID: "demo", Subject: "alice", Scope: "read",
-		JKT: signer.JKT(), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		JKT: signer.JKT(), Audience: []string{benchResource}, IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		b.Fatal(err)
 	}
 	benchMiddleware(b, StoreValidator{Store: m}, signer, token, m)
@@ -101,7 +101,7 @@ func BenchmarkMiddlewareJWT(b *testing.B) {
 	}
 	signer := newSigner(b)
 	token, err := as.AccessTokens().Issue(bg, &store.AccessToken{ClientID: "demo", Subject: "alice", Scope: "read",
-		JKT: signer.JKT(), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+		JKT: signer.JKT(), Audience: []string{benchResource}, IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func BenchmarkMiddlewareJWT(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := NewJWTValidator(bg, JWTOptions{Issuer: issuer, Audience: benchResource, Keys: public})
+	v, err := NewJWTValidator(bg, JWTOptions{Issuer: issuer, Keys: public})
 	if err != nil {
 		b.Fatal(err)
 	}

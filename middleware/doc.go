@@ -8,7 +8,10 @@
 // tokens in a store shared with the authorization server, [JWTValidator]
 // for RFC 9068 JWT access tokens (keys given or fetched from a JWKS URL), and
 // [IntrospectionValidator] for RFC 7662 introspection of a remote
-// authorization server, with a bounded cache.
+// authorization server, with a bounded cache. Whichever validator read it,
+// a token passes only when its audience names one of Options.Audiences
+// (RFC 8707 §2, RFC 9068 §4; by default the ResourceURL): a token meant for
+// another API is refused before its proof is checked.
 //
 // # CORS
 //

@@ -37,15 +37,17 @@ var (
 	ErrInsufficientScope = errors.New("middleware: token lacks a required scope")
 )
 
-// Causes of an access token refusal by a validator, each wrapped together
-// with ErrInvalidToken (RFC 6750 §3.1 invalid_token), so that an
-// ErrorHandler can tell them apart with errors.Is.
+// Causes of an access token refusal by a validator (or, for
+// ErrTokenAudience, by the middleware itself), each wrapped together with
+// ErrInvalidToken (RFC 6750 §3.1 invalid_token), so that an ErrorHandler
+// can tell them apart with errors.Is.
 var (
 	// ErrTokenMalformed: not a JWT access token of the kit's JOSE profile
 	// (size, compact serialization, header, typ at+jwt, kid), a claim of
 	// the wrong JSON type or given twice, or a required claim missing
 	// (RFC 9068 §2.2, §4); for introspection, an answer that describes no
-	// usable access token (RFC 7662 §2.2, RFC 9449 §6.2).
+	// usable access token (RFC 7662 §2.2, RFC 9449 §6.2), aud included;
+	// for a stored token, a record whose Claims are not a JSON object.
 	ErrTokenMalformed = errors.New("middleware: malformed access token")
 	// ErrTokenAlgorithm: the token's alg is not allowed (RFC 8725 §3.1,
 	// RFC 9068 §4).
@@ -58,8 +60,12 @@ var (
 	ErrTokenSignature = errors.New("middleware: access token signature does not verify")
 	// ErrTokenIssuer: iss is not the authorization server's (RFC 9068 §4).
 	ErrTokenIssuer = errors.New("middleware: access token from another issuer")
-	// ErrTokenAudience: aud does not name this resource (RFC 9068 §4,
-	// RFC 7519 §4.1.3).
+	// ErrTokenAudience: the token's audience names none of
+	// Options.Audiences, or the token has no audience at all (RFC 8707
+	// §2, RFC 9068 §4, RFC 7519 §4.1.3). The middleware checks it once,
+	// after the validator, for every TokenValidator: JWT aud, the aud of
+	// an introspection answer (RFC 7662 §2.2), a stored record's
+	// Audience.
 	ErrTokenAudience = errors.New("middleware: access token for another audience")
 	// ErrTokenExpired: exp is past, beyond the leeway (RFC 7519 §4.1.4,
 	// RFC 7662 §2.2).

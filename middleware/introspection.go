@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -75,10 +74,14 @@ type IntrospectionOptions struct {
 // of at most 64 KiB (RFC 7662 §2.2) in which active is the JSON value true,
 // exp is a number in the future, token_type is "DPoP" or "Bearer"
 // (RFC 9449 §6.2; any other or none is refused, which keeps refresh tokens
-// out: RFC 7662 servers describe them too), and sub, client_id, scope and
-// cnf have their JSON types. A "DPoP" token must carry cnf.jkt and a
-// "Bearer" one must not; cnf holding anything but jkt is refused
-// (RFC 9449 §6.2, RFC 7800 §3.1). Member names are matched exactly.
+// out: RFC 7662 servers describe them too), and sub, client_id, scope, aud
+// (a string or an array of strings, RFC 7662 §2.2) and cnf have their JSON
+// types. A "DPoP" token must carry cnf.jkt and a "Bearer" one must not;
+// cnf holding anything but jkt is refused (RFC 9449 §6.2, RFC 7800 §3.1).
+// Member names are matched exactly. The Principal's Audience is aud, which
+// the middleware checks against Options.Audiences (the validator does not),
+// and its Claims are the members that are not registered (the host's
+// claims, as the authorization server added them).
 //
 // Any other answer that says active is not true is a refusal
 // (ErrInvalidToken). An unreachable server, a non-200 status (a 401 for
@@ -171,7 +174,7 @@ func (v *IntrospectionValidator) Validate(ctx context.Context, token string) (*P
 	if r, ok := v.active.Get(key); ok {
 		if now.Before(r.until) {
 			p := r.principal
-			p.Scopes = slices.Clone(p.Scopes)
+			p.detach()
 			return &p, nil
 		}
 		v.active.Remove(key)
@@ -199,7 +202,7 @@ func (v *IntrospectionValidator) Validate(ctx context.Context, token string) (*P
 	}
 	if now.Before(until) {
 		c := *p
-		c.Scopes = slices.Clone(p.Scopes)
+		c.detach()
 		v.active.Add(key, introspectionResult{principal: c, until: until})
 	}
 	return p, nil
@@ -275,6 +278,14 @@ func (v *IntrospectionValidator) principal(m jose.Object, now time.Time) (p *Pri
 	if jkt, err = m.CnfJKT(); err != nil {
 		return nil, false, introspectionInvalid(ErrTokenMalformed, err.Error())
 	}
+	aud, err := m.AudienceMember("aud")
+	if err != nil {
+		return nil, false, introspectionInvalid(ErrTokenMalformed, err.Error())
+	}
+	claims, err := m.HostClaims()
+	if err != nil {
+		return nil, false, introspectionInvalid(ErrTokenMalformed, err.Error())
+	}
 	switch {
 	case exp.IsZero():
 		return nil, false, introspectionInvalid(ErrTokenMalformed, "exp missing")
@@ -291,7 +302,7 @@ func (v *IntrospectionValidator) principal(m jose.Object, now time.Time) (p *Pri
 	default:
 		return nil, false, introspectionInvalid(ErrTokenMalformed, "not an access token type")
 	}
-	return &Principal{Subject: sub, ClientID: clientID, Scopes: splitScope(scope), JKT: jkt, ExpiresAt: exp}, false, nil
+	return &Principal{Subject: sub, ClientID: clientID, Scopes: splitScope(scope), JKT: jkt, ExpiresAt: exp, Audience: aud, Claims: claims}, false, nil
 }
 
 // introspectionInvalid is a token refusal: ErrInvalidToken, the cause (one

@@ -27,6 +27,10 @@ import (
 const (
 	introspectionTestClient = "resource server:1"
 	introspectionTestSecret = "s3cr%t+/=: é"
+	// introspectionTestResource is the resource server's identifier: its
+	// registered resource (the right to introspect the tokens of that
+	// audience, RFC 7662 §4) and the audience of the tokens saved.
+	introspectionTestResource = "https://api.example"
 )
 
 // introspectionTestAS is an authorization server from package handlers
@@ -61,7 +65,8 @@ func newIntrospectionTestAS(t *testing.T) *introspectionTestAS {
 	mux := http.NewServeMux()
 	srv.Mount(mux)
 	h = mux
-	if err := st.SaveClient(t.Context(), &store.Client{ID: introspectionTestClient, SecretHash: store.HashSecret(introspectionTestSecret)}); err != nil {
+	if err := st.SaveClient(t.Context(), &store.Client{ID: introspectionTestClient, SecretHash: store.HashSecret(introspectionTestSecret),
+		Introspect: true, Resources: []string{introspectionTestResource}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.SaveClient(t.Context(), &store.Client{ID: "public-app"}); err != nil {
@@ -82,7 +87,8 @@ func (as *introspectionTestAS) save(t *testing.T, ttl time.Duration, bearer bool
 	t.Helper()
 	tok := randomTestToken(t)
 	now := as.clock.Now()
-	rec := &store.AccessToken{GrantID: "g", ClientID: "app", Subject: "alice", Scope: "read write", JKT: testJKT, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	rec := &store.AccessToken{GrantID: "g", ClientID: "app", Subject: "alice", Scope: "read write", JKT: testJKT,
+		Audience: []string{introspectionTestResource}, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 	if bearer {
 		rec.JKT = ""
 	}
@@ -115,7 +121,8 @@ func TestIntrospectionValidatorAgainstAS(t *testing.T) {
 	now := as.clock.Now()
 	refresh := randomTestToken(t)
 	if err := as.store.SaveRefreshToken(t.Context(), store.HashToken(refresh), &store.RefreshToken{
-		GrantID: "g", ClientID: "app", Subject: "alice", Scope: "read", IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+		GrantID: "g", ClientID: "app", Subject: "alice", Scope: "read", Audience: []string{introspectionTestResource},
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -437,6 +444,15 @@ func TestIntrospectionValidatorAnswers(t *testing.T) {
 		{"cnf by certificate", 200, ctJSON, fmt.Sprintf(`{"active":true,"exp":%d,"token_type":"Bearer","cnf":{"x5t#S256":"abc"}}`, exp), ErrInvalidToken, "cnf is malformed"},
 		{"sub a number", 200, ctJSON, strings.Replace(dpop(""), `"sub":"alice"`, `"sub":1`, 1), ErrInvalidToken, "sub is malformed"},
 		{"scope an array", 200, ctJSON, strings.Replace(dpop(""), `"scope":"read"`, `"scope":["read"]`, 1), ErrInvalidToken, "scope is malformed"},
+		// aud is a string or an array of strings (RFC 7662 §2.2, RFC 7519
+		// §4.1.3); whether it names this API is the middleware's check.
+		{"aud a string, host claims", 200, ctJSON, dpop(`,"aud":"https://api.example","tenant":"acme"`), nil, ""},
+		{"aud an array", 200, ctJSON, dpop(`,"aud":["https://other.example","https://api.example"]`), nil, ""},
+		{"aud a number", 200, ctJSON, dpop(`,"aud":1`), ErrInvalidToken, "aud is malformed"},
+		{"aud null", 200, ctJSON, dpop(`,"aud":null`), ErrInvalidToken, "aud is malformed"},
+		{"aud an array with a number", 200, ctJSON, dpop(`,"aud":["https://api.example",1]`), ErrInvalidToken, "aud is malformed"},
+		{"aud an object", 200, ctJSON, dpop(`,"aud":{"https://api.example":true}`), ErrInvalidToken, "aud is malformed"},
+		{"aud twice", 200, ctJSON, dpop(`,"aud":"https://other.example","aud":"https://api.example"`), ErrInvalidToken, "aud is given twice"},
 		// Members are unique (the JOSE profile's strict JSON): a second sub
 		// is not read in place of the first.
 		{"sub twice", 200, ctJSON, dpop(`,"sub":"mallory"`), ErrInvalidToken, "sub is given twice"},

@@ -66,7 +66,7 @@ func jwksJSON(t *testing.T, set jwk.Set) []byte {
 // the refetch interval has passed, known kids still fetch nothing.
 func TestJWKSGapsKnownKidDoesNotRefetch(t *testing.T) {
 	as := newJWTTestAS(t)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now, DisableCache: true})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now, DisableCache: true})
 	if n := as.jwksHits.Load(); n != 1 {
 		t.Fatalf("%d JWKS fetches at start, want 1", n)
 	}
@@ -88,7 +88,7 @@ func TestJWKSGapsKnownKidDoesNotRefetch(t *testing.T) {
 // and fetches nothing; a known kid still passes with the cached set.
 func TestJWKSGapsFailedRefetchStands(t *testing.T) {
 	as := newJWTTestAS(t)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now, DisableCache: true})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now, DisableCache: true})
 	old := as.issue(t)
 	as.install(t, newSigningKey(t, "k2"))
 	fresh := as.issue(t)
@@ -115,7 +115,7 @@ func TestJWKSGapsCallerGivesUpWaitingForFetch(t *testing.T) {
 	as := newJWTTestAS(t)
 	srv := newGapJWKSServer(t, jwksJSON(t, as.publicKeys(t)))
 	srv.status.Store(http.StatusServiceUnavailable)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: srv.ts.URL + "/jwks", Now: as.clock.Now, DisableCache: true})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: srv.ts.URL + "/jwks", Now: as.clock.Now, DisableCache: true})
 	tok := as.issue(t)
 
 	srv.status.Store(http.StatusOK)
@@ -198,7 +198,7 @@ func TestJWKSGapsFetcherRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
-			v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: srv.URL + "/jwks", Now: as.clock.Now})
+			v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: srv.URL + "/jwks", Now: as.clock.Now})
 			_, err := v.Validate(t.Context(), as.issue(t))
 			switch {
 			case tt.ok && err != nil:
@@ -243,7 +243,7 @@ func TestJWKSGapsStaticKeys(t *testing.T) {
 	set.AddKey(mk(ecRaw, "ec-no-alg", ""))
 	set.AddKey(mk(rsaRaw, "rsa-no-alg", ""))
 	set.AddKey(mk(encRaw, "enc", jwk.ForEncryption))
-	v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: set, Now: as.clock.Now})
+	v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: as.ts.URL, Keys: set, Now: as.clock.Now})
 	if err != nil {
 		t.Fatalf("NewJWTValidator with keys without alg and an encryption key: %v", err)
 	}
@@ -275,7 +275,7 @@ func TestJWKSGapsStaticKeys(t *testing.T) {
 		}
 		set := jwk.NewSet()
 		set.AddKey(mk(small, "small", ""))
-		_, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: set})
+		_, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Keys: set})
 		if err == nil || !strings.Contains(err.Error(), "PS256: RSA modulus") || !strings.Contains(err.Error(), "1024 bits") {
 			t.Errorf("NewJWTValidator = %v, want the PS256 reason (1024 bits)", err)
 		}
@@ -285,7 +285,7 @@ func TestJWKSGapsStaticKeys(t *testing.T) {
 		t.Run("symmetric key, "+name, func(t *testing.T) {
 			set := jwk.NewSet()
 			set.AddKey(mk([]byte("0123456789abcdef0123456789abcdef"), "hs", use))
-			_, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: set})
+			_, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Keys: set})
 			if err == nil || !strings.Contains(err.Error(), "asymmetric") {
 				t.Errorf("NewJWTValidator = %v, want the symmetric key refused", err)
 			}

@@ -29,7 +29,7 @@ func TestJWTValidatorJWKSDownAtStart(t *testing.T) {
 		as := newJWTTestAS(t)
 		closed := httptest.NewServer(http.NotFoundHandler())
 		closed.Close()
-		v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: closed.URL + "/jwks", Now: as.clock.Now})
+		v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: as.ts.URL, JWKSURL: closed.URL + "/jwks", Now: as.clock.Now})
 		if err != nil {
 			t.Fatalf("NewJWTValidator: %v", err)
 		}
@@ -44,7 +44,7 @@ func TestJWTValidatorJWKSDownAtStart(t *testing.T) {
 	t.Run("server recovers", func(t *testing.T) {
 		as := newJWTTestAS(t)
 		as.down.Store(true)
-		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
 		tok := as.issue(t)
 		if _, err := v.Validate(t.Context(), tok); !errors.Is(err, ErrValidatorUnavailable) {
 			t.Fatalf("Validate while down = %v, want ErrValidatorUnavailable", err)
@@ -66,7 +66,7 @@ func TestJWTValidatorJWKSDownAtStart(t *testing.T) {
 	t.Run("tokens do not each fetch while it is down", func(t *testing.T) {
 		as := newJWTTestAS(t)
 		as.down.Store(true)
-		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
 		tok := as.issue(t)
 		hits := as.jwksHits.Load()
 		for range 20 {
@@ -82,7 +82,7 @@ func TestJWTValidatorJWKSDownAtStart(t *testing.T) {
 	t.Run("middleware answers 503", func(t *testing.T) {
 		as := newJWTTestAS(t)
 		as.down.Store(true)
-		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+		v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
 		mw, err := New(Options{ResourceURL: "https://api.example", Validator: v})
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +119,7 @@ func TestJWTValidatorBadJWKS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
-			v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: srv.URL + "/jwks", Now: as.clock.Now})
+			v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: srv.URL + "/jwks", Now: as.clock.Now})
 			if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrValidatorUnavailable) {
 				t.Errorf("Validate = %v, want ErrValidatorUnavailable", err)
 			}
@@ -129,7 +129,7 @@ func TestJWTValidatorBadJWKS(t *testing.T) {
 
 func TestJWTValidatorKeyRotation(t *testing.T) {
 	as := newJWTTestAS(t)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
 	old := as.issue(t)
 	if _, err := v.Validate(t.Context(), old); err != nil {
 		t.Fatalf("token of the first key: %v", err)
@@ -188,7 +188,7 @@ func TestJWTValidatorKeyRotation(t *testing.T) {
 func TestJWTValidatorCacheLifetime(t *testing.T) {
 	as := newJWTTestAS(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	v, err := NewJWTValidator(ctx, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
+	v, err := NewJWTValidator(ctx, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS, Now: as.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestJWTValidatorJWKSNotYetListening(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now: connections are refused
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: "http://" + addr + handlers.DefaultPaths.JWKS})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, JWKSURL: "http://" + addr + handlers.DefaultPaths.JWKS})
 	tok := as.issue(t)
 	if _, err := v.Validate(t.Context(), tok); !errors.Is(err, ErrValidatorUnavailable) {
 		t.Fatalf("before the server listens: %v, want ErrValidatorUnavailable", err)
@@ -273,7 +273,7 @@ func TestNewJWTValidatorRefusesUnusableKeys(t *testing.T) {
 			}
 			set := jwk.NewSet()
 			set.AddKey(k)
-			_, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: set})
+			_, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Keys: set})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("NewJWTValidator: %v, want an error naming %q", err, tc.want)
 			}
@@ -286,7 +286,7 @@ func TestJWTValidatorAmbiguousKid(t *testing.T) {
 	keys := as.publicKeys(t)
 	twin, _ := newSigningKey(t, "k1").PublicKey()
 	keys.AddKey(twin)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: keys, Now: as.clock.Now})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Keys: keys, Now: as.clock.Now})
 	if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrInvalidToken) || !strings.HasSuffix(err.Error(), "ambiguous kid") {
 		t.Errorf("two keys with the token's kid: %v, want ErrInvalidToken (ambiguous kid)", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/dpopkit/dpop/internal/jose"
@@ -17,15 +16,13 @@ import (
 )
 
 // JWTOptions configures [NewJWTValidator], which validates JWT access tokens
-// as RFC 9068 §4 describes. Zero fields take the documented defaults.
+// as RFC 9068 §4 describes. Zero fields take the documented defaults. The
+// audience is not among them: the middleware checks aud against
+// Options.Audiences, for every TokenValidator alike.
 type JWTOptions struct {
 	// Issuer is the authorization server's issuer identifier (RFC 8414
 	// §2); the iss claim must equal it exactly (RFC 9068 §4). Required.
 	Issuer string
-	// Audience identifies this resource server; the aud claim, a string
-	// or an array of strings, must contain it (RFC 9068 §4, RFC 7519
-	// §4.1.3). Required.
-	Audience string
 	// Keys holds the authorization server's public signing keys (RFC 7517
 	// §5), given directly and copied by NewJWTValidator. Each key needs a
 	// kid; private keys are reduced to their public halves and symmetric
@@ -92,8 +89,6 @@ func (o JWTOptions) normalize() (JWTOptions, error) {
 	switch {
 	case o.Issuer == "":
 		return o, errors.New("middleware: JWTOptions.Issuer is required")
-	case o.Audience == "":
-		return o, errors.New("middleware: JWTOptions.Audience is required")
 	case o.Leeway < 0 || o.CacheSize < 0 || o.CacheTTL < 0:
 		return o, errors.New("middleware: JWTOptions.Leeway, CacheSize and CacheTTL must not be negative")
 	case (o.Keys != nil && o.Keys.Len() > 0) == (o.JWKSURL != ""):
@@ -128,25 +123,27 @@ func (o JWTOptions) normalize() (JWTOptions, error) {
 //   - the claims are a JSON object, decoded with exact member names, each
 //     of the JSON type RFC 7519 §4.1 and RFC 9068 §2.2 give it, none
 //     twice, dates under the one NumericDate rule (0 to the year 9999,
-//     RFC 7519 §2): iss equals
-//     Issuer, aud contains Audience, exp is present and not past, nbf (if
-//     present) is not in the future, iat is present and not in the future
-//     (all within Leeway), and sub and client_id are non-empty strings;
+//     RFC 7519 §2): iss equals Issuer, aud (if present) is a string or an
+//     array of strings, exp is present and not past, nbf (if present) is
+//     not in the future, iat is present and not in the future (all within
+//     Leeway), and sub and client_id are non-empty strings;
 //   - cnf, when present, is an object holding only a non-empty jkt
 //     (RFC 9449 §6.1): a token bound some other way is refused rather
 //     than treated as unbound.
 //
+// The validator does not judge aud: the middleware does, for every
+// validator alike, against Options.Audiences (RFC 9068 §4, RFC 8707 §2).
 // The Principal carries sub, client_id, scope split on spaces (RFC 9068
-// §2.2.3, RFC 6749 §3.3), cnf.jkt and exp. A refusal wraps ErrInvalidToken
+// §2.2.3, RFC 6749 §3.3), cnf.jkt, exp, aud as Audience and the members
+// that are not registered claims as Claims. A refusal wraps ErrInvalidToken
 // with a short fixed reason, never the token; a JWKS that cannot be fetched
 // while no key set is usable wraps ErrValidatorUnavailable. It is safe for
 // concurrent use.
 type JWTValidator struct {
-	issuer   string
-	audience string
-	algs     map[string]jose.Spec
-	leeway   time.Duration
-	now      func() time.Time
+	issuer string
+	algs   map[string]jose.Spec
+	leeway time.Duration
+	now    func() time.Time
 
 	// keys are the authorization server's keys: static, or from its JWKS.
 	keys *keySet
@@ -179,7 +176,7 @@ func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error
 	if err != nil {
 		return nil, err
 	}
-	v := &JWTValidator{issuer: opts.Issuer, audience: opts.Audience, leeway: opts.Leeway, now: opts.Now, algs: algs}
+	v := &JWTValidator{issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now, algs: algs}
 	if !opts.DisableCache {
 		if v.results, err = lru.New[[sha256.Size]byte, jwtResult](opts.CacheSize); err != nil {
 			return nil, fmt.Errorf("middleware: JWT cache: %w", err)
@@ -217,7 +214,7 @@ func (v *JWTValidator) Validate(ctx context.Context, token string) (*Principal, 
 	now := v.now()
 	if r, ok := v.results.Get(sum); ok && now.Before(r.until) {
 		p := r.p
-		p.Scopes = slices.Clone(r.p.Scopes)
+		p.detach()
 		return &p, nil
 	}
 	p, err := v.validate(ctx, token)
@@ -229,7 +226,7 @@ func (v *JWTValidator) Validate(ctx context.Context, token string) (*Principal, 
 		until = p.ExpiresAt
 	}
 	cached := *p
-	cached.Scopes = slices.Clone(p.Scopes)
+	cached.detach()
 	v.results.Add(sum, jwtResult{p: cached, until: until})
 	return p, nil
 }
@@ -259,8 +256,6 @@ func (v *JWTValidator) claims(c *jose.AccessTokenClaims) (*Principal, error) {
 	switch {
 	case c.Issuer != v.issuer:
 		return nil, jwtInvalid(ErrTokenIssuer, "wrong issuer")
-	case !slices.Contains(c.Audience, v.audience):
-		return nil, jwtInvalid(ErrTokenAudience, "wrong audience")
 	case c.Expiry.IsZero():
 		return nil, jwtInvalid(ErrTokenMalformed, "exp missing")
 	case !now.Before(c.Expiry.Add(v.leeway)):
@@ -276,7 +271,8 @@ func (v *JWTValidator) claims(c *jose.AccessTokenClaims) (*Principal, error) {
 	case c.ClientID == "":
 		return nil, jwtInvalid(ErrTokenMalformed, "client_id missing")
 	}
-	return &Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: splitScope(c.Scope), JKT: c.JKT, ExpiresAt: c.Expiry}, nil
+	return &Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: splitScope(c.Scope), JKT: c.JKT, ExpiresAt: c.Expiry,
+		Audience: c.Audience, Claims: c.Claims}, nil
 }
 
 // jwtInvalid is a token refusal: ErrInvalidToken, the cause (one of the

@@ -19,7 +19,6 @@ func TestNewJWTValidatorOptionErrorsGaps(t *testing.T) {
 	jwks := as.ts.URL + handlers.DefaultPaths.JWKS
 	const (
 		issuer   = "middleware: JWTOptions.Issuer is required"
-		audience = "middleware: JWTOptions.Audience is required"
 		negative = "middleware: JWTOptions.Leeway, CacheSize and CacheTTL must not be negative"
 		oneOf    = "middleware: set exactly one of JWTOptions.Keys and JWTOptions.JWKSURL"
 		insecure = "middleware: JWTOptions.JWKSURL must be an https URL (http only on a loopback address)"
@@ -29,21 +28,19 @@ func TestNewJWTValidatorOptionErrorsGaps(t *testing.T) {
 		opts JWTOptions
 		want string
 	}{
-		{"no issuer", JWTOptions{Audience: "a", Keys: keys}, issuer},
-		{"no issuer, cache off", JWTOptions{Audience: "a", Keys: keys, DisableCache: true}, issuer},
-		{"no issuer, cache size given", JWTOptions{Audience: "a", Keys: keys, CacheSize: 8}, issuer},
-		{"no audience", JWTOptions{Issuer: "i", Keys: keys}, audience},
-		{"no audience, cache off", JWTOptions{Issuer: "i", Keys: keys, DisableCache: true}, audience},
-		{"negative leeway", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Leeway: -time.Second}, negative},
-		{"negative leeway, cache off", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Leeway: -time.Second, DisableCache: true}, negative},
-		{"negative cache TTL, cache size given", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, CacheSize: 8, CacheTTL: -time.Second}, negative},
-		{"negative cache size", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, CacheSize: -1}, negative},
-		{"neither keys nor URL", JWTOptions{Issuer: "i", Audience: "a", DisableCache: true}, oneOf},
-		{"empty key set", JWTOptions{Issuer: "i", Audience: "a", Keys: jwk.NewSet(), DisableCache: true}, oneOf},
-		{"both keys and URL", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, JWKSURL: jwks, CacheSize: 8}, oneOf},
-		{"http URL not on loopback", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "http://as.example/jwks"}, insecure},
-		{"http URL on a private IP, cache off", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "http://10.0.0.1/jwks", DisableCache: true}, insecure},
-		{"URL with user info, cache size given", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "https://u:p@127.0.0.1/jwks", CacheSize: 8}, insecure},
+		{"no issuer", JWTOptions{Keys: keys}, issuer},
+		{"no issuer, cache off", JWTOptions{Keys: keys, DisableCache: true}, issuer},
+		{"no issuer, cache size given", JWTOptions{Keys: keys, CacheSize: 8}, issuer},
+		{"negative leeway", JWTOptions{Issuer: "i", Keys: keys, Leeway: -time.Second}, negative},
+		{"negative leeway, cache off", JWTOptions{Issuer: "i", Keys: keys, Leeway: -time.Second, DisableCache: true}, negative},
+		{"negative cache TTL, cache size given", JWTOptions{Issuer: "i", Keys: keys, CacheSize: 8, CacheTTL: -time.Second}, negative},
+		{"negative cache size", JWTOptions{Issuer: "i", Keys: keys, CacheSize: -1}, negative},
+		{"neither keys nor URL", JWTOptions{Issuer: "i", DisableCache: true}, oneOf},
+		{"empty key set", JWTOptions{Issuer: "i", Keys: jwk.NewSet(), DisableCache: true}, oneOf},
+		{"both keys and URL", JWTOptions{Issuer: "i", Keys: keys, JWKSURL: jwks, CacheSize: 8}, oneOf},
+		{"http URL not on loopback", JWTOptions{Issuer: "i", JWKSURL: "http://as.example/jwks"}, insecure},
+		{"http URL on a private IP, cache off", JWTOptions{Issuer: "i", JWKSURL: "http://10.0.0.1/jwks", DisableCache: true}, insecure},
+		{"URL with user info, cache size given", JWTOptions{Issuer: "i", JWKSURL: "https://u:p@127.0.0.1/jwks", CacheSize: 8}, insecure},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,11 +67,11 @@ func TestJWTValidatorNilGaps(t *testing.T) {
 func TestNewJWTValidatorNilContextGaps(t *testing.T) {
 	as := newJWTTestAS(t)
 	var nilCtx context.Context
-	v, err := NewJWTValidator(nilCtx, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS})
+	v, err := NewJWTValidator(nilCtx, JWTOptions{Issuer: as.ts.URL, JWKSURL: as.ts.URL + handlers.DefaultPaths.JWKS})
 	if v != nil || err == nil || err.Error() != "middleware: NewJWTValidator needs a context with JWKSURL" {
 		t.Fatalf("NewJWTValidator(nil, JWKSURL) = %v, %v", v, err)
 	}
-	if v, err := NewJWTValidator(nilCtx, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: as.publicKeys(t)}); v == nil || err != nil {
+	if v, err := NewJWTValidator(nilCtx, JWTOptions{Issuer: as.ts.URL, Keys: as.publicKeys(t)}); v == nil || err != nil {
 		t.Fatalf("NewJWTValidator(nil, Keys) = %v, %v", v, err)
 	}
 }

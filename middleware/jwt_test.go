@@ -15,6 +15,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,7 +137,7 @@ func (as *jwtTestAS) issue(t *testing.T) string {
 	t.Helper()
 	now := as.clock.Now()
 	tok, err := as.srv.Load().AccessTokens().Issue(context.Background(), &store.AccessToken{
-		ClientID: "app", Subject: "alice", Scope: "read write", JKT: testJKT,
+		ClientID: "app", Subject: "alice", Scope: "read write", JKT: testJKT, Audience: []string{as.ts.URL},
 		IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 	})
 	if err != nil {
@@ -238,7 +240,7 @@ func newTestJWTValidator(t *testing.T, opts JWTOptions) *JWTValidator {
 // jwtValidators are a validator with the keys given and one with the JWKS
 // URL, for the same authorization server.
 func jwtValidators(t *testing.T, as *jwtTestAS) map[string]*JWTValidator {
-	base := JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now}
+	base := JWTOptions{Issuer: as.ts.URL, Now: as.clock.Now}
 	withKeys, withURL := base, base
 	withKeys.Keys = as.publicKeys(t)
 	withURL.JWKSURL = as.ts.URL + handlers.DefaultPaths.JWKS
@@ -254,9 +256,22 @@ func TestJWTValidatorAccepts(t *testing.T) {
 		want  Principal
 	}{
 		{"issued by the authorization server", func() string { return as.issue(t) },
-			Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour)}},
+			Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour), Audience: []string{as.ts.URL}}},
 		{"aud as a string, typ application/at+jwt in capitals", func() string {
 			return sign(t, as.key, jwa.ES256, map[string]any{jws.TypeKey: "Application/AT+JWT"}, as.with(func(c map[string]any) { c["aud"] = as.ts.URL }))
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour), Audience: []string{as.ts.URL}}},
+		// aud is the middleware's to judge (Options.Audiences): the
+		// validator reports it, or its absence.
+		{"aud of another resource, host claims", func() string {
+			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) {
+				c["aud"] = []string{"https://other.example"}
+				c["tenant"] = "acme"
+				c["roles"] = []string{"reader"}
+			}))
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour),
+			Audience: []string{"https://other.example"}, Claims: map[string]any{"tenant": "acme", "roles": []any{"reader"}}}},
+		{"no aud", func() string {
+			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) { delete(c, "aud") }))
 		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour)}},
 		{"unbound, no scope, aud among others, fractional exp, nbf past", func() string {
 			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) {
@@ -266,17 +281,17 @@ func TestJWTValidatorAccepts(t *testing.T) {
 				c["exp"] = float64(now.Unix()) + 60.5
 				c["nbf"] = now.Add(-time.Minute).Unix()
 			}))
-		}, Principal{Subject: "alice", ClientID: "app", ExpiresAt: now.Add(60*time.Second + 500*time.Millisecond)}},
+		}, Principal{Subject: "alice", ClientID: "app", ExpiresAt: now.Add(60*time.Second + 500*time.Millisecond), Audience: []string{"https://other.example", as.ts.URL}}},
 		{"scope split on spaces only", func() string {
 			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) { c["scope"] = " read\tadmin  write " }))
-		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read\tadmin", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour)}},
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read\tadmin", "write"}, JKT: testJKT, ExpiresAt: now.Add(time.Hour), Audience: []string{as.ts.URL}}},
 		{"expired within the leeway, nbf and iat slightly ahead", func() string {
 			return sign(t, as.key, jwa.ES256, nil, as.with(func(c map[string]any) {
 				c["exp"] = now.Add(-20 * time.Second).Unix()
 				c["nbf"] = now.Add(20 * time.Second).Unix()
 				c["iat"] = now.Add(20 * time.Second).Unix()
 			}))
-		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(-20 * time.Second)}},
+		}, Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read", "write"}, JKT: testJKT, ExpiresAt: now.Add(-20 * time.Second), Audience: []string{as.ts.URL}}},
 	}
 	for mode, v := range jwtValidators(t, as) {
 		for _, tt := range tests {
@@ -286,7 +301,8 @@ func TestJWTValidatorAccepts(t *testing.T) {
 					t.Fatalf("Validate: %v", err)
 				}
 				if p.Subject != tt.want.Subject || p.ClientID != tt.want.ClientID || p.JKT != tt.want.JKT ||
-					strings.Join(p.Scopes, " ") != strings.Join(tt.want.Scopes, " ") || !p.ExpiresAt.Equal(tt.want.ExpiresAt) {
+					strings.Join(p.Scopes, " ") != strings.Join(tt.want.Scopes, " ") || !p.ExpiresAt.Equal(tt.want.ExpiresAt) ||
+					!slices.Equal(p.Audience, tt.want.Audience) || (p.Audience == nil) != (tt.want.Audience == nil) || !reflect.DeepEqual(p.Claims, tt.want.Claims) {
 					t.Errorf("principal = %+v, want %+v", *p, tt.want)
 				}
 			})
@@ -346,8 +362,6 @@ func TestJWTValidatorRefuses(t *testing.T) {
 		{"wrong iss", mod(func(c map[string]any) { c["iss"] = "https://evil.example" }), "wrong issuer"},
 		{"iss with a trailing slash", mod(func(c map[string]any) { c["iss"] = as.ts.URL + "/" }), "wrong issuer"},
 		{"iss as a number", mod(func(c map[string]any) { c["iss"] = 1 }), "iss is malformed"},
-		{"wrong aud", mod(func(c map[string]any) { c["aud"] = []string{"https://other.example"} }), "wrong audience"},
-		{"aud missing", mod(func(c map[string]any) { delete(c, "aud") }), "wrong audience"},
 		{"aud with a number", mod(func(c map[string]any) { c["aud"] = []any{as.ts.URL, 1} }), "aud is malformed"},
 		{"aud as an object", mod(func(c map[string]any) { c["aud"] = map[string]any{as.ts.URL: true} }), "aud is malformed"},
 		{"sub missing", mod(func(c map[string]any) { delete(c, "sub") }), "sub missing"},
@@ -420,11 +434,11 @@ func TestJWTValidatorRefuses(t *testing.T) {
 
 func TestJWTValidatorAlgorithms(t *testing.T) {
 	as := newJWTTestAS(t)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: as.publicKeys(t), Algorithms: []string{"RS256", "EdDSA"}, Now: as.clock.Now})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Keys: as.publicKeys(t), Algorithms: []string{"RS256", "EdDSA"}, Now: as.clock.Now})
 	if _, err := v.Validate(t.Context(), as.issue(t)); !errors.Is(err, ErrInvalidToken) {
 		t.Errorf("ES256 token with RS256/EdDSA allowed: %v, want ErrInvalidToken", err)
 	}
-	v = newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Keys: as.publicKeys(t), Algorithms: []string{"ES256"}, Now: as.clock.Now})
+	v = newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Keys: as.publicKeys(t), Algorithms: []string{"ES256"}, Now: as.clock.Now})
 	if _, err := v.Validate(t.Context(), as.issue(t)); err != nil {
 		t.Errorf("ES256 token with ES256 allowed: %v", err)
 	}
@@ -449,26 +463,25 @@ func TestNewJWTValidatorOptions(t *testing.T) {
 		opts JWTOptions
 		ok   bool
 	}{
-		{"keys", JWTOptions{Issuer: "i", Audience: "a", Keys: keys}, true},
-		{"private keys reduced to public", JWTOptions{Issuer: "i", Audience: "a", Keys: private}, true},
-		{"JWKS URL", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: jwks}, true},
-		{"no issuer", JWTOptions{Audience: "a", Keys: keys}, false},
-		{"no audience", JWTOptions{Issuer: "i", Keys: keys}, false},
-		{"neither keys nor URL", JWTOptions{Issuer: "i", Audience: "a"}, false},
-		{"empty key set", JWTOptions{Issuer: "i", Audience: "a", Keys: jwk.NewSet()}, false},
-		{"both keys and URL", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, JWKSURL: jwks}, false},
-		{"http URL not on loopback", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "http://as.example/jwks"}, false},
-		{"relative URL", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "/jwks"}, false},
-		{"URL with user info", JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "https://u:p@as.example/jwks"}, false},
-		{"symmetric key", JWTOptions{Issuer: "i", Audience: "a", Keys: symmetric}, false},
-		{"key without kid", JWTOptions{Issuer: "i", Audience: "a", Keys: noKids}, false},
-		{"alg none", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Algorithms: []string{"none"}}, false},
-		{"alg HS256", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Algorithms: []string{"ES256", "HS256"}}, false},
-		{"alg in lower case", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Algorithms: []string{"es256"}}, false},
-		{"negative leeway", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, Leeway: -time.Second}, false},
-		{"negative cache size", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, CacheSize: -1}, false},
-		{"negative cache TTL", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, CacheTTL: -time.Second}, false},
-		{"cache off", JWTOptions{Issuer: "i", Audience: "a", Keys: keys, DisableCache: true}, true},
+		{"keys", JWTOptions{Issuer: "i", Keys: keys}, true},
+		{"private keys reduced to public", JWTOptions{Issuer: "i", Keys: private}, true},
+		{"JWKS URL", JWTOptions{Issuer: "i", JWKSURL: jwks}, true},
+		{"no issuer", JWTOptions{Keys: keys}, false},
+		{"neither keys nor URL", JWTOptions{Issuer: "i"}, false},
+		{"empty key set", JWTOptions{Issuer: "i", Keys: jwk.NewSet()}, false},
+		{"both keys and URL", JWTOptions{Issuer: "i", Keys: keys, JWKSURL: jwks}, false},
+		{"http URL not on loopback", JWTOptions{Issuer: "i", JWKSURL: "http://as.example/jwks"}, false},
+		{"relative URL", JWTOptions{Issuer: "i", JWKSURL: "/jwks"}, false},
+		{"URL with user info", JWTOptions{Issuer: "i", JWKSURL: "https://u:p@as.example/jwks"}, false},
+		{"symmetric key", JWTOptions{Issuer: "i", Keys: symmetric}, false},
+		{"key without kid", JWTOptions{Issuer: "i", Keys: noKids}, false},
+		{"alg none", JWTOptions{Issuer: "i", Keys: keys, Algorithms: []string{"none"}}, false},
+		{"alg HS256", JWTOptions{Issuer: "i", Keys: keys, Algorithms: []string{"ES256", "HS256"}}, false},
+		{"alg in lower case", JWTOptions{Issuer: "i", Keys: keys, Algorithms: []string{"es256"}}, false},
+		{"negative leeway", JWTOptions{Issuer: "i", Keys: keys, Leeway: -time.Second}, false},
+		{"negative cache size", JWTOptions{Issuer: "i", Keys: keys, CacheSize: -1}, false},
+		{"negative cache TTL", JWTOptions{Issuer: "i", Keys: keys, CacheTTL: -time.Second}, false},
+		{"cache off", JWTOptions{Issuer: "i", Keys: keys, DisableCache: true}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,7 +492,7 @@ func TestNewJWTValidatorOptions(t *testing.T) {
 		})
 	}
 	// The validator built from private keys holds only public ones.
-	v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Audience: "a", Keys: private})
+	v, err := NewJWTValidator(t.Context(), JWTOptions{Issuer: "i", Keys: private})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +502,7 @@ func TestNewJWTValidatorOptions(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := NewJWTValidator(ctx, JWTOptions{Issuer: "i", Audience: "a", JWKSURL: jwks}); err == nil {
+	if _, err := NewJWTValidator(ctx, JWTOptions{Issuer: "i", JWKSURL: jwks}); err == nil {
 		t.Error("NewJWTValidator with a done context succeeded")
 	}
 }
@@ -522,7 +535,7 @@ func TestJWTValidatorConcurrent(t *testing.T) {
 func TestJWTValidatorResultCache(t *testing.T) {
 	as := newJWTTestAS(t)
 	tok := as.issue(t)
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheTTL: 2 * time.Minute})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheTTL: 2 * time.Minute})
 	p, err := v.Validate(bg, tok)
 	if err != nil {
 		t.Fatal(err)
@@ -547,7 +560,7 @@ func TestJWTValidatorResultCache(t *testing.T) {
 		t.Fatalf("lapsed cache entry used: %v", err)
 	}
 	// Never past exp, whatever CacheTTL says.
-	long := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheTTL: 24 * time.Hour})
+	long := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), CacheTTL: 24 * time.Hour})
 	fresh := as.issue(t)
 	if _, err := long.Validate(bg, fresh); err != nil {
 		t.Fatal(err)
@@ -557,7 +570,7 @@ func TestJWTValidatorResultCache(t *testing.T) {
 		t.Fatalf("expired token from the cache: %v", err)
 	}
 	// DisableCache turns the cache off.
-	off := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), DisableCache: true})
+	off := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t), DisableCache: true})
 	if off.results != nil {
 		t.Fatal("cache not off")
 	}
@@ -608,9 +621,11 @@ func TestJWTRefusalCauses(t *testing.T) {
 	pubJSON, _ := json.Marshal(pubJWK)
 	parts := strings.Split(as.issue(t), ".")
 	mod := func(f func(c map[string]any)) string { return sign(t, as.key, jwa.ES256, nil, as.with(f)) }
-	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Audience: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t)})
+	v := newTestJWTValidator(t, JWTOptions{Issuer: as.ts.URL, Now: as.clock.Now, Keys: as.publicKeys(t)})
 	var got *Error
-	mw, err := New(Options{ResourceURL: "https://api.example", Validator: v, ErrorHandler: func(w http.ResponseWriter, _ *http.Request, e *Error) {
+	// The API answers to the tokens' aud: every refusal below is for what
+	// its case changed.
+	mw, err := New(Options{ResourceURL: "https://api.example", Audiences: []string{as.ts.URL}, Validator: v, ErrorHandler: func(w http.ResponseWriter, _ *http.Request, e *Error) {
 		got = e
 		WriteError(w, nil, e)
 	}})
@@ -633,7 +648,10 @@ func TestJWTRefusalCauses(t *testing.T) {
 		{"unknown kid", sign(t, as.key, jwa.ES256, map[string]any{jws.KeyIDKey: "k9"}, as.claims()), ErrUnknownKey},
 		{"tampered payload", parts[0] + "." + b64(as.with(func(c map[string]any) { c["sub"] = "mallory" })) + "." + parts[2], ErrTokenSignature},
 		{"wrong issuer", mod(func(c map[string]any) { c["iss"] = "https://evil.example" }), ErrTokenIssuer},
+		// The middleware's own check, after any validator (RFC 8707 §2).
 		{"wrong audience", mod(func(c map[string]any) { c["aud"] = "https://other.example" }), ErrTokenAudience},
+		{"aud missing", mod(func(c map[string]any) { delete(c, "aud") }), ErrTokenAudience},
+		{"aud malformed", mod(func(c map[string]any) { c["aud"] = []any{as.ts.URL, 1} }), ErrTokenMalformed},
 		{"expired", mod(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() }), ErrTokenExpired},
 		{"nbf ahead", mod(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), ErrTokenNotYetValid},
 		{"iat ahead", mod(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() }), ErrTokenNotYetValid},

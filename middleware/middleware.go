@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/dpopkit/dpop"
@@ -16,6 +17,7 @@ import (
 type settings struct {
 	verifier  *dpop.Verifier
 	validator TokenValidator
+	audiences []string
 	algs      string
 	realm     string
 	bearer    bool
@@ -27,9 +29,11 @@ type settingsKey struct{}
 
 // New returns the middleware. Every request it lets through carried
 // `Authorization: DPoP <token>` (or, with AllowBearer, an unbound Bearer
-// token) and one DPoP proof that passed every check of RFC 9449 §4.3 for this
-// request, with ath for this token, made with the key the token is bound
-// to (§7). The token's Principal is in the request context (PrincipalFrom).
+// token) whose audience names this API (one of Options.Audiences, RFC 8707
+// §2, RFC 9068 §4) and one DPoP proof that passed every check of RFC 9449
+// §4.3 for this request, with ath for this token, made with the key the
+// token is bound to (§7). The token's Principal is in the request context
+// (PrincipalFrom).
 func New(opts Options) (func(http.Handler) http.Handler, error) {
 	st, err := newSettings(opts)
 	if err != nil {
@@ -63,7 +67,7 @@ func newSettings(opts Options) (*settings, error) {
 		return nil, fmt.Errorf("middleware: %w", err)
 	}
 	return &settings{
-		verifier: v, validator: opts.Validator, algs: strings.Join(v.Algorithms(), " "),
+		verifier: v, validator: opts.Validator, audiences: opts.Audiences, algs: strings.Join(v.Algorithms(), " "),
 		realm: opts.Realm, bearer: opts.AllowBearer, onError: opts.ErrorHandler, log: opts.Logger,
 	}, nil
 }
@@ -82,6 +86,13 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 		return nil, st.refuse(http.StatusServiceUnavailable, dpop.CodeServerError, "the access token cannot be checked now", errors.Join(ErrValidatorUnavailable, err))
 	case p == nil:
 		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid", ErrInvalidToken)
+	}
+	// RFC 8707 §2, RFC 9068 §4: a token for another API is refused here,
+	// whichever validator read it, and before the proof check, so that a
+	// request refused for its audience takes no place in the replay cache
+	// and no share of a client's quota.
+	if !st.forUs(p.Audience) {
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is not meant for this resource", errWrongAudience)
 	}
 	if scheme == "bearer" {
 		if p.JKT != "" {
@@ -120,6 +131,21 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	}
 	return p, nil
 }
+
+// forUs reports whether a token's audience names one of Options.Audiences,
+// compared exactly; an empty audience names none. It allocates nothing.
+func (st *settings) forUs(audience []string) bool {
+	for _, a := range st.audiences {
+		if slices.Contains(audience, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// errWrongAudience is the cause of every audience refusal: ErrInvalidToken
+// and ErrTokenAudience, with a fixed reason (never the token's aud).
+var errWrongAudience error = &tokenRefusal{cause: ErrTokenAudience, reason: "audience names another resource"}
 
 // credentials finds the one access token of a request: the Authorization
 // header with scheme DPoP (or Bearer), and no other method (RFC 6750 §2:

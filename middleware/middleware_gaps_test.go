@@ -60,7 +60,7 @@ func dpopRequestGaps(t *testing.T, signer *dpop.Signer, target, token string) *h
 func TestResourceAcceptedNoNonceHeaderGaps(t *testing.T) {
 	signer := newSigner(t)
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
-	v := principalValidatorGaps{Principal{Subject: "alice", ClientID: "app", Scopes: []string{"read"}, JKT: signer.JKT(), ExpiresAt: exp}}
+	v := principalValidatorGaps{Principal{Subject: "alice", ClientID: "app", Audience: []string{resourceGaps}, Scopes: []string{"read"}, JKT: signer.JKT(), ExpiresAt: exp}}
 	rec, refusal, seen := serveGaps(t, v, dpopRequestGaps(t, signer, resourceGaps+"/api", "tok"))
 	if rec.Code != http.StatusNoContent || refusal != nil {
 		t.Fatalf("refused: %d %v", rec.Code, refusal)
@@ -77,7 +77,7 @@ func TestResourceAcceptedNoNonceHeaderGaps(t *testing.T) {
 // with a proof that is otherwise correct (RFC 9449 §7.1).
 func TestResourceUnboundTokenAsDPoPGaps(t *testing.T) {
 	signer := newSigner(t)
-	v := principalValidatorGaps{Principal{Subject: "alice", ClientID: "app", ExpiresAt: time.Now().Add(time.Hour)}}
+	v := principalValidatorGaps{Principal{Subject: "alice", ClientID: "app", Audience: []string{resourceGaps}, ExpiresAt: time.Now().Add(time.Hour)}}
 	rec, refusal, seen := serveGaps(t, v, dpopRequestGaps(t, signer, resourceGaps+"/api", "tok"))
 	if rec.Code != http.StatusUnauthorized || refusal == nil || refusal.Code != dpop.CodeInvalidToken || !errors.Is(refusal.Err, ErrUnboundToken) || seen != nil {
 		t.Fatalf("got %d %v, principal %v; want 401 invalid_token ErrUnboundToken", rec.Code, refusal, seen)
@@ -92,7 +92,7 @@ func TestResourceUnboundTokenAsDPoPGaps(t *testing.T) {
 // scheme is malformed.
 func TestResourceCredentialsGaps(t *testing.T) {
 	signer := newSigner(t)
-	v := principalValidatorGaps{Principal{Subject: "alice", ClientID: "app", JKT: signer.JKT(), ExpiresAt: time.Now().Add(time.Hour)}}
+	v := principalValidatorGaps{Principal{Subject: "alice", ClientID: "app", Audience: []string{resourceGaps}, JKT: signer.JKT(), ExpiresAt: time.Now().Add(time.Hour)}}
 	tests := []struct {
 		name   string
 		req    func() *http.Request

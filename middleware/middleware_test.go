@@ -80,7 +80,7 @@ func (r *rs) saveToken(jkt, scope string) string {
 	r.t.Helper()
 	tok := randomToken()
 	err := r.store.SaveAccessToken(bg, store.HashToken(tok), &store.AccessToken{
-		GrantID: "g", ClientID: "demo", Subject: "alice", Scope: scope, JKT: jkt,
+		GrantID: "g", ClientID: "demo", Subject: "alice", Scope: scope, JKT: jkt, Audience: []string{r.ts.URL},
 		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		r.t.Fatal(err)
@@ -470,11 +470,12 @@ func TestOptionsRefused(t *testing.T) {
 		o    Options
 		want string
 	}{
-		"no URL":       {Options{Validator: sv}, "ResourceURL"},
-		"no validator": {Options{ResourceURL: "https://api.example"}, "Validator"},
-		"bad URL":      {Options{ResourceURL: "api.example", Validator: sv}, "BaseURL"},
-		"quote realm":  {Options{ResourceURL: "https://api.example", Validator: sv, Realm: `a"b`}, "Realm"},
-		"alg none":     {Options{ResourceURL: "https://api.example", Validator: sv, DPoP: dpop.VerifierOptions{Algorithms: []string{"none"}}}, `"none"`},
+		"no URL":         {Options{Validator: sv}, "ResourceURL"},
+		"no validator":   {Options{ResourceURL: "https://api.example"}, "Validator"},
+		"bad URL":        {Options{ResourceURL: "api.example", Validator: sv}, "BaseURL"},
+		"quote realm":    {Options{ResourceURL: "https://api.example", Validator: sv, Realm: `a"b`}, "Realm"},
+		"empty audience": {Options{ResourceURL: "https://api.example", Validator: sv, Audiences: []string{"https://api.example", ""}}, "Audiences"},
+		"alg none":       {Options{ResourceURL: "https://api.example", Validator: sv, DPoP: dpop.VerifierOptions{Algorithms: []string{"none"}}}, `"none"`},
 		// Without a store, the first request would panic on a nil pointer.
 		"StoreValidator without a store":     {Options{ResourceURL: "https://api.example", Validator: StoreValidator{}}, "without a Store"},
 		"*StoreValidator without a store":    {Options{ResourceURL: "https://api.example", Validator: &StoreValidator{}}, "without a Store"},

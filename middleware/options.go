@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,15 @@ type Options struct {
 	// is this URL followed by the request path, never built from the Host
 	// or X-Forwarded-* headers.
 	ResourceURL string
+	// Audiences are the identifiers this API answers to: its resource
+	// indicators (RFC 8707 §2), the values an access token's audience
+	// (aud, RFC 9068 §4, RFC 7519 §4.1.3) may name it by. A token is
+	// accepted only if its audience contains at least one of them,
+	// whichever TokenValidator read it; a token without an audience is
+	// refused. Entries must be non-empty and are compared exactly, as
+	// strings: no case folding, no trailing-slash or default-port
+	// equivalence. Default: ResourceURL alone, exactly as given.
+	Audiences []string
 	// DPoP configures proof checking; BaseURL is set to ResourceURL. When
 	// ReplayCache is nil the dpop default (a bounded in-memory cache) is
 	// used: give the shared store's cache when several instances serve the
@@ -70,6 +80,15 @@ func (o Options) normalize() (Options, error) {
 		return o, errors.New("middleware: Options.Validator is required")
 	case strings.ContainsAny(o.Realm, "\"\\\r\n"):
 		return o, errors.New("middleware: Realm must not contain quotes, backslashes or line breaks")
+	}
+	if slices.Contains(o.Audiences, "") {
+		return o, errors.New("middleware: Options.Audiences must not hold an empty entry")
+	}
+	if len(o.Audiences) == 0 {
+		o.Audiences = []string{o.ResourceURL}
+	} else {
+		// A copy: the caller's slice may change after New.
+		o.Audiences = slices.Clone(o.Audiences)
 	}
 	if err := validatorUsable(o.Validator); err != nil {
 		return o, err

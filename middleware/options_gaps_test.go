@@ -42,7 +42,7 @@ func TestServerURLAllowedGaps(t *testing.T) {
 // and only to URLs serverURLAllowed accepts, so that https cannot be
 // downgraded to http on the way.
 func TestDefaultJWKSClientRedirectsGaps(t *testing.T) {
-	o, err := JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "https://as.example/jwks"}.normalize()
+	o, err := JWTOptions{Issuer: "i", JWKSURL: "https://as.example/jwks"}.normalize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestDefaultJWKSClientRedirectsGaps(t *testing.T) {
 	}
 	// A caller's own client is kept as given.
 	own := &http.Client{}
-	if o, err := (JWTOptions{Issuer: "i", Audience: "a", JWKSURL: "https://as.example/jwks", HTTPClient: own}).normalize(); err != nil || o.HTTPClient != own {
+	if o, err := (JWTOptions{Issuer: "i", JWKSURL: "https://as.example/jwks", HTTPClient: own}).normalize(); err != nil || o.HTTPClient != own {
 		t.Errorf("own client replaced: %v", err)
 	}
 	if !strings.Contains(DefaultHTTPTimeout.String(), "10s") || o.HTTPClient.Timeout != DefaultHTTPTimeout {

@@ -40,7 +40,7 @@ func TestResourceQuota(t *testing.T) {
 	tokenOf := func(grant string) string {
 		tok := randomToken()
 		if err := r.store.SaveAccessToken(bg, store.HashToken(tok), &store.AccessToken{
-			GrantID: grant, ClientID: "demo", Subject: "alice", Scope: "read", JKT: r.signer.JKT(),
+			GrantID: grant, ClientID: "demo", Subject: "alice", Scope: "read", JKT: r.signer.JKT(), Audience: []string{r.ts.URL},
 			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestResourceQuota(t *testing.T) {
 	// A token of another client is served.
 	other := randomToken()
 	if err := r.store.SaveAccessToken(bg, store.HashToken(other), &store.AccessToken{
-		GrantID: "g2", ClientID: "victim", Subject: "bob", Scope: "read", JKT: r.signer.JKT(),
+		GrantID: "g2", ClientID: "victim", Subject: "bob", Scope: "read", JKT: r.signer.JKT(), Audience: []string{r.ts.URL},
 		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

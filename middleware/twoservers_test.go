@@ -32,20 +32,23 @@ func TestResourceServerSeparateFromAuthorizationServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { asStore.Close() })
-			for _, c := range []*store.Client{
-				{ID: "app", SecretHash: store.HashSecret("app-secret-0123456789"), GrantTypes: []string{handlers.GrantClientCredentials}, Scopes: []string{"read"}, DPoPBound: true},
-				{ID: "rs", SecretHash: store.HashSecret("rs-secret-0123456789")},
-			} {
-				if err := asStore.SaveClient(bg, c); err != nil {
-					t.Fatal(err)
-				}
-			}
 			var asHandler atomic.Pointer[http.ServeMux]
 			as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asHandler.Load().ServeHTTP(w, r) }))
 			t.Cleanup(as.Close)
 			var rsHandler atomic.Pointer[http.Handler]
 			rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*rsHandler.Load()).ServeHTTP(w, r) }))
 			t.Cleanup(rs.Close)
+			// The app registers no resources: its tokens carry the
+			// server's audience, the API's URL. The API may introspect
+			// the tokens meant for it (RFC 7662 §4).
+			for _, c := range []*store.Client{
+				{ID: "app", SecretHash: store.HashSecret("app-secret-0123456789"), GrantTypes: []string{handlers.GrantClientCredentials}, Scopes: []string{"read"}, DPoPBound: true},
+				{ID: "rs", SecretHash: store.HashSecret("rs-secret-0123456789"), Introspect: true, Resources: []string{rs.URL}},
+			} {
+				if err := asStore.SaveClient(bg, c); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			cfg := handlers.Config{Issuer: as.URL, Store: asStore, Audience: []string{rs.URL}}
 			if mode == "jwt via JWKS" {
@@ -67,7 +70,7 @@ func TestResourceServerSeparateFromAuthorizationServer(t *testing.T) {
 
 			var validator TokenValidator
 			if mode == "jwt via JWKS" {
-				validator, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: as.URL, Audience: rs.URL, JWKSURL: as.URL + handlers.DefaultPaths.JWKS})
+				validator, err = NewJWTValidator(t.Context(), JWTOptions{Issuer: as.URL, JWKSURL: as.URL + handlers.DefaultPaths.JWKS})
 			} else {
 				validator, err = NewIntrospectionValidator(IntrospectionOptions{Endpoint: as.URL + handlers.DefaultPaths.Introspect, ClientID: "rs", ClientSecret: "rs-secret-0123456789"})
 			}

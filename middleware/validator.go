@@ -2,10 +2,12 @@ package middleware
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/dpopkit/dpop/internal/jose"
 	"github.com/dpopkit/dpop/store"
 )
 
@@ -27,7 +29,12 @@ type TokenValidator interface {
 
 // StoreValidator validates opaque access tokens by looking them up, by hash,
 // in the store the authorization server writes to (same process, or a shared
-// Redis or PostgreSQL).
+// Redis or PostgreSQL). The Principal's Audience is the record's (RFC 8707
+// §2), which the middleware checks, and its Claims are the record's Claims
+// decoded with encoding/json, registered claim names left out; a record
+// whose Claims are not a JSON object is refused (ErrInvalidToken with
+// ErrTokenMalformed), never let through without them. The Audience slice is
+// the record's own: the kit's stores return a fresh record on every read.
 type StoreValidator struct {
 	Store store.AccessTokenStore
 }
@@ -44,5 +51,34 @@ func (v StoreValidator) Validate(ctx context.Context, token string) (*Principal,
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrValidatorUnavailable, err)
 	}
-	return &Principal{Subject: t.Subject, ClientID: t.ClientID, GrantID: t.GrantID, Scopes: strings.Fields(t.Scope), JKT: t.JKT, ExpiresAt: t.ExpiresAt}, nil
+	claims, err := recordClaims(t.Claims)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{Subject: t.Subject, ClientID: t.ClientID, GrantID: t.GrantID, Scopes: strings.Fields(t.Scope), JKT: t.JKT, ExpiresAt: t.ExpiresAt,
+		Audience: t.Audience, Claims: claims}, nil
+}
+
+// recordClaims decodes the host's claims of a stored access token (a JSON
+// object in compact form, or nil), without the registered names a host
+// cannot set (jose.Registered), as the other validators report them; nil
+// when there are none. Bytes that are not a JSON object are a refusal: the
+// token is not read without the claims its issuer gave it.
+func recordClaims(raw []byte) (map[string]any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, &tokenRefusal{cause: ErrTokenMalformed, reason: "store: claims are not a JSON object"}
+	}
+	for name := range m {
+		if jose.Registered(name) {
+			delete(m, name)
+		}
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
