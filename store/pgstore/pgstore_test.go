@@ -324,9 +324,9 @@ func TestText(t *testing.T) {
 			t.Errorf("RotateRefreshToken into audience %q: %v", bad, err)
 		}
 	}
-	// A resource Client.Validate accepts (an absolute URI without spaces
-	// or control characters) may still hold invalid UTF-8.
-	if err := s.SaveClient(bg, &store.Client{ID: "ok", Resources: []string{"https://rs.example/\xff"}}); !errors.Is(err, ErrInvalidText) {
+	// A registered resource of invalid UTF-8 never reaches the database:
+	// Client.Validate wants ASCII (RFC 3986 §2).
+	if err := s.SaveClient(bg, &store.Client{ID: "ok", Resources: []string{"https://rs.example/\xff"}}); !errors.Is(err, store.ErrInvalidResource) {
 		t.Errorf("SaveClient with a resource of invalid UTF-8: %v", err)
 	}
 	// Claims are bytea: any bytes are kept as they are, NUL and invalid
