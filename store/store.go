@@ -100,6 +100,10 @@ type GrantStore interface {
 // Store is everything the handlers and the middleware need, in one value: the
 // per-concern interfaces above and the proof replay cache of the dpop package
 // (RFC 9449 §11.1).
+//
+// Records cross the interface by copy: a store keeps none of the slices it
+// is given, and every record it returns is the caller's own (the middleware
+// hands a token's Audience to request handlers), as adaptertest checks.
 type Store interface {
 	ClientStore
 	CodeStore
