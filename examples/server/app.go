@@ -223,6 +223,22 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 		mux.Handle("GET "+s.path+prefix+"/hello", protect(middleware.RequireScope("read")(http.HandlerFunc(hello))))
 	}
 
+	// The protected resource metadata of the server as a whole, at
+	// /.well-known/oauth-protected-resource (part of the demo's fixed
+	// interface since before the APIs had identifiers of their own): it
+	// names the issuer, which no token is for; clients discover an API
+	// through its own document above.
+	md, err := middleware.MetadataHandler(middleware.ResourceMetadata{
+		Resource:                s.issuer,
+		AuthorizationServers:    []string{s.issuer},
+		ScopesSupported:         []string{"read", "write"},
+		DPoPBoundTokensRequired: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET "+middleware.MetadataPath(s.issuer), md)
+
 	ok = true
 	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore, defaults: dpop.DefaultQuota(st), paths: as.MountPaths()}, nil
 }
