@@ -61,27 +61,32 @@ func TestResourceClientCredentials(t *testing.T) {
 	for i := range tooMany {
 		tooMany[i] = rvAudience
 	}
+	const (
+		malformed  = "a resource is not an absolute URI without a fragment"
+		notAllowed = "the client may not have a token for a requested resource"
+	)
 	tests := []struct {
 		name      string
 		basic     string
 		resources []string
 		want      []string // nil: invalid_target
+		refusal   string   // its error_description
 	}{
-		{"no resource: every registered one", "", nil, []string{rvAudience, "ISSUER"}},
-		{"one registered resource", "", []string{rvAudience}, []string{rvAudience}},
-		{"two, repeated parameter", "", []string{"ISSUER", rvAudience}, []string{"ISSUER", rvAudience}},
-		{"the same twice", "", []string{rvAudience, rvAudience}, []string{rvAudience}},
-		{"not registered for the client", "", []string{resOther}, nil},
-		{"one registered, one not", "", []string{rvAudience, resOther}, nil},
-		{"relative", "", []string{"/api"}, nil},
-		{"with a fragment", "", []string{rvAudience + "#x"}, nil},
-		{"with an empty fragment", "", []string{rvAudience + "#"}, nil},
-		{"empty value", "", []string{""}, nil},
-		{"space inside", "", []string{"https://api .example"}, nil},
-		{"too long", "", []string{"https://api.example/" + strings.Repeat("a", store.MaxResourceLen)}, nil},
-		{"more than MaxResources", "", tooMany, nil},
-		{"client without Resources, no resource: Config.Audience", plainID + ":" + plainSecret, nil, []string{"ISSUER"}},
-		{"client without Resources cannot name one", plainID + ":" + plainSecret, []string{"ISSUER"}, nil},
+		{"no resource: every registered one", "", nil, []string{rvAudience, "ISSUER"}, ""},
+		{"one registered resource", "", []string{rvAudience}, []string{rvAudience}, ""},
+		{"two, repeated parameter", "", []string{"ISSUER", rvAudience}, []string{"ISSUER", rvAudience}, ""},
+		{"the same twice", "", []string{rvAudience, rvAudience}, []string{rvAudience}, ""},
+		{"not registered for the client", "", []string{resOther}, nil, notAllowed},
+		{"one registered, one not", "", []string{rvAudience, resOther}, nil, notAllowed},
+		{"relative", "", []string{"/api"}, nil, malformed},
+		{"with a fragment", "", []string{rvAudience + "#x"}, nil, malformed},
+		{"with an empty fragment", "", []string{rvAudience + "#"}, nil, malformed},
+		{"empty value", "", []string{""}, nil, malformed},
+		{"space inside", "", []string{"https://api .example"}, nil, malformed},
+		{"too long", "", []string{"https://api.example/" + strings.Repeat("a", store.MaxResourceLen)}, nil, malformed},
+		{"more than MaxResources", "", tooMany, nil, "too many resource parameters"},
+		{"client without Resources, no resource: Config.Audience", plainID + ":" + plainSecret, nil, []string{"ISSUER"}, ""},
+		{"client without Resources cannot name one", plainID + ":" + plainSecret, []string{"ISSUER"}, nil, notAllowed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +103,9 @@ func TestResourceClientCredentials(t *testing.T) {
 			r := h.postForm(DefaultPaths.Token, withResources(ccForm(), fix(tc.resources)...), map[string]string{"basic": basic, "DPoP": proof})
 			if tc.want == nil {
 				wantError(t, r, http.StatusBadRequest, dpop.CodeInvalidTarget)
+				if got := r.str("error_description"); got != tc.refusal {
+					t.Errorf("error_description %q, want %q", got, tc.refusal)
+				}
 				// Refused before the proof took a place in the replay
 				// cache: the same proof is still good.
 				r = h.postForm(DefaultPaths.Token, ccForm(), map[string]string{"basic": basic, "DPoP": proof})
@@ -132,21 +140,23 @@ func TestResourceCodeAndRefresh(t *testing.T) {
 	r = h.authzRequest(http.MethodGet, withResources(cloneValues(base), "not a uri"), "", "", authzAlice)
 	wantRedirectError(t, r, dpop.CodeInvalidTarget)
 
-	// Both resources granted, then the code redeemed for one of them.
+	// Both resources granted (by POST: the Authenticator finds them in
+	// r.Form too), then the code redeemed for one of them.
 	var seen *AuthorizationRequest
+	var form []string
 	h.srv.cfg.Authenticate = func(w http.ResponseWriter, r *http.Request, req *AuthorizationRequest) (string, bool, error) {
-		seen = req
+		seen, form = req, r.Form["resource"]
 		return "alice", false, nil
 	}
-	r = h.authzRequest(http.MethodGet, withResources(cloneValues(base), rvAudience, h.ts.URL), "", "", nil)
+	r = h.authzRequest(http.MethodPost, withResources(cloneValues(base), rvAudience, h.ts.URL), "", "", nil)
 	code := redirectParam(t, r, "code")
-	if !reflect.DeepEqual(seen.Resources, both) {
-		t.Errorf("AuthorizationRequest.Resources %q, want %q", seen.Resources, both)
+	if !reflect.DeepEqual(seen.Resources, both) || !reflect.DeepEqual(form, both) {
+		t.Errorf("AuthorizationRequest.Resources %q, r.Form resource %q, want %q", seen.Resources, form, both)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
+	tokenForm := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
 	// Wider than the grant: refused, and the code stays redeemable.
-	wantError(t, h.tokenRequest(withResources(cloneValues(form), resOther)), http.StatusBadRequest, dpop.CodeInvalidTarget)
-	tok := wantToken(t, h.tokenRequest(withResources(cloneValues(form), h.ts.URL)), TokenTypeDPoP)
+	wantError(t, h.tokenRequest(withResources(cloneValues(tokenForm), resOther)), http.StatusBadRequest, dpop.CodeInvalidTarget)
+	tok := wantToken(t, h.tokenRequest(withResources(cloneValues(tokenForm), h.ts.URL)), TokenTypeDPoP)
 	h.wantAudience(tok, []string{h.ts.URL})
 	rt := tok.str("refresh_token")
 	rec, err := h.store.GetRefreshToken(ctx, store.HashToken(rt))
@@ -166,9 +176,9 @@ func TestResourceCodeAndRefresh(t *testing.T) {
 	narrow := h.saveCode(confID, func(c *store.AuthorizationCode) {
 		c.Resources, c.CodeChallenge, c.CodeChallengeMethod = []string{rvAudience}, "", ""
 	})
-	form.Set("code", narrow)
-	wantError(t, h.tokenRequest(withResources(cloneValues(form), h.ts.URL)), http.StatusBadRequest, dpop.CodeInvalidTarget)
-	tok = wantToken(t, h.tokenRequest(cloneValues(form)), TokenTypeDPoP)
+	tokenForm.Set("code", narrow)
+	wantError(t, h.tokenRequest(withResources(cloneValues(tokenForm), h.ts.URL)), http.StatusBadRequest, dpop.CodeInvalidTarget)
+	tok = wantToken(t, h.tokenRequest(cloneValues(tokenForm)), TokenTypeDPoP)
 	h.wantAudience(tok, []string{rvAudience})
 	rt = tok.str("refresh_token")
 	wantError(t, refresh(h.ts.URL), http.StatusBadRequest, dpop.CodeInvalidTarget)
