@@ -3,8 +3,10 @@ package store
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -51,9 +53,19 @@ const MaxResourceLen = 512
 type Client struct {
 	// ID is the client_id.
 	ID string
-	// SecretHash is HashSecret of the client secret; empty for a public
-	// client, which authenticates with "none" and must use PKCE.
+	// SecretHash is HashSecret of the client secret, for a client that
+	// authenticates with client_secret_basic or client_secret_post. Empty
+	// for a public client (no SecretHash, JWKS or JWKSURI), which
+	// authenticates with "none" and must use PKCE.
 	SecretHash []byte
+	// JWKS is the client's public keys, a JWK Set document (RFC 7517 §5),
+	// for private_key_jwt client authentication (RFC 7523 §2.2, OpenID
+	// Connect Core §9): the client signs its assertions with one of them.
+	// At most one of SecretHash, JWKS and JWKSURI is set.
+	JWKS []byte
+	// JWKSURI is where the client publishes that JWK Set instead (RFC 7591
+	// §2 jwks_uri): an https URL (http only on a loopback host).
+	JWKSURI string
 	// GrantTypes the client may use: GrantAuthorizationCode,
 	// GrantClientCredentials (confidential clients only), GrantRefreshToken.
 	GrantTypes []string
@@ -86,8 +98,13 @@ type Client struct {
 	RefreshTokenTTL time.Duration
 }
 
-// Public reports whether the client has no secret (RFC 6749 §2.1).
-func (c *Client) Public() bool { return len(c.SecretHash) == 0 }
+// Public reports whether the client has no credentials: no secret and no
+// keys (RFC 6749 §2.1).
+func (c *Client) Public() bool { return len(c.SecretHash) == 0 && !c.KeyAuthenticated() }
+
+// KeyAuthenticated reports whether the client authenticates with
+// private_key_jwt (RFC 7523 §2.2): it registered JWKS or JWKSURI.
+func (c *Client) KeyAuthenticated() bool { return len(c.JWKS) > 0 || c.JWKSURI != "" }
 
 // Validate reports why the client cannot be registered, or nil. It is the
 // one check every store's SaveClient makes (a custom store should too), so
@@ -107,6 +124,12 @@ func (c *Client) Public() bool { return len(c.SecretHash) == 0 }
 //     apps (com.example.app:/cb, RFC 8252 §7.1) are absolute URIs;
 //   - a SecretHash that is not a HashSecret (32 bytes), or the hash of the
 //     empty secret, which would let an empty password authenticate;
+//   - more than one of SecretHash, JWKS and JWKSURI; a JWKS that is not a
+//     JSON object with a "keys" array of at most MaxClientKeys objects or
+//     is larger than MaxClientJWKSBytes (the keys themselves are checked
+//     when an assertion is verified); a JWKSURI that is not an absolute
+//     https URL (http only on a loopback host) without fragment or
+//     userinfo;
 //   - a resource that is not an absolute URI, has a fragment or is longer
 //     than MaxResourceLen (RFC 8707 §2), with ErrInvalidResource;
 //   - Introspect without Resources (such a client could see no token) or
@@ -119,8 +142,11 @@ func (c *Client) Validate() error {
 	if c.ID == "" {
 		return fmt.Errorf("%w: client without id", ErrInvalidClientMetadata)
 	}
-	if !c.Public() && (len(c.SecretHash) != sha256.Size || subtle.ConstantTimeCompare(c.SecretHash, HashSecret("")) == 1) {
+	if len(c.SecretHash) > 0 && (len(c.SecretHash) != sha256.Size || subtle.ConstantTimeCompare(c.SecretHash, HashSecret("")) == 1) {
 		return fmt.Errorf("%w: SecretHash is not the HashSecret of a non-empty secret", ErrInvalidClientMetadata)
+	}
+	if err := c.validKeys(); err != nil {
+		return err
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
@@ -177,6 +203,52 @@ func ValidResource(r string) error {
 	return nil
 }
 
+// Bounds of a client's registered JWK Set (Client.JWKS).
+const (
+	MaxClientKeys      = 16
+	MaxClientJWKSBytes = 64 << 10
+)
+
+// validKeys checks the credentials of a private_key_jwt client: one kind of
+// credential, a JWK Set document of bounded size, or a usable jwks_uri.
+func (c *Client) validKeys() error {
+	n := 0
+	for _, set := range []bool{len(c.SecretHash) > 0, len(c.JWKS) > 0, c.JWKSURI != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("%w: more than one of SecretHash, JWKS and JWKSURI", ErrInvalidClientMetadata)
+	}
+	if len(c.JWKS) > 0 {
+		var doc struct {
+			Keys []map[string]json.RawMessage `json:"keys"`
+		}
+		if len(c.JWKS) > MaxClientJWKSBytes || json.Unmarshal(c.JWKS, &doc) != nil || len(doc.Keys) == 0 || len(doc.Keys) > MaxClientKeys {
+			return fmt.Errorf("%w: JWKS is not a JWK Set of 1 to %d keys within %d bytes", ErrInvalidClientMetadata, MaxClientKeys, MaxClientJWKSBytes)
+		}
+	}
+	if c.JWKSURI != "" {
+		p, err := url.Parse(c.JWKSURI)
+		ok := err == nil && p.Host != "" && p.User == nil && !strings.Contains(c.JWKSURI, "#") &&
+			(p.Scheme == "https" || p.Scheme == "http" && loopbackHost(p.Hostname()))
+		if !ok {
+			return fmt.Errorf("%w: JWKSURI must be an https URL (http only on a loopback host)", ErrInvalidClientMetadata)
+		}
+	}
+	return nil
+}
+
+// loopbackHost reports whether host is localhost or a loopback IP address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // validRedirectURI says why u cannot be a redirection endpoint, or returns
 // nil.
 func validRedirectURI(u string) error {
@@ -201,6 +273,7 @@ func validRedirectURI(u string) error {
 func (c *Client) Clone() *Client {
 	d := *c
 	d.SecretHash = slices.Clone(c.SecretHash)
+	d.JWKS = slices.Clone(c.JWKS)
 	d.GrantTypes = slices.Clone(c.GrantTypes)
 	d.RedirectURIs = slices.Clone(c.RedirectURIs)
 	d.Scopes = slices.Clone(c.Scopes)
@@ -263,3 +336,21 @@ type AccessToken struct {
 // token. It holds what an access token record holds; a store may keep both
 // in tables of one shape.
 type RefreshToken AccessToken
+
+// PushedRequest is a pushed authorization request (RFC 9126 §2), keyed by the
+// TokenHash of its request_uri. The authorization endpoint reads it when the
+// client sends the request_uri (the pushed parameters win over the query,
+// RFC 9126 §4) and consumes it once the authorization completes.
+type PushedRequest struct {
+	// ClientID is the client that pushed it; only that client may use the
+	// request_uri (RFC 9126 §4).
+	ClientID string
+	// Params are the pushed authorization request parameters,
+	// form-encoded (url.Values.Encode), client authentication removed.
+	Params string
+	// DPoPJKT is the key the code will be bound to: the dpop_jkt parameter
+	// or the thumbprint of the DPoP proof sent to the PAR endpoint
+	// (RFC 9449 §10.1); empty for none.
+	DPoPJKT   string
+	ExpiresAt time.Time
+}

@@ -97,6 +97,24 @@ type GrantStore interface {
 	RevokeGrant(ctx context.Context, grantID string, until time.Time) error
 }
 
+// PushedRequestStore holds pushed authorization requests (RFC 9126), keyed
+// by the hash of their request_uri. It is a narrow interface of its own: the
+// handlers use it when Config.Store implements it (every store of the kit
+// does), and pushed authorization requests are off otherwise.
+type PushedRequestStore interface {
+	// SavePushedRequest stores r until r.ExpiresAt.
+	SavePushedRequest(ctx context.Context, h TokenHash, r *PushedRequest) error
+	// GetPushedRequest returns a live request without consuming it (the
+	// user may load the authorization page twice before logging in):
+	// ErrNotFound when unknown, ErrExpired when expired, ErrConsumed (with
+	// the record) once consumed.
+	GetPushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error)
+	// ConsumePushedRequest uses a request exactly once: of any number of
+	// concurrent calls, one gets the record; the others get ErrConsumed
+	// (with the record), as do later calls until it expires.
+	ConsumePushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error)
+}
+
 // Store is everything the handlers and the middleware need, in one value: the
 // per-concern interfaces above and the proof replay cache of the dpop package
 // (RFC 9449 §11.1).
