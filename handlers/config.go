@@ -140,6 +140,10 @@ type Config struct {
 	// RequirePKCE requires PKCE of confidential clients too. Public clients
 	// always need it.
 	RequirePKCE bool
+	// ClientAssertion configures private_key_jwt client authentication
+	// (RFC 7523), for clients registered with keys (store.Client.JWKS or
+	// JWKSURI).
+	ClientAssertion ClientAssertionOptions
 	// Authenticate authenticates end users at the authorization endpoint.
 	// Required for the authorization code grant; without it the
 	// authorization endpoint answers every request with an error page.
