@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,103 @@ func TestSecretMatchesEmpty(t *testing.T) {
 	c.SecretHash = hash
 	if c.SecretMatches("") || !c.SecretMatches(secret) {
 		t.Error("SecretMatches: wrong answers for the empty and the right secret")
+	}
+}
+
+// Issue 14: a private_key_jwt client registers its keys (JWKS) or where it
+// publishes them (JWKSURI), one kind of credential only; the key set is
+// bounded and the URI is https (http only on a loopback host).
+func TestClientValidateKeys(t *testing.T) {
+	key := func(i int) string {
+		return fmt.Sprintf(`{"kty":"EC","crv":"P-256","kid":"k%d","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`, i)
+	}
+	set := func(n int) []byte {
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = key(i)
+		}
+		return []byte(`{"keys":[` + strings.Join(keys, ",") + `]}`)
+	}
+	client := func(edit func(c *store.Client)) *store.Client {
+		c := &store.Client{ID: "jwt", GrantTypes: []string{store.GrantAuthorizationCode, store.GrantClientCredentials},
+			RedirectURIs: []string{"https://app.example/cb"}}
+		edit(c)
+		return c
+	}
+	big := `{"keys":[` + key(0) + `],"padding":"` + strings.Repeat("x", store.MaxClientJWKSBytes) + `"}`
+	for _, c := range []struct {
+		name string
+		edit func(c *store.Client)
+	}{
+		{"17 keys", func(c *store.Client) { c.JWKS = set(store.MaxClientKeys + 1) }},
+		{"not JSON", func(c *store.Client) { c.JWKS = []byte(`{"keys":[`) }},
+		{"a JSON array", func(c *store.Client) { c.JWKS = []byte(`[` + key(0) + `]`) }},
+		{"a single JWK", func(c *store.Client) { c.JWKS = []byte(key(0)) }},
+		{"no keys member", func(c *store.Client) { c.JWKS = []byte(`{"key":[` + key(0) + `]}`) }},
+		{"empty keys", func(c *store.Client) { c.JWKS = []byte(`{"keys":[]}`) }},
+		{"null keys", func(c *store.Client) { c.JWKS = []byte(`{"keys":null}`) }},
+		{"keys not objects", func(c *store.Client) { c.JWKS = []byte(`{"keys":["k0"]}`) }},
+		{"larger than 64 KiB", func(c *store.Client) { c.JWKS = []byte(big) }},
+		{"SecretHash and JWKS", func(c *store.Client) { c.SecretHash, c.JWKS = store.HashSecret("s"), set(1) }},
+		{"SecretHash and JWKSURI", func(c *store.Client) { c.SecretHash, c.JWKSURI = store.HashSecret("s"), "https://app.example/jwks" }},
+		{"JWKS and JWKSURI", func(c *store.Client) { c.JWKS, c.JWKSURI = set(1), "https://app.example/jwks" }},
+		{"http jwks_uri", func(c *store.Client) { c.JWKSURI = "http://app.example/jwks" }},
+		{"http jwks_uri on a name that looks local", func(c *store.Client) { c.JWKSURI = "http://127.0.0.1.example.com/jwks" }},
+		{"jwks_uri with userinfo", func(c *store.Client) { c.JWKSURI = "https://user:pass@app.example/jwks" }},
+		{"jwks_uri with a user", func(c *store.Client) { c.JWKSURI = "https://user@app.example/jwks" }},
+		{"jwks_uri with a fragment", func(c *store.Client) { c.JWKSURI = "https://app.example/jwks#keys" }},
+		{"jwks_uri with an empty fragment", func(c *store.Client) { c.JWKSURI = "https://app.example/jwks#" }},
+		{"relative jwks_uri", func(c *store.Client) { c.JWKSURI = "/jwks" }},
+		{"scheme-relative jwks_uri", func(c *store.Client) { c.JWKSURI = "//app.example/jwks" }},
+		{"jwks_uri without host", func(c *store.Client) { c.JWKSURI = "https:///jwks" }},
+		{"jwks_uri of another scheme", func(c *store.Client) { c.JWKSURI = "ftp://app.example/jwks" }},
+		{"jwks_uri not a URL", func(c *store.Client) { c.JWKSURI = "https://app.example/%zz" }},
+	} {
+		err := client(c.edit).Validate()
+		if !errors.Is(err, store.ErrInvalidClientMetadata) {
+			t.Errorf("%s: %v, want ErrInvalidClientMetadata", c.name, err)
+		}
+	}
+	if n := len(big); n <= store.MaxClientJWKSBytes {
+		t.Fatalf("the large JWKS has %d bytes", n)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(c *store.Client)
+	}{
+		{"one key", func(c *store.Client) { c.JWKS = set(1) }},
+		{"16 keys", func(c *store.Client) { c.JWKS = set(store.MaxClientKeys) }},
+		{"unknown members kept", func(c *store.Client) { c.JWKS = []byte(`{"keys":[` + key(0) + `],"x-note":"hi"}`) }},
+		{"https jwks_uri", func(c *store.Client) { c.JWKSURI = "https://app.example/.well-known/jwks.json?v=2" }},
+		{"https jwks_uri with a port", func(c *store.Client) { c.JWKSURI = "https://app.example:8443/jwks" }},
+		{"http jwks_uri on 127.0.0.1", func(c *store.Client) { c.JWKSURI = "http://127.0.0.1:8765/jwks" }},
+		{"http jwks_uri on ::1", func(c *store.Client) { c.JWKSURI = "http://[::1]:8765/jwks" }},
+		{"http jwks_uri on localhost", func(c *store.Client) { c.JWKSURI = "http://localhost/jwks" }},
+	} {
+		cl := client(c.edit)
+		if err := cl.Validate(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		// A client with keys is confidential: it may use client_credentials.
+		if cl.Public() || !cl.KeyAuthenticated() {
+			t.Errorf("%s: Public %v, KeyAuthenticated %v; want false, true", c.name, cl.Public(), cl.KeyAuthenticated())
+		}
+	}
+	for _, c := range []*store.Client{
+		{ID: "secret", SecretHash: store.HashSecret("s")},
+		{ID: "public"},
+		{ID: "empty keys", JWKS: []byte{}},
+	} {
+		if c.KeyAuthenticated() {
+			t.Errorf("%s: KeyAuthenticated", c.ID)
+		}
+	}
+	// Clone copies the key set.
+	c := client(func(c *store.Client) { c.JWKS = set(1) })
+	d := c.Clone()
+	d.JWKS[0] = '['
+	if string(c.JWKS) != string(set(1)) {
+		t.Error("Clone shares JWKS")
 	}
 }

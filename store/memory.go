@@ -19,8 +19,11 @@ const (
 	DefaultMaxAccessTokens  = 100_000
 	DefaultMaxRefreshTokens = 100_000
 	DefaultMaxRevokedGrants = 100_000
+	// DefaultMaxPushedRequests bounds pushed authorization requests
+	// (RFC 9126).
+	DefaultMaxPushedRequests = 100_000
 	// DefaultClientShare is the percentage of each table of codes, access
-	// tokens and refresh tokens that one client may hold.
+	// tokens, refresh tokens and pushed requests that one client may hold.
 	DefaultClientShare = 10
 )
 
@@ -38,6 +41,12 @@ type MemoryOptions struct {
 	MaxCodes         int
 	MaxAccessTokens  int
 	MaxRefreshTokens int
+	// MaxPushedRequests bounds pushed authorization requests (default
+	// DefaultMaxPushedRequests), as MaxCodes bounds codes: a full table
+	// reclaims expired requests and otherwise refuses with ErrFull. A
+	// pushed request comes from an authenticated client (RFC 9126 §2.1),
+	// so it counts towards that client's share like its codes.
+	MaxPushedRequests int
 	// ClientShare is the percentage (1 to 100) of each of those tables
 	// that the records of one client may take (default DefaultClientShare,
 	// 10%): beyond it, saving a record of that client fails with ErrFull
@@ -68,6 +77,7 @@ type Memory struct {
 	codes   *table[AuthorizationCode]
 	access  *table[AccessToken]
 	refresh *table[RefreshToken]
+	pushed  *table[PushedRequest]
 
 	clientsMu  sync.RWMutex
 	clients    map[string]*Client
@@ -85,11 +95,14 @@ type revocation int64
 // Expiry implements bounded.Value.
 func (r revocation) Expiry() int64 { return int64(r) }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store              = (*Memory)(nil)
+	_ PushedRequestStore = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory(opts MemoryOptions) (*Memory, error) {
-	for _, n := range []int{opts.MaxClients, opts.MaxCodes, opts.MaxAccessTokens, opts.MaxRefreshTokens, opts.MaxRevokedGrants, opts.MaxReplayEntries} {
+	for _, n := range []int{opts.MaxClients, opts.MaxCodes, opts.MaxAccessTokens, opts.MaxRefreshTokens, opts.MaxRevokedGrants, opts.MaxReplayEntries, opts.MaxPushedRequests} {
 		if n < 0 {
 			return nil, errors.New("store: negative capacity")
 		}
@@ -113,12 +126,14 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	share := or(opts.ClientShare, DefaultClientShare)
 	perClient := func(capacity int) int { return max(capacity*share/100, 1) }
 	nCodes, nAccess, nRefresh := or(opts.MaxCodes, DefaultMaxCodes), or(opts.MaxAccessTokens, DefaultMaxAccessTokens), or(opts.MaxRefreshTokens, DefaultMaxRefreshTokens)
+	nPushed := or(opts.MaxPushedRequests, DefaultMaxPushedRequests)
 	return &Memory{
 		now:        opts.Now,
 		replay:     replay,
 		codes:      newTable(nCodes, perClient(nCodes), func(c *AuthorizationCode) string { return c.ClientID }),
 		access:     newTable(nAccess, perClient(nAccess), func(t *AccessToken) string { return t.ClientID }),
 		refresh:    newTable(nRefresh, perClient(nRefresh), func(t *RefreshToken) string { return t.ClientID }),
+		pushed:     newTable(nPushed, perClient(nPushed), func(r *PushedRequest) string { return r.ClientID }),
 		clients:    map[string]*Client{},
 		maxClients: or(opts.MaxClients, DefaultMaxClients),
 		grants:     bounded.New[TokenHash, revocation](or(opts.MaxRevokedGrants, DefaultMaxRevokedGrants), nil),
@@ -287,6 +302,37 @@ func (m *Memory) RevokeRefreshToken(ctx context.Context, h TokenHash) error {
 	return nil
 }
 
+// SavePushedRequest implements [PushedRequestStore]. The request counts
+// towards its client's share of the table (ClientShare), like a code.
+func (m *Memory) SavePushedRequest(ctx context.Context, h TokenHash, r *PushedRequest) error {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	return m.pushed.put(h, *r, r.ExpiresAt.UnixNano(), now)
+}
+
+// GetPushedRequest implements [PushedRequestStore].
+func (m *Memory) GetPushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, st := m.pushed.get(h, now)
+	return result(v, st)
+}
+
+// ConsumePushedRequest implements [PushedRequestStore]: the lookup and the
+// marking happen under the lock of the request's shard, as for codes.
+func (m *Memory) ConsumePushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
+	now, err := m.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, st := m.pushed.consume(h, now)
+	return result(v, st)
+}
+
 // RevokeGrant implements [GrantStore].
 func (m *Memory) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
 	now, err := m.begin(ctx)
@@ -355,7 +401,8 @@ func result[V any](v V, st state) (*V, error) {
 // not the memory of their slices: cloneCode, cloneToken and cloneRefresh
 // copy that too. A record is cloned when it is saved and when it is read, so
 // that neither the caller that saved it nor one that read it can change the
-// stored record through a slice it holds. nil stays nil.
+// stored record through a slice it holds. nil stays nil. A PushedRequest
+// holds no slice: the value copy is the whole copy.
 func cloneCode(c AuthorizationCode) AuthorizationCode {
 	c.Resources = slices.Clone(c.Resources)
 	return c

@@ -3,11 +3,13 @@
 // the kit's conformance suite (adaptertest.Run) against it.
 //
 // Copy it and replace the maps with your database. What must survive the
-// move is written next to each method: atomic consumption of codes and
-// rotation of refresh tokens, a bound on the rotated refresh tokens kept per
-// grant, expiry on every lookup, grant revocation that also covers tokens
-// stored later, copies in and out, and a context checked before anything is
-// done. The suite checks each of these.
+// move is written next to each method: atomic consumption of codes and of
+// pushed authorization requests and rotation of refresh tokens, a bound on
+// the rotated refresh tokens kept per grant, expiry on every lookup, grant
+// revocation that also covers tokens stored later, copies in and out, and a
+// context checked before anything is done. The suite checks each of these.
+// Pushed requests (store.PushedRequestStore) are optional: a store without
+// them still serves the kit, with pushed authorization requests off.
 //
 // Being in memory, this store protects one process only, like
 // store.NewMemory; a store worth writing is usually one that several
@@ -34,7 +36,7 @@ const sweepInterval = time.Second
 // Options configures New.
 type Options struct {
 	// Limit bounds each kind of record: clients, codes, access tokens,
-	// refresh tokens, revoked grants and replay entries. When a kind is
+	// refresh tokens, pushed requests, revoked grants and replay entries. When a kind is
 	// full even after dropping expired records, saving fails with
 	// store.ErrFull (Insert with dpop.ErrReplayCacheFull): the request is
 	// refused, nothing live is forgotten. Default DefaultLimit.
@@ -59,6 +61,7 @@ type Store struct {
 	codes     map[store.TokenHash]*entry[store.AuthorizationCode]
 	access    map[store.TokenHash]*entry[store.AccessToken]
 	refresh   map[store.TokenHash]*entry[store.RefreshToken]
+	pushed    map[store.TokenHash]*entry[store.PushedRequest]
 	grants    map[string]time.Time         // revoked grant id -> revoked until
 	replay    map[dpop.ReplayKey]time.Time // proof -> remembered until
 	// rotated lists, per grant id, the rotated refresh tokens kept for
@@ -78,7 +81,12 @@ type entry[T any] struct {
 	consumed bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+	// The handlers turn pushed authorization requests (RFC 9126) on when
+	// the store implements this narrow interface too.
+	_ store.PushedRequestStore = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New(opts Options) *Store {
@@ -95,6 +103,7 @@ func New(opts Options) *Store {
 		codes:   map[store.TokenHash]*entry[store.AuthorizationCode]{},
 		access:  map[store.TokenHash]*entry[store.AccessToken]{},
 		refresh: map[store.TokenHash]*entry[store.RefreshToken]{},
+		pushed:  map[store.TokenHash]*entry[store.PushedRequest]{},
 		grants:  map[string]time.Time{},
 		replay:  map[dpop.ReplayKey]time.Time{},
 		rotated: map[string][]store.TokenHash{},
@@ -192,6 +201,52 @@ func (s *Store) code(ctx context.Context, h store.TokenHash, consume bool) (*sto
 		return nil, err
 	}
 	rec := cloneCode(e.rec) // the caller's own copy
+	if e.consumed {
+		return &rec, store.ErrConsumed
+	}
+	if consume {
+		e.consumed = true
+	}
+	return &rec, nil
+}
+
+// SavePushedRequest implements store.PushedRequestStore: a pushed
+// authorization request (RFC 9126 §2) until r.ExpiresAt. Its record holds
+// only strings and a time, so the struct copy is the whole copy.
+func (s *Store) SavePushedRequest(ctx context.Context, h store.TokenHash, r *store.PushedRequest) error {
+	if r == nil {
+		return errors.New("customstore: nil pushed request")
+	}
+	return save(ctx, s, s.pushed, h, *r, r.ExpiresAt)
+}
+
+// GetPushedRequest implements store.PushedRequestStore: the authorization
+// endpoint reads the request each time the user loads the page, so a lookup
+// changes nothing. A consumed request comes back with store.ErrConsumed.
+func (s *Store) GetPushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return s.pushedRequest(ctx, h, false)
+}
+
+// ConsumePushedRequest implements store.PushedRequestStore: like
+// ConsumeCode, the first call gets the record, every later one the record
+// and store.ErrConsumed until the request expires.
+func (s *Store) ConsumePushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return s.pushedRequest(ctx, h, true)
+}
+
+// pushedRequest is GetPushedRequest, and ConsumePushedRequest when consume
+// is set, under one lock as code is.
+func (s *Store) pushedRequest(ctx context.Context, h store.TokenHash, consume bool) (*store.PushedRequest, error) {
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	e, err := live(s.pushed, h, now)
+	if err != nil {
+		return nil, err
+	}
+	rec := e.rec
 	if e.consumed {
 		return &rec, store.ErrConsumed
 	}
@@ -481,6 +536,7 @@ func (s *Store) sweepLocked(now time.Time) {
 	sweep(s.codes, now)
 	sweep(s.access, now)
 	sweep(s.refresh, now)
+	sweep(s.pushed, now)
 	for grant := range s.rotated {
 		if list := s.rotatedLocked(grant); len(list) > 0 {
 			s.rotated[grant] = list

@@ -78,6 +78,15 @@ func TestFullStoreRefuses(t *testing.T) {
 	if err := s.RevokeGrant(ctx, "z", exp); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("RevokeGrant in a full store: %v, want ErrFull", err)
 	}
+	par := &store.PushedRequest{ClientID: "c", Params: "response_type=code", ExpiresAt: exp}
+	for _, h := range []store.TokenHash{a, b} {
+		if err := s.SavePushedRequest(ctx, h, par); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SavePushedRequest(ctx, c, par); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("third pushed request in a store of two: %v, want ErrFull", err)
+	}
 
 	// Once records expire, a full kind makes room by dropping them.
 	now = now.Add(2 * time.Minute)
@@ -86,6 +95,9 @@ func TestFullStoreRefuses(t *testing.T) {
 	}
 	if ok, err := s.Insert(ctx, dpop.NewReplayKey("k", "3"), time.Minute); !ok || err != nil {
 		t.Fatalf("Insert once the others expired: %v %v", ok, err)
+	}
+	if err := s.SavePushedRequest(ctx, c, &store.PushedRequest{ClientID: "c", ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Fatalf("saving a pushed request once the others expired: %v", err)
 	}
 }
 
