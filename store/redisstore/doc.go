@@ -1,8 +1,9 @@
 // Package redisstore is a [store.Store] on Redis, for several instances of an
 // authorization server and of resource servers that must share what the kit
 // remembers: registered clients, authorization codes, opaque access tokens,
-// refresh tokens, grant revocations and the DPoP proof replay cache (RFC 9449
-// §11.1). It implements the contract of package store and passes the
+// refresh tokens, grant revocations, pushed authorization requests
+// (RFC 9126, [store.PushedRequestStore]) and the DPoP proof replay cache
+// (RFC 9449 §11.1). It implements the contract of package store and passes the
 // conformance suite of package adaptertest.
 //
 // The caller owns the Redis client: any [redis.UniversalClient] (a single
@@ -43,6 +44,9 @@
 //     grant the handlers then revoke (RFC 6749 §4.1.2).
 //   - GetCode reads a code with the lookup script of ConsumeCode, without
 //     marking it.
+//   - ConsumePushedRequest and GetPushedRequest run the scripts of
+//     ConsumeCode and GetCode on a pushed request: it is consumed once, and
+//     the consumed record stays until it expires.
 //   - GetAccessToken and GetRefreshToken read the token and its grant's
 //     revocation in one script.
 //   - RotateRefreshToken checks the old token (expiry, consumed, grant
@@ -68,6 +72,8 @@
 //
 //	P cl:I          client, JSON; no expiry
 //	P c:H           authorization code; expires at ExpiresAt
+//	P par:H         pushed authorization request, keyed by the hash of its
+//	                request_uri; expires at ExpiresAt
 //	P rp:K          replay entry for ReplayKey K; expires after the ttl
 //	P {aX}at:H      access token; expires at ExpiresAt
 //	P {aX}g:I       revocation of grant I, one copy per access tag X
@@ -88,15 +94,16 @@
 // C consumed), the expiry in Unix milliseconds and the encoded grant id.
 // Members that are empty are left out, so records written by an earlier
 // version, without the members added since (resources, introspect, aud,
-// claims), read as records with those fields empty; a token's claims are
-// kept as base64 of the host's bytes, never parsed.
+// claims, jwks, jwks_uri), read as records with those fields empty; a
+// token's claims and a client's JWK Set are kept as base64 of the bytes
+// given, never parsed.
 //
 // # Redis Cluster
 //
 // A script may only touch keys of one hash slot. Keys of single-key
-// operations (clients, codes, replay entries) carry no hash tag, so they
-// spread over the whole cluster; the replay entry, written on every request,
-// is the hottest of them.
+// operations (clients, codes, pushed requests, replay entries) carry no hash
+// tag, so they spread over the whole cluster; the replay entry, written on
+// every request, is the hottest of them.
 //
 // A token lookup must read the token and its grant's revocation atomically,
 // and the grant is only known once the token is read. Access tokens are

@@ -93,6 +93,36 @@ func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.Auth
 	return lookup(ctx, s, "ConsumeCode", consumeScript, s.codeKey(h), "", decodeCode)
 }
 
+// SavePushedRequest implements [store.PushedRequestStore] (RFC 9126 §2):
+// one SET with PXAT r.ExpiresAt, as SaveCode.
+func (s *Store) SavePushedRequest(ctx context.Context, h store.TokenHash, r *store.PushedRequest) error {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := encodePushed(r)
+	if err != nil {
+		return fmt.Errorf("redisstore: SavePushedRequest: %w", err)
+	}
+	return s.put(ctx, "SavePushedRequest", s.pushedKey(h), now, r.ExpiresAt, "", data)
+}
+
+// GetPushedRequest implements [store.PushedRequestStore]: the lookup script
+// of GetCode, which changes nothing. A consumed request is returned with
+// store.ErrConsumed.
+func (s *Store) GetPushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return lookup(ctx, s, "GetPushedRequest", lookupScript, s.pushedKey(h), "", decodePushed)
+}
+
+// ConsumePushedRequest implements [store.PushedRequestStore]: the script of
+// ConsumeCode reads the request and marks it consumed in one step, so of any
+// number of concurrent calls, on any number of instances, exactly one gets
+// the record without an error; the others, and later calls until the
+// request expires, get it with store.ErrConsumed.
+func (s *Store) ConsumePushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return lookup(ctx, s, "ConsumePushedRequest", consumeScript, s.pushedKey(h), "", decodePushed)
+}
+
 // SaveAccessToken implements [store.AccessTokenStore]: one SET with PXAT
 // t.ExpiresAt.
 func (s *Store) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {

@@ -17,6 +17,8 @@ import (
 type clientJSON struct {
 	ID              string   `json:"id"`
 	SecretHash      []byte   `json:"secret_hash,omitempty"`
+	JWKS            []byte   `json:"jwks,omitempty"` // base64 of the document's bytes, never parsed
+	JWKSURI         string   `json:"jwks_uri,omitempty"`
 	GrantTypes      []string `json:"grant_types,omitempty"`
 	RedirectURIs    []string `json:"redirect_uris,omitempty"`
 	Scopes          []string `json:"scopes,omitempty"`
@@ -40,6 +42,15 @@ type codeJSON struct {
 	ExpiresAt           time.Time `json:"exp"`
 }
 
+// pushedJSON is the stored form of a pushed authorization request
+// (RFC 9126).
+type pushedJSON struct {
+	ClientID  string    `json:"client_id"`
+	Params    string    `json:"params,omitempty"`
+	DPoPJKT   string    `json:"dpop_jkt,omitempty"`
+	ExpiresAt time.Time `json:"exp"`
+}
+
 // tokenJSON is the stored form of access and refresh tokens, which have the
 // same fields. Claims is []byte, stored as base64, not as embedded JSON: the
 // store keeps the host's bytes exactly as given and never parses them.
@@ -57,7 +68,7 @@ type tokenJSON struct {
 
 func encodeClient(c *store.Client) ([]byte, error) {
 	return json.Marshal(clientJSON{
-		ID: c.ID, SecretHash: c.SecretHash, GrantTypes: c.GrantTypes, RedirectURIs: c.RedirectURIs, Scopes: c.Scopes,
+		ID: c.ID, SecretHash: c.SecretHash, JWKS: c.JWKS, JWKSURI: c.JWKSURI, GrantTypes: c.GrantTypes, RedirectURIs: c.RedirectURIs, Scopes: c.Scopes,
 		Resources: c.Resources, Introspect: c.Introspect,
 		DPoPBound: c.DPoPBound, AccessTokenTTL: int64(c.AccessTokenTTL), RefreshTokenTTL: int64(c.RefreshTokenTTL),
 	})
@@ -69,7 +80,7 @@ func decodeClient(data []byte) (*store.Client, error) {
 		return nil, fmt.Errorf("redisstore: malformed client record: %w", err)
 	}
 	return &store.Client{
-		ID: j.ID, SecretHash: j.SecretHash, GrantTypes: j.GrantTypes, RedirectURIs: j.RedirectURIs, Scopes: j.Scopes,
+		ID: j.ID, SecretHash: j.SecretHash, JWKS: j.JWKS, JWKSURI: j.JWKSURI, GrantTypes: j.GrantTypes, RedirectURIs: j.RedirectURIs, Scopes: j.Scopes,
 		Resources: j.Resources, Introspect: j.Introspect,
 		DPoPBound: j.DPoPBound, AccessTokenTTL: time.Duration(j.AccessTokenTTL), RefreshTokenTTL: time.Duration(j.RefreshTokenTTL),
 	}, nil
@@ -93,6 +104,18 @@ func decodeCode(data string) (*store.AuthorizationCode, error) {
 		CodeChallenge: j.CodeChallenge, CodeChallengeMethod: j.CodeChallengeMethod, DPoPJKT: j.DPoPJKT,
 		Resources: j.Resources, ExpiresAt: j.ExpiresAt,
 	}, nil
+}
+
+func encodePushed(r *store.PushedRequest) ([]byte, error) {
+	return json.Marshal(pushedJSON{ClientID: r.ClientID, Params: r.Params, DPoPJKT: r.DPoPJKT, ExpiresAt: r.ExpiresAt.UTC()})
+}
+
+func decodePushed(data string) (*store.PushedRequest, error) {
+	var j pushedJSON
+	if err := json.Unmarshal([]byte(data), &j); err != nil {
+		return nil, fmt.Errorf("redisstore: malformed pushed request record: %w", err)
+	}
+	return &store.PushedRequest{ClientID: j.ClientID, Params: j.Params, DPoPJKT: j.DPoPJKT, ExpiresAt: j.ExpiresAt}, nil
 }
 
 func encodeToken(t store.AccessToken) ([]byte, error) {

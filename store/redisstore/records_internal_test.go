@@ -74,7 +74,7 @@ func TestRecordMembers(t *testing.T) {
 	has := func(data []byte, want ...string) {
 		t.Helper()
 		m := members(data)
-		for _, name := range []string{"resources", "introspect", "aud", "claims"} {
+		for _, name := range []string{"resources", "introspect", "aud", "claims", "jwks", "jwks_uri"} {
 			if _, ok := m[name]; ok != slices.Contains(want, name) {
 				t.Errorf("%s: member %q present: %v", data, name, ok)
 			}
@@ -97,6 +97,36 @@ func TestRecordMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	has(data)
+	// A client's JWK Set is kept as the bytes given (order, spacing,
+	// escapes), never parsed; its jwks_uri as the string.
+	jwks := []byte(`{"keys":[ {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"} ],"z":"\u00e9"}`)
+	for _, c := range []*store.Client{{ID: "k", JWKS: jwks}, {ID: "u", JWKSURI: "https://app.example/jwks?v=1"}} {
+		data, err := encodeClient(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JWKS != nil {
+			has(data, "jwks")
+		} else {
+			has(data, "jwks_uri")
+		}
+		got, err := decodeClient(data)
+		if err != nil || !bytes.Equal(got.JWKS, c.JWKS) || got.JWKSURI != c.JWKSURI {
+			t.Errorf("client %s decoded as %+v, %v", c.ID, got, err)
+		}
+	}
+	par := &store.PushedRequest{ClientID: "c", Params: "a=b&c=%20", DPoPJKT: "jkt", ExpiresAt: exp}
+	data, err = encodePushed(par)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := members(data); len(m) != 4 || string(m["params"]) != `"a=b\u0026c=%20"` {
+		t.Errorf("pushed request encoded as %s", data)
+	}
+	gotPar, err := decodePushed(string(data))
+	if err != nil || *gotPar != *par {
+		t.Errorf("pushed request decoded as %+v, %v", gotPar, err)
+	}
 
 	code := &store.AuthorizationCode{GrantID: "g", Resources: []string{"urn:example:rs"}, ExpiresAt: exp}
 	data, err = encodeCode(code)

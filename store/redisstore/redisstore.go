@@ -55,7 +55,10 @@ type Store struct {
 	closed atomic.Bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store              = (*Store)(nil)
+	_ store.PushedRequestStore = (*Store)(nil)
+)
 
 // New returns a store over opts.Client. Unless opts.SkipEvictionCheck is
 // set, it first reads the server's maxmemory-policy (CONFIG GET, within
@@ -187,6 +190,8 @@ func (s *Store) clientKey(id string) string {
 }
 
 func (s *Store) codeKey(h store.TokenHash) string { return s.prefix + "c:" + h.String() }
+
+func (s *Store) pushedKey(h store.TokenHash) string { return s.prefix + "par:" + h.String() }
 
 func (s *Store) replayKey(k dpop.ReplayKey) string { return s.prefix + "rp:" + k.String() }
 

@@ -59,23 +59,24 @@ func TestClose(t *testing.T) {
 func TestKeysAndTTLs(t *testing.T) {
 	c := newClient(t)
 	s, prefix := newStore(t, c)
-	const code, access, refresh = "code-value-7f3a", "access-value-91bc", "refresh-value-5d2e"
+	const code, access, refresh, par = "code-value-7f3a", "access-value-91bc", "refresh-value-5d2e", "urn:ietf:params:oauth:request_uri:par-4c1e"
 	exp := time.Now().Add(10 * time.Minute)
 	must(t, s.SaveClient(bg, &store.Client{ID: "{tag} client", Scopes: []string{"read"}}))
 	must(t, s.SaveCode(bg, store.HashToken(code), &store.AuthorizationCode{GrantID: "g", ClientID: "c", ExpiresAt: exp}))
 	must(t, s.SaveAccessToken(bg, store.HashToken(access), &store.AccessToken{GrantID: "g", ClientID: "c", ExpiresAt: exp}))
 	must(t, s.SaveRefreshToken(bg, store.HashToken(refresh), &store.RefreshToken{GrantID: "g", ClientID: "c", ExpiresAt: exp.Add(time.Hour)}))
+	must(t, s.SavePushedRequest(bg, store.HashToken(par), &store.PushedRequest{ClientID: "c", Params: "response_type=code", ExpiresAt: exp}))
 	if ok, err := s.Insert(bg, dpop.NewReplayKey("jkt", "jti"), 90*time.Second+time.Microsecond); err != nil || !ok {
 		t.Fatalf("Insert: %v %v", ok, err)
 	}
 	keys := keysUnder(t, c, prefix)
-	if len(keys) != 5 {
-		t.Fatalf("keys %q, want 5", keys)
+	if len(keys) != 6 {
+		t.Fatalf("keys %q, want 6", keys)
 	}
 	for _, k := range keys {
 		v, err := c.Get(bg, k).Result()
 		must(t, err)
-		for _, secret := range []string{code, access, refresh} {
+		for _, secret := range []string{code, access, refresh, par} {
 			if strings.Contains(k, secret) || strings.Contains(v, secret) {
 				t.Errorf("key %q or its value holds a token value", k)
 			}
