@@ -1,7 +1,9 @@
 // Package pgstore is a PostgreSQL implementation of store.Store for the DPoP
-// kit: registered clients, authorization codes, opaque access tokens, refresh
-// tokens, grant revocations and the DPoP proof replay cache (RFC 9449 §11.1),
-// shared by every instance of a service that points at the same schema.
+// kit: registered clients, authorization codes, pushed authorization
+// requests (RFC 9126, [store.PushedRequestStore]), opaque access tokens,
+// refresh tokens, grant revocations and the DPoP proof replay cache (RFC 9449
+// §11.1), shared by every instance of a service that points at the same
+// schema.
 //
 // # Setup
 //
@@ -26,8 +28,9 @@
 //
 // Migrate also upgrades a schema an earlier version of the package created:
 // it adds the columns that version lacks (ALTER TABLE ... ADD COLUMN IF NOT
-// EXISTS), and the rows already there get the columns' defaults (no
-// resources or audience, no claims). Run the new version's Migrate before
+// EXISTS) and the tables it lacks (pushed_requests), and the rows already
+// there get the columns' defaults (no resources or audience, no claims, no
+// JWK Set or jwks_uri). Run the new version's Migrate before
 // its instances start: New does not check columns, and a statement naming a
 // missing column fails.
 //
@@ -59,6 +62,8 @@
 //     A concurrent caller waits for the lock and reads the version the winner
 //     committed, already consumed: exactly one gets the record without
 //     ErrConsumed, and the others get it with ErrConsumed.
+//     ConsumePushedRequest is the same statement over the row of a pushed
+//     request.
 //   - RotateRefreshToken does the same for the old token, checking expiry,
 //     consumption and grant revocation on the locked version, and inserts
 //     the new token from the UPDATE's result in the same statement, so that

@@ -24,7 +24,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	c := &store.Client{ID: id}
 	var access, refresh int64
 	err = s.pool.QueryRow(ctx, s.q.getClient, id).Scan(
-		&c.SecretHash, &c.GrantTypes, &c.RedirectURIs, &c.Scopes, &c.Resources, &c.Introspect, &c.DPoPBound, &access, &refresh)
+		&c.SecretHash, &c.JWKS, &c.JWKSURI, &c.GrantTypes, &c.RedirectURIs, &c.Scopes, &c.Resources, &c.Introspect, &c.DPoPBound, &access, &refresh)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -51,15 +51,20 @@ func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 	uris, ok2 := textArray(c.RedirectURIs)
 	scopes, ok3 := textArray(c.Scopes)
 	resources, ok4 := textArray(c.Resources)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !validText(c.ID) {
+	if !ok1 || !ok2 || !ok3 || !ok4 || !validText(c.ID, c.JWKSURI) {
 		return ErrInvalidText
 	}
-	var secret []byte
+	// NULL for none; the JWK Set is bytea, so its bytes come back exactly
+	// as given (a jsonb column would rewrite them).
+	var secret, jwks []byte
 	if len(c.SecretHash) > 0 {
 		secret = c.SecretHash
 	}
+	if len(c.JWKS) > 0 {
+		jwks = c.JWKS
+	}
 	_, err = s.pool.Exec(ctx, s.q.saveClient, c.ID, secret, grants, uris, scopes, resources, c.Introspect, c.DPoPBound,
-		int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL))
+		int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL), jwks, c.JWKSURI)
 	if err != nil {
 		return fail(ctx, "save client", err)
 	}
@@ -107,6 +112,34 @@ func (s *Store) ConsumeCode(ctx context.Context, h store.TokenHash) (*store.Auth
 	return lookup(ctx, s, "consume code", s.q.consumeCode, h, func(c *store.AuthorizationCode, st *rowState) []any {
 		return append(codeFields(c), &st.consumed, &st.live, &st.won)
 	}, errCodeNotConsumed)
+}
+
+// SavePushedRequest implements [store.PushedRequestStore] (RFC 9126 §2):
+// one upsert by hash, which replaces any request under it, consumed or not.
+// Text PostgreSQL cannot hold is refused with ErrInvalidText.
+func (s *Store) SavePushedRequest(ctx context.Context, h store.TokenHash, r *store.PushedRequest) error {
+	return s.exec(ctx, "save pushed request", validText(r.ClientID, r.Params, r.DPoPJKT), s.q.savePushed,
+		h[:], r.ClientID, r.Params, r.DPoPJKT, r.ExpiresAt)
+}
+
+// GetPushedRequest implements [store.PushedRequestStore]: one SELECT by
+// hash, without a lock, that changes nothing, with the answers of
+// ConsumePushedRequest.
+func (s *Store) GetPushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return lookup(ctx, s, "get pushed request", s.q.getPushed, h, func(r *store.PushedRequest, st *rowState) []any {
+		return append(pushedFields(r), &st.consumed, &st.live)
+	}, nil)
+}
+
+// ConsumePushedRequest implements [store.PushedRequestStore] as
+// ConsumeCode: one statement locks the row and marks it consumed only when
+// the locked version is live and unconsumed, so of any number of concurrent
+// callers exactly one gets the record without an error; the others, and
+// later callers until it expires, get the record with store.ErrConsumed.
+func (s *Store) ConsumePushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return lookup(ctx, s, "consume pushed request", s.q.consumePushed, h, func(r *store.PushedRequest, st *rowState) []any {
+		return append(pushedFields(r), &st.consumed, &st.live, &st.won)
+	}, errPushedNotConsumed)
 }
 
 // SaveAccessToken implements [store.AccessTokenStore]: one upsert by hash.
@@ -296,8 +329,9 @@ type rowState struct {
 // The errors of a consuming statement that found a live, unconsumed row of a
 // grant not revoked and yet did not consume it, which its SQL rules out.
 var (
-	errCodeNotConsumed  = errors.New("pgstore: consume code: a live code was not consumed")
-	errTokenNotConsumed = errors.New("pgstore: rotate refresh token: a live token was not consumed")
+	errCodeNotConsumed   = errors.New("pgstore: consume code: a live code was not consumed")
+	errTokenNotConsumed  = errors.New("pgstore: rotate refresh token: a live token was not consumed")
+	errPushedNotConsumed = errors.New("pgstore: consume pushed request: a live request was not consumed")
 )
 
 // answer turns what a statement read of one code or token row into the
@@ -336,6 +370,12 @@ func codeFields(c *store.AuthorizationCode) []any {
 		&c.CodeChallengeMethod, &c.DPoPJKT, &c.Resources, &c.ExpiresAt}
 }
 
+// pushedFields are the scan destinations of a pushed request's columns, in
+// the order its statements select them.
+func pushedFields(r *store.PushedRequest) []any {
+	return []any{&r.ClientID, &r.Params, &r.DPoPJKT, &r.ExpiresAt}
+}
+
 // tokenFields are the scan destinations of a token's columns, in the order
 // the token statements select them; access and refresh tokens have the same
 // fields.
@@ -343,8 +383,8 @@ func tokenFields(t *store.AccessToken) []any {
 	return []any{&t.GrantID, &t.ClientID, &t.Subject, &t.Scope, &t.JKT, &t.Audience, &t.Claims, &t.IssuedAt, &t.ExpiresAt}
 }
 
-// DeleteExpired deletes every expired row (codes, tokens, ended grant
-// revocations, replay entries) in statements of at most Options.CleanupBatch
+// DeleteExpired deletes every expired row (codes, pushed requests, tokens,
+// ended grant revocations, replay entries) in statements of at most Options.CleanupBatch
 // rows, up to 100 statements per table, and returns how many rows it
 // deleted. The background cleanup calls it; run it yourself when
 // Options.CleanupInterval is negative.
@@ -367,7 +407,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 func (s *Store) deleteExpired(ctx, stmtCtx context.Context) (int64, error) {
 	now := s.now()
 	var total int64
-	for _, table := range []string{"replay", "access_tokens", "codes", "refresh_tokens", "revoked_grants"} {
+	for _, table := range []string{"replay", "access_tokens", "codes", "pushed_requests", "refresh_tokens", "revoked_grants"} {
 		for range maxBatchesPerRun {
 			if err := ctx.Err(); err != nil {
 				return total, fmt.Errorf("pgstore: delete expired: %w", err)

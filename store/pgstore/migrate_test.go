@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -24,17 +25,28 @@ import (
 // be upgraded by Migrate.
 const schemaV1 = "testdata/schema_v1.sql"
 
+// schemaV2 is the schema.sql of the second version, before issue 14's
+// clients.jwks and jwks_uri columns and the pushed_requests table.
+const schemaV2 = "testdata/schema_v2.sql"
+
 // createV1 creates schema with the first version's schema.sql, as that
 // version's Migrate did, and drops it when the test ends.
 func createV1(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	ddl, err := os.ReadFile(schemaV1)
+	return createOld(t, pool, schemaV1, "v1")
+}
+
+// createOld creates a schema with an earlier version's schema.sql (file),
+// named after version, and drops it when the test ends.
+func createOld(t *testing.T, pool *pgxpool.Pool, file, version string) string {
+	t.Helper()
+	ddl, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	schema := "dpoptest_v1_" + hex.EncodeToString(b[:])
+	schema := "dpoptest_" + version + "_" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 		defer cancel()
@@ -44,7 +56,7 @@ func createV1(t *testing.T, pool *pgxpool.Pool) string {
 	})
 	// No arguments: the simple protocol, which runs several statements.
 	if _, err := pool.Exec(bg, strings.ReplaceAll(string(ddl), "{schema}", pgx.Identifier{schema}.Sanitize())); err != nil {
-		t.Fatalf("creating the first version's schema: %v", err)
+		t.Fatalf("creating the schema of %s: %v", file, err)
 	}
 	return schema
 }
@@ -99,7 +111,7 @@ func TestMigrateFromV1(t *testing.T) {
 
 	c, err := s.GetClient(bg, "old")
 	must(t, err)
-	if len(c.Resources) != 0 || c.Introspect || !bytes.Equal(c.SecretHash, secret) || !c.DPoPBound ||
+	if len(c.Resources) != 0 || c.Introspect || !bytes.Equal(c.SecretHash, secret) || !c.DPoPBound || c.JWKS != nil || c.JWKSURI != "" ||
 		!slices.Equal(c.Scopes, []string{"read"}) || c.AccessTokenTTL != time.Minute || c.RefreshTokenTTL != time.Hour {
 		t.Errorf("old client read back as %+v", c)
 	}
@@ -164,35 +176,101 @@ func TestMigrateFromV1(t *testing.T) {
 	if !slices.Equal(at.Audience, []string{"urn:example:rs"}) || !bytes.Equal(at.Claims, claims) {
 		t.Errorf("new access token read back as %+v", at)
 	}
+	usePushedAndKeys(t, s, exp)
 }
 
-// TestMigratedColumns: a schema upgraded from the first version and one
-// created by the current schema.sql have the same columns, with the same
+// usePushedAndKeys checks, on a migrated schema, what issue 14 added: a
+// pushed request is saved, read and consumed once, and clients keep their
+// JWK Set (byte for byte) or jwks_uri.
+func usePushedAndKeys(t *testing.T, s *Store, exp time.Time) {
+	t.Helper()
+	par := store.HashToken("pushed")
+	want := store.PushedRequest{ClientID: "old", Params: "response_type=code&scope=read", DPoPJKT: "jkt", ExpiresAt: exp}
+	must(t, s.SavePushedRequest(bg, par, &want))
+	got, err := s.GetPushedRequest(bg, par)
+	must(t, err)
+	if got.ClientID != want.ClientID || got.Params != want.Params || got.DPoPJKT != want.DPoPJKT || !got.ExpiresAt.Equal(exp) {
+		t.Errorf("pushed request read back as %+v", got)
+	}
+	_, err = s.ConsumePushedRequest(bg, par)
+	must(t, err)
+	if got, err = s.ConsumePushedRequest(bg, par); !errors.Is(err, store.ErrConsumed) || got == nil || got.Params != want.Params {
+		t.Errorf("second consumption of the pushed request: %+v, %v; want the record and ErrConsumed", got, err)
+	}
+	jwks := []byte(`{"keys":[ {"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"} ]}`)
+	for _, c := range []*store.Client{
+		{ID: "jwt", JWKS: jwks, GrantTypes: []string{store.GrantClientCredentials}},
+		{ID: "jwt-uri", JWKSURI: "https://app.example/jwks.json", GrantTypes: []string{store.GrantClientCredentials}},
+	} {
+		must(t, s.SaveClient(bg, c))
+		got, err := s.GetClient(bg, c.ID)
+		must(t, err)
+		if !bytes.Equal(got.JWKS, c.JWKS) || got.JWKSURI != c.JWKSURI || got.SecretHash != nil || got.Public() {
+			t.Errorf("client %s read back as %+v", c.ID, got)
+		}
+	}
+}
+
+// TestMigrateFromV2 upgrades a schema the second version created, with a
+// client that version wrote: Migrate adds the key columns and the table of
+// pushed requests, the old client reads back without keys, and both new
+// features work.
+func TestMigrateFromV2(t *testing.T) {
+	pool := testPool(t)
+	schema := createOld(t, pool, schemaV2, "v2")
+	_, err := pool.Exec(bg, `INSERT INTO `+pgx.Identifier{schema, "clients"}.Sanitize()+
+		` (id, secret_hash, grant_types, resources, introspect) VALUES ($1, $2, $3, $4, true)`,
+		"rs", store.HashSecret("rs"), []string{store.GrantClientCredentials}, []string{"urn:example:rs"})
+	must(t, err)
+	if _, err := New(bg, Options{Pool: pool, Schema: schema, CleanupInterval: -1}); err == nil {
+		t.Error("New over the second version's schema, without pushed_requests, succeeded")
+	}
+	for i := range 2 {
+		if err := Migrate(bg, pool, schema); err != nil {
+			t.Fatalf("Migrate %d over the second version's schema: %v", i+1, err)
+		}
+	}
+	s := openStore(t, pool, schema, nil)
+	c, err := s.GetClient(bg, "rs")
+	must(t, err)
+	if c.JWKS != nil || c.JWKSURI != "" || !c.Introspect || !slices.Equal(c.Resources, []string{"urn:example:rs"}) || c.Public() {
+		t.Errorf("the second version's client read back as %+v", c)
+	}
+	usePushedAndKeys(t, s, time.Now().Add(time.Hour).Truncate(time.Microsecond))
+}
+
+// TestMigratedColumns: a schema upgraded from the first or the second
+// version and one created by the current schema.sql have the same columns, with the same
 // types, nullability and defaults: the CREATE TABLE definitions and the
 // ALTER TABLE statements at the end of schema.sql agree.
 func TestMigratedColumns(t *testing.T) {
 	pool := testPool(t)
-	upgraded := createV1(t, pool)
-	must(t, Migrate(bg, pool, upgraded))
 	fresh := freshSchema(t, pool)
-	want, got := columns(t, pool, fresh), columns(t, pool, upgraded)
+	want := columns(t, pool, fresh)
 	if len(want) == 0 {
 		t.Fatal("no columns found")
 	}
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		if got[k] != want[k] {
-			t.Errorf("column %s: %q after the upgrade, %q when created", k, got[k], want[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(got)) {
-		if _, ok := want[k]; !ok {
-			t.Errorf("column %s exists only after the upgrade", k)
-		}
-	}
 	for _, k := range []string{"clients.resources", "clients.introspect", "codes.resources",
-		"access_tokens.audience", "access_tokens.claims", "refresh_tokens.audience", "refresh_tokens.claims"} {
+		"access_tokens.audience", "access_tokens.claims", "refresh_tokens.audience", "refresh_tokens.claims",
+		"clients.jwks", "clients.jwks_uri", "pushed_requests.hash", "pushed_requests.client_id", "pushed_requests.params",
+		"pushed_requests.dpop_jkt", "pushed_requests.expires_at", "pushed_requests.consumed"} {
 		if _, ok := want[k]; !ok {
 			t.Errorf("column %s missing", k)
+		}
+	}
+	for _, old := range []struct{ file, version string }{{schemaV1, "v1"}, {schemaV2, "v2"}} {
+		upgraded := createOld(t, pool, old.file, old.version)
+		must(t, Migrate(bg, pool, upgraded))
+		got := columns(t, pool, upgraded)
+		for _, k := range slices.Sorted(maps.Keys(want)) {
+			if got[k] != want[k] {
+				t.Errorf("column %s: %q after the upgrade from %s, %q when created", k, got[k], old.version, want[k])
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(got)) {
+			if _, ok := want[k]; !ok {
+				t.Errorf("column %s exists only after the upgrade from %s", k, old.version)
+			}
 		}
 	}
 }

@@ -93,7 +93,10 @@ type Store struct {
 	runs     atomic.Int64 // completed background cleanup runs
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store              = (*Store)(nil)
+	_ store.PushedRequestStore = (*Store)(nil)
+)
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -112,7 +115,7 @@ func quoteSchema(schema string) (string, error) {
 var schemaSQL string
 
 // tables are the tables Migrate creates and New looks for.
-var tables = []string{"clients", "codes", "access_tokens", "refresh_tokens", "revoked_grants", "replay"}
+var tables = []string{"clients", "codes", "pushed_requests", "access_tokens", "refresh_tokens", "revoked_grants", "replay"}
 
 // Migrate creates the schema and its tables if they do not exist yet. It is
 // idempotent, and safe to run from several processes at once: it runs in one

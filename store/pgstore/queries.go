@@ -12,6 +12,7 @@ import (
 type queries struct {
 	getClient, saveClient                       string
 	saveCode, getCode, consumeCode              string
+	savePushed, getPushed, consumePushed        string
 	saveAccess, getAccess, revokeAccess         string
 	saveRefresh, getRefresh, rotate, revokeRefr string
 	revokeGrant                                 string
@@ -36,13 +37,15 @@ func buildQueries(schema string) queries {
 		return strings.ReplaceAll(sql, "{s}", schema)
 	}
 	q := queries{
-		getClient: f(`SELECT secret_hash, grant_types, redirect_uris, scopes, resources, introspect, dpop_bound,
+		getClient: f(`SELECT secret_hash, jwks, jwks_uri, grant_types, redirect_uris, scopes, resources, introspect, dpop_bound,
 				access_token_ttl, refresh_token_ttl
 			FROM {s}.clients WHERE id = $1`, ""),
 		saveClient: f(`INSERT INTO {s}.clients AS c
-			(id, secret_hash, grant_types, redirect_uris, scopes, resources, introspect, dpop_bound, access_token_ttl, refresh_token_ttl)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, grant_types = EXCLUDED.grant_types,
+			(id, secret_hash, grant_types, redirect_uris, scopes, resources, introspect, dpop_bound, access_token_ttl, refresh_token_ttl,
+				jwks, jwks_uri)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, jwks = EXCLUDED.jwks, jwks_uri = EXCLUDED.jwks_uri,
+				grant_types = EXCLUDED.grant_types,
 				redirect_uris = EXCLUDED.redirect_uris, scopes = EXCLUDED.scopes, resources = EXCLUDED.resources,
 				introspect = EXCLUDED.introspect, dpop_bound = EXCLUDED.dpop_bound,
 				access_token_ttl = EXCLUDED.access_token_ttl, refresh_token_ttl = EXCLUDED.refresh_token_ttl`, ""),
@@ -77,6 +80,24 @@ func buildQueries(schema string) queries {
 			)
 			SELECT grant_id, client_id, redirect_uri, scope, subject, code_challenge, code_challenge_method, dpop_jkt,
 				resources, expires_at, consumed, live, EXISTS (SELECT 1 FROM won)
+			FROM cur`, "$2"),
+
+		// Pushed requests: the statements of codes, over their columns.
+		savePushed: f(`INSERT INTO {s}.pushed_requests (hash, client_id, params, dpop_jkt, expires_at, consumed)
+			VALUES ($1, $2, $3, $4, $5, false)
+			ON CONFLICT (hash) DO UPDATE SET client_id = EXCLUDED.client_id, params = EXCLUDED.params,
+				dpop_jkt = EXCLUDED.dpop_jkt, expires_at = EXCLUDED.expires_at, consumed = false`, ""),
+		getPushed: f(`SELECT client_id, params, dpop_jkt, expires_at, consumed, expires_at > $now
+			FROM {s}.pushed_requests WHERE hash = $1`, "$2"),
+		consumePushed: f(`WITH cur AS MATERIALIZED (
+				SELECT t.hash, t.client_id, t.params, t.dpop_jkt, t.expires_at, t.consumed, t.expires_at > $now AS live
+				FROM {s}.pushed_requests t WHERE t.hash = $1 FOR UPDATE
+			), won AS (
+				UPDATE {s}.pushed_requests t SET consumed = true FROM cur
+				WHERE t.hash = cur.hash AND cur.live AND NOT cur.consumed
+				RETURNING t.hash
+			)
+			SELECT client_id, params, dpop_jkt, expires_at, consumed, live, EXISTS (SELECT 1 FROM won)
 			FROM cur`, "$2"),
 
 		saveAccess: f(`INSERT INTO {s}.access_tokens
@@ -181,7 +202,7 @@ func buildQueries(schema string) queries {
 	// their tuple id; the outer condition is checked again on the row
 	// actually deleted.
 	for table, col := range map[string]string{
-		"codes": "expires_at", "access_tokens": "expires_at", "refresh_tokens": "expires_at",
+		"codes": "expires_at", "pushed_requests": "expires_at", "access_tokens": "expires_at", "refresh_tokens": "expires_at",
 		"revoked_grants": "until", "replay": "expires_at",
 	} {
 		q.cleanup[table] = f(`WITH doomed AS (

@@ -20,6 +20,8 @@ CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.clients (
     id                text    PRIMARY KEY,
     secret_hash       bytea,                          -- NULL: public client
+    jwks              bytea,                          -- JWK Set document, RFC 7517 §5; NULL: none
+    jwks_uri          text    NOT NULL DEFAULT '',    -- RFC 7591 §2; '': none
     grant_types       text[]  NOT NULL DEFAULT '{}',
     redirect_uris     text[]  NOT NULL DEFAULT '{}',
     scopes            text[]  NOT NULL DEFAULT '{}',
@@ -47,6 +49,18 @@ CREATE TABLE IF NOT EXISTS {schema}.codes (
     consumed              boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS codes_expires_at ON {schema}.codes (expires_at);
+
+-- Pushed authorization requests (RFC 9126), keyed by the hash of their
+-- request_uri; consumed rows stay until they expire, as codes do.
+CREATE TABLE IF NOT EXISTS {schema}.pushed_requests (
+    hash       bytea       PRIMARY KEY CHECK (octet_length(hash) = 32),
+    client_id  text        NOT NULL,
+    params     text        NOT NULL,                   -- form-encoded parameters
+    dpop_jkt   text        NOT NULL,                   -- RFC 9449 §10.1
+    expires_at timestamptz NOT NULL,
+    consumed   boolean     NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS pushed_requests_expires_at ON {schema}.pushed_requests (expires_at);
 
 -- Opaque access tokens.
 CREATE TABLE IF NOT EXISTS {schema}.access_tokens (
@@ -107,3 +121,7 @@ ALTER TABLE {schema}.access_tokens  ADD COLUMN IF NOT EXISTS audience   text[]  
 ALTER TABLE {schema}.access_tokens  ADD COLUMN IF NOT EXISTS claims     bytea;
 ALTER TABLE {schema}.refresh_tokens ADD COLUMN IF NOT EXISTS audience   text[]  NOT NULL DEFAULT '{}';
 ALTER TABLE {schema}.refresh_tokens ADD COLUMN IF NOT EXISTS claims     bytea;
+-- private_key_jwt client authentication (RFC 7523 §2.2); the table of
+-- pushed requests is created above.
+ALTER TABLE {schema}.clients        ADD COLUMN IF NOT EXISTS jwks       bytea;
+ALTER TABLE {schema}.clients        ADD COLUMN IF NOT EXISTS jwks_uri   text    NOT NULL DEFAULT '';
