@@ -648,7 +648,24 @@ func TestServerFlags(t *testing.T) {
 	if err != nil || !strings.Contains(errOut, "DPOPKIT_NONCE_SECRET") || !strings.Contains(errOut, "-require-nonce") {
 		t.Fatalf("server -help: %v\n%s", err, errOut)
 	}
+	dir := t.TempDir()
+	notJSON, noKeys, jwks := filepath.Join(dir, "bad.json"), filepath.Join(dir, "empty.json"), filepath.Join(dir, "jwks.json")
+	for file, body := range map[string]string{
+		notJSON: "not json", noKeys: `{"keys":[]}`,
+		jwks: `{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`,
+	} {
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, args := range [][]string{
+		{"-jwt-client", "fapi=" + notJSON},
+		{"-jwt-client", "fapi=" + noKeys},
+		{"-jwt-client", "fapi=" + filepath.Join(dir, "missing.json")},
+		{"-jwt-client", "fapi"},
+		{"-jwt-client", "=" + jwks},
+		{"-jwt-client", "demo=" + jwks},
+		{"-jwt-client", "fapi=" + jwks, "-jwt-client", "fapi=" + jwks},
 		{"-token-format", "paseto"},
 		{"-store", "mongodb"},
 		{"-store", "redis"},    // no -redis-url

@@ -123,7 +123,7 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 			closeStore()
 		}
 	}()
-	if err := registerClients(ctx, st, s, logger); err != nil {
+	if err := registerClients(ctx, st, s, cfg.jwtClients, logger); err != nil {
 		return nil, fmt.Errorf("registering the demo clients: %w", err)
 	}
 
@@ -245,10 +245,10 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 
 // demoClients are the demo's registrations for the issuer of s: their
 // resources are its APIs' identifiers.
-func demoClients(s site) []*store.Client {
+func demoClients(s site, jwtClients []jwtClient) []*store.Client {
 	grants := []string{handlers.GrantClientCredentials, handlers.GrantAuthorizationCode, handlers.GrantRefreshToken}
 	api, billing := s.resource(apiPrefix), s.resource(billingPrefix)
-	return []*store.Client{
+	clients := []*store.Client{
 		{
 			ID:           demoClient,
 			SecretHash:   store.HashSecret(demoSecret),
@@ -276,6 +276,10 @@ func demoClients(s site) []*store.Client {
 			Introspect: true,
 		},
 	}
+	for _, c := range jwtClients {
+		clients = append(clients, c.registration(s))
+	}
+	return clients
 }
 
 // registerClients saves the demo clients (replacing earlier ones, so that a
@@ -283,8 +287,8 @@ func demoClients(s site) []*store.Client {
 // issuer: a store shared by demos of different issuers holds the
 // registrations of the last one to start, and the others' tokens stop
 // working, so it warns when it replaces another issuer's.
-func registerClients(ctx context.Context, st store.ClientStore, s site, logger *slog.Logger) error {
-	for _, c := range demoClients(s) {
+func registerClients(ctx context.Context, st store.ClientStore, s site, jwtClients []jwtClient, logger *slog.Logger) error {
+	for _, c := range demoClients(s, jwtClients) {
 		if old, err := st.GetClient(ctx, c.ID); err == nil && len(old.Resources) > 0 && !slices.Equal(old.Resources, c.Resources) {
 			logger.Warn("replacing the registration of a demo of another issuer in this store: its clients' tokens will name this issuer's APIs (give each issuer its own -store-namespace)",
 				"client_id", c.ID)

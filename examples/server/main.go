@@ -62,6 +62,8 @@ type config struct {
 	// Proof quotas (dpop.Quota), in replay entries: 0 selects the kit's
 	// default, negative turns the quota off.
 	quotaClient, quotaToken, quotaGrant int
+	// jwtClients are the -jwt-client registrations.
+	jwtClients jwtClientFlags
 }
 
 // maxQuota bounds the quota flags: a thousand times the default replay
@@ -112,6 +114,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.IntVar(&cfg.quotaToken, "quota-token", 0, "replay cache `entries` the proofs of one grant (or, when the validator does not know it, one access token) may keep alive at each API (0: the kit's default, a twentieth of the memory store's replay cache, 5000 with redis or postgres; -1: off)")
 	fs.IntVar(&cfg.quotaGrant, "quota-grant", 0, "replay cache `entries` the proofs redeeming one grant (a code, a refresh token chain) may keep alive at the token endpoint (0: the kit's default, 100; -1: off)")
 	fs.StringVar(&cfg.nonceSecret, "nonce-secret", "", "`secret` (at least 32 bytes) keying the server nonces, the same on every instance; default $"+nonceSecretEnv+", or random per process")
+	fs.Var(&cfg.jwtClients, "jwt-client", "register `ID=FILE`, a confidential client authenticated by private_key_jwt (RFC 7523) with the public JWK Set in FILE: redirect URI "+redirectURI+", scopes read write, grants authorization_code, refresh_token and client_credentials, DPoP-bound, tokens for both APIs (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(errOut, "Usage: go run ./examples/server [flags]\n\n")
 		fmt.Fprintf(errOut, "The dpopkit demo: an authorization server and a DPoP-protected API in one process.\n\n")
@@ -270,6 +273,9 @@ func printBanner(out io.Writer, cfg config, s site, bound string, a *app) {
 	fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; client_credentials, authorization_code, refresh_token; scopes read write; resources /api, /billing (both without a resource parameter)\n", demoClient, "secret "+demoSecret)
 	fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; authorization_code (PKCE required), refresh_token; scopes read write; resource /api\n", publicClient, "public, no secret")
 	fmt.Fprintf(out, "  %-12s %-22s the /api resource server: introspection of the tokens for /api, no token of its own\n", rsClient, "secret "+rsSecret)
+	for _, c := range cfg.jwtClients {
+		fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; authorization_code, refresh_token, client_credentials; scopes read write; resources /api, /billing\n", c.id, "private_key_jwt")
+	}
 	fmt.Fprintf(out, "end user at %s: %s / %s (HTTP Basic)\n", s.origin+a.paths.Authorize, demoUser, demoPassword)
 	fmt.Fprintf(out, "try: curl -s -u %s:%s -H \"DPoP: $(go run ./examples/proof -method POST -url %s)\" -d grant_type=client_credentials -d resource=%s %s\n",
 		demoClient, demoSecret, tokenURL, api, tokenURL)
