@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"html"
 	"io"
@@ -24,6 +25,7 @@ const (
 	authzPageRedirect     = "The application that sent you here gave a redirection address that is not registered with this server. Nothing was sent back to it."
 	authzPageUnavailable  = "The server cannot handle the authorization request now. Please try again later."
 	authzPageUnconfigured = "This server does not offer the authorization code flow."
+	authzPageRequestURI   = "The authorization request refers to a pushed authorization request that this server does not know, that expired or that was already used. Nothing was sent back to the application that sent you here."
 )
 
 // AuthorizeHandler returns the authorization endpoint (RFC 6749 §3.1) for
@@ -73,9 +75,25 @@ const (
 // the user is sent back with code, state and iss. Redirects are 302 for GET
 // and 303 for POST; the registered URI's own query parameters are kept.
 //
+// A request with request_uri refers to a pushed authorization request (RFC
+// 9126 §4, [Server.PushedAuthorizationHandler]): only client_id and
+// request_uri are read from it, each at most once (other parameters are
+// ignored and may repeat), and the pushed parameters take the place of the
+// request's, checked again as above. A request_uri that is unknown, expired,
+// already used or pushed by another client than client_id, or sent to a
+// server that does not offer PAR, gets the error page (invalid_request_uri
+// in the log): nothing is known of the request yet. Reading a pushed request
+// does not spend it, so the page may be loaded again until the user logs in;
+// it is spent when the code is issued, and a request spent meanwhile goes
+// back to the client as invalid_request_uri. The code is bound to the key
+// fixed at the PAR endpoint (RFC 9449 §10.1). With Config.RequirePAR a
+// request without request_uri is sent back with invalid_request once its
+// client and redirect URI are known good.
+//
 // For POST the body has been read when the Authenticator runs; r.Form and
-// r.PostForm then hold the parameters. Changes the Authenticator makes to the
-// AuthorizationRequest have no effect on the code.
+// r.PostForm then hold the parameters as sent (with request_uri, the
+// AuthorizationRequest holds the pushed ones). Changes the Authenticator
+// makes to the AuthorizationRequest have no effect on the code.
 func (s *Server) AuthorizeHandler() http.Handler {
 	return http.HandlerFunc(s.authorize)
 }
@@ -111,6 +129,17 @@ func authzPage(status int, text string, cause error) *authzRefusal {
 // authzError is a refusal sent back to the client's redirect URI.
 func authzError(code dpop.ErrorCode, description string, cause error) *authzRefusal {
 	return &authzRefusal{code: code, description: description, cause: cause, fault: code == dpop.CodeServerError}
+}
+
+// oauthError is the refusal as the PAR endpoint answers it: an RFC 6749
+// §5.2 JSON error (RFC 9126 §2.3), 400, or 500 for the server's own
+// failures. Only refusals made with authzError have a code to answer with.
+func (a *authzRefusal) oauthError() *Error {
+	status := http.StatusBadRequest
+	if a.fault {
+		status = http.StatusInternalServerError
+	}
+	return oauthError(status, a.code, a.description, a.cause)
 }
 
 // authzExchange is one authorization request as far as it got: the client
@@ -153,11 +182,23 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 		return false, authzPage(e.Status, text, e.Err)
 	}
 
-	client, refusal := s.authorizeClient(r, f, x)
+	// A pushed request (RFC 9126 §4) replaces the request's parameters
+	// with the pushed ones, checked again below as if they had been sent.
+	var pushed *pushedAuthorization
+	if f.get(paramRequestURI) != "" {
+		var refusal *authzRefusal
+		if f, pushed, refusal = s.loadPushedRequest(ctx, f, x); refusal != nil {
+			return false, refusal
+		}
+	}
+	client, refusal := s.authorizeClient(ctx, f, x)
 	if refusal != nil {
 		return false, refusal
 	}
-	granted, refusal := s.authorizeScope(r, f, client)
+	if pushed == nil && s.cfg.RequirePAR {
+		return false, authzError(dpop.CodeInvalidRequest, "authorization requests must be pushed to the pushed authorization request endpoint first", errPARRequired)
+	}
+	granted, refusal := s.authorizeScope(ctx, f, client)
 	if refusal != nil {
 		return false, refusal
 	}
@@ -166,6 +207,11 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 		return false, authzError(e.Code, e.Description, e.Err)
 	}
 	challenge, method, jkt := f.get("code_challenge"), f.get("code_challenge_method"), f.get("dpop_jkt")
+	if pushed != nil {
+		// The key fixed at the PAR endpoint: dpop_jkt or the proof's key
+		// (RFC 9449 §10.1).
+		jkt = pushed.rec.DPoPJKT
+	}
 
 	// The end user, authenticated by the host.
 	subject, handled, err := s.cfg.Authenticate(w, r, &AuthorizationRequest{
@@ -185,6 +231,13 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 		return false, authzError(dpop.CodeServerError, "the server could not authenticate the user", errors.Join(errAuthenticatorFailed, err))
 	case subject == "":
 		return false, authzError(dpop.CodeAccessDenied, "the user did not authorize the request", errNoUser)
+	}
+	if pushed != nil {
+		// The authorization completes: the pushed request is spent, once
+		// (RFC 9126 §4); of two concurrent completions one gets a code.
+		if refusal := s.consumePushedRequest(ctx, pushed); refusal != nil {
+			return false, refusal
+		}
 	}
 
 	code := randomToken()
@@ -211,12 +264,12 @@ func (s *Server) authorizeCode(w http.ResponseWriter, r *http.Request, x *authzE
 // authorizeClient finds the client and the redirect URI to answer at. Until
 // both are known good (x.target set), a refusal is a page, never a redirect
 // (RFC 6749 §4.1.2.1, §10.15).
-func (s *Server) authorizeClient(r *http.Request, f form, x *authzExchange) (*store.Client, *authzRefusal) {
+func (s *Server) authorizeClient(ctx context.Context, f form, x *authzExchange) (*store.Client, *authzRefusal) {
 	x.clientID = f.get("client_id")
 	if x.clientID == "" {
 		return nil, authzPage(http.StatusBadRequest, authzPageClient, ErrMissingParam)
 	}
-	client, err := s.cfg.Store.GetClient(r.Context(), x.clientID)
+	client, err := s.cfg.Store.GetClient(ctx, x.clientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, authzPage(http.StatusBadRequest, authzPageClient, errUnknownClient)
@@ -239,8 +292,9 @@ func (s *Server) authorizeClient(r *http.Request, f form, x *authzExchange) (*st
 // authorizeScope checks what the request asks of the client's grant: the
 // response type, the client's right to the code grant, the scope (through
 // Config.ScopePolicy), PKCE and dpop_jkt (RFC 9449 §10). It returns the
-// granted scopes. Its refusals go back to the client.
-func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) ([]string, *authzRefusal) {
+// granted scopes. Its refusals go back to the client (the PAR endpoint
+// answers them as JSON errors, authzRefusal.oauthError).
+func (s *Server) authorizeScope(ctx context.Context, f form, client *store.Client) ([]string, *authzRefusal) {
 	switch rt := f.get("response_type"); {
 	case rt == "":
 		return nil, authzError(dpop.CodeInvalidRequest, "response_type is missing", ErrMissingParam)
@@ -254,7 +308,7 @@ func (s *Server) authorizeScope(r *http.Request, f form, client *store.Client) (
 	if !ok {
 		return nil, authzError(dpop.CodeInvalidScope, "the scope is malformed", ErrScope)
 	}
-	granted, err := s.cfg.ScopePolicy(r.Context(), client, requested)
+	granted, err := s.cfg.ScopePolicy(ctx, client, requested)
 	switch {
 	case errors.Is(err, ErrScope):
 		return nil, authzError(dpop.CodeInvalidScope, "the requested scope is not allowed", err)
@@ -316,7 +370,9 @@ func (s *Server) renderAuthorize(w http.ResponseWriter, r *http.Request, x *auth
 
 // authorizeParams reads the parameters of an authorization request: the
 // query of a GET, the form body of a POST (which then fills r.Form and
-// r.PostForm, since the body is gone).
+// r.PostForm, since the body is gone). A query with request_uri keeps only
+// client_id and request_uri (pushedReference): the pushed parameters replace
+// the rest, which may then repeat (RFC 9126 §4).
 func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request) (form, *Error) {
 	if r.Method == http.MethodPost {
 		f, e := readForm(w, r, s.cfg.MaxBodyBytes)
@@ -330,6 +386,9 @@ func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request) (form, 
 	values, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return form{}, badRequest(dpop.CodeInvalidRequest, "the query is not valid form encoding", err)
+	}
+	if _, ok := values[paramRequestURI]; ok {
+		return pushedReference(values)
 	}
 	return singleValues(values)
 }

@@ -46,8 +46,13 @@ const (
 // the issuer's path, so Mount serves the metadata at Metadata followed by the
 // issuer's path, /.well-known/oauth-authorization-server/tenant1.
 // Server.MountPaths returns the paths Mount registers.
+//
+// PushedAuthorization is the pushed authorization request endpoint (RFC
+// 9126), mounted only when the server offers it
+// ([Server.PushedAuthorizationHandler]).
 type Paths struct {
 	Token, Authorize, Revoke, Introspect, JWKS, Metadata string
+	PushedAuthorization                                  string
 }
 
 // DefaultPaths are the conventional paths, for an issuer without a path
@@ -60,6 +65,8 @@ var DefaultPaths = Paths{
 	Introspect: "/oauth2/introspect",
 	JWKS:       "/oauth2/jwks",
 	Metadata:   "/.well-known/oauth-authorization-server",
+
+	PushedAuthorization: "/oauth2/par",
 }
 
 // ScopePolicy decides the scopes a client gets. requested is what the
@@ -144,6 +151,17 @@ type Config struct {
 	// (RFC 7523), for clients registered with keys (store.Client.JWKS or
 	// JWKSURI).
 	ClientAssertion ClientAssertionOptions
+	// RequirePAR makes pushed authorization requests (RFC 9126) the only
+	// way to the authorization endpoint: a request without request_uri is
+	// refused there, and metadata says so
+	// (require_pushed_authorization_requests, RFC 9126 §5). It needs a
+	// Store that implements store.PushedRequestStore; New fails otherwise.
+	RequirePAR bool
+	// PARTTL is how long a pushed authorization request can be used
+	// (expires_in, RFC 9126 §2.2): default DefaultPARTTL (60s), at least a
+	// second, at most 10 minutes (FAPI 2.0 conformance expects less than
+	// 600 seconds).
+	PARTTL time.Duration
 	// Authenticate authenticates end users at the authorization endpoint.
 	// Required for the authorization code grant; without it the
 	// authorization endpoint answers every request with an error page.
@@ -186,6 +204,10 @@ func (c Config) normalize() (Config, error) {
 	if c.AccessTokenTTL < time.Second || c.RefreshTokenTTL < time.Second || c.CodeTTL < time.Second || c.CodeTTL > 10*time.Minute {
 		return c, errors.New("handlers: token lifetimes must be at least a second, and CodeTTL at most 10 minutes")
 	}
+	def(&c.PARTTL, DefaultPARTTL)
+	if c.PARTTL < time.Second || c.PARTTL > maxPARTTL {
+		return c, errors.New("handlers: PARTTL must be at least a second and at most 10 minutes")
+	}
 	switch c.AccessTokenFormat {
 	case "":
 		c.AccessTokenFormat = FormatOpaque
@@ -217,7 +239,8 @@ func (c Config) normalize() (Config, error) {
 		dst *string
 		def string
 	}{{&p.Token, DefaultPaths.Token}, {&p.Authorize, DefaultPaths.Authorize}, {&p.Revoke, DefaultPaths.Revoke},
-		{&p.Introspect, DefaultPaths.Introspect}, {&p.JWKS, DefaultPaths.JWKS}, {&p.Metadata, DefaultPaths.Metadata}} {
+		{&p.Introspect, DefaultPaths.Introspect}, {&p.JWKS, DefaultPaths.JWKS}, {&p.Metadata, DefaultPaths.Metadata},
+		{&p.PushedAuthorization, DefaultPaths.PushedAuthorization}} {
 		if *f.dst == "" {
 			*f.dst = f.def
 		}

@@ -31,6 +31,9 @@ type metadata struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// RFC 9126 §5.
+	PushedAuthorizationEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorization  bool   `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // MetadataHandler serves the authorization server metadata (RFC 8414 §3),
@@ -54,6 +57,11 @@ type metadata struct {
 // (dpop_signing_alg_values_supported, RFC 9449 §5.1) and the iss
 // authorization response parameter (RFC 9207 §3). scopes_supported is left
 // out: scopes are registered per client.
+//
+// When the server offers pushed authorization requests (Config.Store
+// implements store.PushedRequestStore), the document names their endpoint
+// (pushed_authorization_request_endpoint, RFC 9126 §5) and, with
+// Config.RequirePAR, require_pushed_authorization_requests: true.
 //
 // It advertises only what the server offers: without Config.Authenticate
 // there is no authorization code flow, so the document has no
@@ -89,6 +97,10 @@ func (s *Server) MetadataHandler() http.Handler {
 	}
 	if s.cfg.AccessTokenFormat == FormatJWT {
 		m.JWKSURI = s.origin + s.mounted.JWKS
+	}
+	if s.parOffered() {
+		m.PushedAuthorizationEndpoint = s.origin + s.mounted.PushedAuthorization
+		m.RequirePushedAuthorization = s.cfg.RequirePAR
 	}
 	body, err := json.Marshal(m)
 	if err != nil {

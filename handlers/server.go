@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -21,6 +22,9 @@ type Server struct {
 	// metadata advertises after origin.
 	origin  string
 	mounted Paths
+	// pushed keeps pushed authorization requests: Config.Store, when it
+	// implements store.PushedRequestStore; nil otherwise (no PAR).
+	pushed store.PushedRequestStore
 }
 
 // AuthorizationRequest is a validated authorization request (RFC 6749
@@ -51,7 +55,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: c, verifier: v}
+	s.pushed, _ = c.Store.(store.PushedRequestStore)
+	if c.RequirePAR && s.pushed == nil {
+		return nil, errors.New("handlers: Config.RequirePAR needs a Config.Store that implements store.PushedRequestStore")
+	}
 	s.origin, s.mounted = mountPaths(c.Issuer, c.Paths)
+	if !s.parOffered() {
+		s.mounted.PushedAuthorization = ""
+	}
 	if c.AccessTokenFormat == FormatJWT {
 		jt, err := newJWTAccessTokens(c)
 		if err != nil {
@@ -108,6 +119,8 @@ func mountPaths(issuer string, p Paths) (origin string, mounted Paths) {
 		Introspect: path + p.Introspect,
 		JWKS:       path + p.JWKS,
 		Metadata:   p.Metadata + path,
+
+		PushedAuthorization: path + p.PushedAuthorization,
 	}
 }
 
@@ -118,7 +131,8 @@ func mountPaths(issuer string, p Paths) (origin string, mounted Paths) {
 // §3.1). Without a path in the issuer they are Config.Paths as New
 // completed them. Paths are percent-encoded as in the issuer. JWKS is set
 // whatever the token format, though Mount registers it only with JWT access
-// tokens.
+// tokens; PushedAuthorization is empty when the server does not offer
+// pushed authorization requests ([Server.PushedAuthorizationHandler]).
 func (s *Server) MountPaths() Paths { return s.mounted }
 
 // Router is what Mount needs of a router: http.ServeMux and chi's Router
@@ -128,8 +142,10 @@ type Router interface {
 }
 
 // Mount registers every endpoint on r: token, authorize, revoke, introspect,
-// metadata and, with JWT access tokens, the JWKS, each where the metadata
-// document says it is ([Server.MountPaths]).
+// metadata, with JWT access tokens the JWKS and, when the server offers
+// them, pushed authorization requests (when Config.Store implements
+// store.PushedRequestStore and Config.Authenticate is set), each where the
+// metadata document says it is ([Server.MountPaths]).
 //
 // Config.Paths are relative to the issuer. With an issuer without a path,
 // such as https://as.example.com, each endpoint is registered at its entry
@@ -159,5 +175,8 @@ func (s *Server) Mount(r Router) {
 	r.Handle(p.Metadata, s.MetadataHandler())
 	if s.cfg.AccessTokenFormat == FormatJWT {
 		r.Handle(p.JWKS, s.JWKSHandler())
+	}
+	if s.parOffered() {
+		r.Handle(p.PushedAuthorization, s.PushedAuthorizationHandler())
 	}
 }
