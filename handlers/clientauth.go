@@ -4,6 +4,7 @@ import (
 	"github.com/dpopkit/dpop"
 
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -19,10 +20,16 @@ const (
 
 // authenticateClient identifies and authenticates the client of a request
 // to the token, revocation or introspection endpoint (RFC 6749 §2.3.1):
-// HTTP Basic, client_id and client_secret in the body, or client_id alone
-// for a public client. Using two methods at once is refused (RFC 6749 §2.3).
-// Secrets are compared by hash in constant time.
+// HTTP Basic, client_id and client_secret in the body, client_id alone for
+// a public client, or a private_key_jwt assertion (client_assertion_type
+// and client_assertion, RFC 7523 §2.2; see authenticateAssertion). Using
+// two methods at once is refused (RFC 6749 §2.3). Secrets are compared by
+// hash in constant time. A client registered with keys must use
+// private_key_jwt, and only such a client may.
 func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Error) {
+	if f.get("client_assertion_type") != "" || f.get("client_assertion") != "" {
+		return s.authenticateAssertion(r, f)
+	}
 	id, secret, method := f.get("client_id"), f.get("client_secret"), AuthNone
 	if secret != "" {
 		method = AuthSecretPost
@@ -53,6 +60,11 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Er
 		return nil, s.clientAuthFailed(method == AuthSecretBasic, ErrClientAuth)
 	case err != nil:
 		return nil, s.storeError(r, err)
+	}
+	if c.KeyAuthenticated() {
+		// Spend the time of a secret check here too.
+		(&store.Client{SecretHash: make([]byte, 32)}).SecretMatches(secret)
+		return nil, s.clientAuthFailed(method == AuthSecretBasic, fmt.Errorf("%w: %w", ErrClientAssertion, errAssertionRequired))
 	}
 	if c.Public() {
 		if method != AuthNone {
