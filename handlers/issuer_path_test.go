@@ -128,13 +128,14 @@ func TestMountIssuerPaths(t *testing.T) {
 			want := Paths{
 				Token: tc.want + p.Token, Authorize: tc.want + p.Authorize, Revoke: tc.want + p.Revoke,
 				Introspect: tc.want + p.Introspect, JWKS: tc.want + p.JWKS, Metadata: p.Metadata + tc.want,
+				PushedAuthorization: tc.want + DefaultPaths.PushedAuthorization,
 			}
 			if got := h.srv.MountPaths(); got != want {
 				t.Errorf("MountPaths %+v, want %+v", got, want)
 			}
 			var rec recordingRouter
 			h.srv.Mount(&rec)
-			wantPatterns := []string{want.Token, want.Authorize, want.Revoke, want.Introspect, want.Metadata, want.JWKS}
+			wantPatterns := []string{want.Token, want.Authorize, want.Revoke, want.Introspect, want.Metadata, want.JWKS, want.PushedAuthorization}
 			if !slices.Equal(rec.patterns, wantPatterns) {
 				t.Errorf("Mount registered %q, want %q", rec.patterns, wantPatterns)
 			}

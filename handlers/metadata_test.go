@@ -39,9 +39,15 @@ func mdStrings(v []string) []any {
 }
 
 // mdWant is the whole metadata document expected of a server whose issuer
-// is iss.
+// is iss, with a store that keeps pushed authorization requests (the
+// memory store does).
 func mdWant(iss string, p Paths, algs []string, jwt bool) map[string]any {
+	par := p.PushedAuthorization
+	if par == "" {
+		par = DefaultPaths.PushedAuthorization
+	}
 	m := map[string]any{
+		"pushed_authorization_request_endpoint":          iss + par,
 		"issuer":                                         iss,
 		"authorization_endpoint":                         iss + p.Authorize,
 		"token_endpoint":                                 iss + p.Token,
@@ -265,7 +271,8 @@ func TestMetadataWithoutAuthorizationEndpoint(t *testing.T) {
 		t.Fatalf("got %d %s", r.status, r.raw)
 	}
 	want := mdWant(h.ts.URL, DefaultPaths, dpop.DefaultAlgorithms(), false)
-	for _, k := range []string{"authorization_endpoint", "response_modes_supported", "code_challenge_methods_supported", "authorization_response_iss_parameter_supported"} {
+	for _, k := range []string{"authorization_endpoint", "response_modes_supported", "code_challenge_methods_supported", "authorization_response_iss_parameter_supported",
+		"pushed_authorization_request_endpoint"} {
 		delete(want, k)
 	}
 	want["response_types_supported"] = []any{}
