@@ -86,9 +86,9 @@ type ClientAssertionOptions struct {
 	// issuer is accepted too (draft-ietf-oauth-rfc7523bis). An aud with
 	// anything else, or more than one value, is always refused.
 	StrictAudience bool
-	// LegacyAudience also accepts the token endpoint URL, or the URL of
-	// the endpoint the assertion is sent to (such as the PAR endpoint),
-	// as aud: the older rule of RFC 7523 §3 and RFC 9126 §2, which
+	// LegacyAudience also accepts the token endpoint URL or the pushed
+	// authorization request endpoint URL as aud, at any endpoint: the
+	// older rule of RFC 7523 §3 and RFC 9126 §2, which
 	// draft-ietf-oauth-rfc7523bis deprecates. Default false.
 	LegacyAudience bool
 	// MaxLifetime is the longest an assertion may still be valid for when
@@ -218,7 +218,7 @@ func (s *Server) authenticateAssertion(r *http.Request, f form) (*store.Client, 
 		return nil, oauthError(http.StatusInternalServerError, dpop.CodeServerError, "the server cannot authenticate the client", fmt.Errorf("%w: %w", errAssertionOptions, st.err))
 	}
 	now := s.cfg.Now()
-	if cause := st.checkClaims(&a.Claims, now, s.assertionAudiences(r)); cause != nil {
+	if cause := st.checkClaims(&a.Claims, now, s.assertionAudiences()); cause != nil {
 		return nil, s.assertionRefused(cause)
 	}
 	if e := s.verifyAssertion(ctx, st, c, a); e != nil {
@@ -249,10 +249,11 @@ func assertionReplayKey(clientID, jti string) dpop.ReplayKey {
 }
 
 // assertionAudiences are the values aud may hold besides the issuer under
-// LegacyAudience: the token endpoint URL and the URL of the endpoint the
-// request reached (the PAR endpoint, RFC 9126 §2, or another).
-func (s *Server) assertionAudiences(r *http.Request) []string {
-	return []string{s.url(s.cfg.Paths.Token), s.origin + r.URL.EscapedPath()}
+// LegacyAudience: the token endpoint URL (RFC 7523 §3) and the pushed
+// authorization request endpoint URL (RFC 9126 §2), at whichever endpoint
+// the assertion is sent to.
+func (s *Server) assertionAudiences() []string {
+	return []string{s.url(s.cfg.Paths.Token), s.url(s.cfg.Paths.PushedAuthorization)}
 }
 
 // checkClaims applies the claims policy (RFC 7523 §3): iss and sub were

@@ -377,7 +377,7 @@ func TestClientAssertionAssertion(t *testing.T) {
 		{name: "aud the token endpoint URL accepted with LegacyAudience", config: legacy, key: es, edit: func(h, c map[string]any) { c["aud"] = c["aud"].(string) + "/oauth2/token" }},
 		{name: "aud the PAR endpoint URL refused", key: es, path: "/oauth2/par", edit: func(h, c map[string]any) { c["aud"] = c["aud"].(string) + "/oauth2/par" }, cause: errAssertionAudience},
 		{name: "aud the PAR endpoint URL accepted with LegacyAudience", config: legacy, key: es, path: "/oauth2/par", edit: func(h, c map[string]any) { c["aud"] = c["aud"].(string) + "/oauth2/par" }},
-		{name: "aud the revocation URL refused at the token endpoint with LegacyAudience", config: legacy, key: es, edit: func(h, c map[string]any) { c["aud"] = c["aud"].(string) + "/oauth2/revoke" }, cause: errAssertionAudience},
+		{name: "aud the revocation URL refused with LegacyAudience", config: legacy, key: es, path: "/oauth2/revoke", edit: func(h, c map[string]any) { c["aud"] = c["aud"].(string) + "/oauth2/revoke" }, cause: errAssertionAudience},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := assertionHarness(t, tc.config, "", es, ps, ed)
@@ -852,4 +852,42 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func newTestLogger(mu *sync.Mutex, b *strings.Builder) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lockedWriter{mu, b}, nil))
+}
+
+// TestClientAssertionPAR: the pushed authorization request endpoint gets
+// private_key_jwt too, with the audience rules of the other endpoints.
+func TestClientAssertionPAR(t *testing.T) {
+	es := key(t, "ec256", "ES256", "es")
+	for _, tc := range []struct {
+		name   string
+		legacy bool
+		aud    func(issuer string) any
+		status int
+	}{
+		{"aud the issuer", false, func(iss string) any { return iss }, http.StatusCreated},
+		{"aud the PAR endpoint URL refused", false, func(iss string) any { return iss + DefaultPaths.PushedAuthorization }, http.StatusUnauthorized},
+		{"aud the PAR endpoint URL accepted with LegacyAudience", true, func(iss string) any { return iss + DefaultPaths.PushedAuthorization }, http.StatusCreated},
+		{"aud the token endpoint URL accepted with LegacyAudience", true, func(iss string) any { return iss + DefaultPaths.Token }, http.StatusCreated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newPARHarness(t, func(c *Config) { c.ClientAssertion.LegacyAudience = tc.legacy })
+			cl := &store.Client{ID: pkjID, JWKS: jwksOf(t, es), GrantTypes: []string{"authorization_code"},
+				RedirectURIs: []string{redirectURI}, Scopes: []string{"read"}}
+			if err := h.store.SaveClient(context.Background(), cl); err != nil {
+				t.Fatal(err)
+			}
+			a := assertionFor(t, es, pkjID, h.ts.URL, h.clock.Now(), func(_, c map[string]any) { c["aud"] = tc.aud(h.ts.URL) })
+			p := parParams(pkjID)
+			for k, v := range assertionForm(a) {
+				p[k] = v
+			}
+			r := h.push(p, nil)
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.raw, tc.status)
+			}
+			if tc.status == http.StatusUnauthorized {
+				wantError(t, r, 401, dpop.CodeInvalidClient)
+			}
+		})
+	}
 }
