@@ -842,3 +842,39 @@ func TestPARMountIssuerPath(t *testing.T) {
 		})
 	}
 }
+
+// The memory store keeps pushed requests itself: the plain harness offers
+// PAR, and the flow works end to end on it, once.
+func TestPARMemoryStore(t *testing.T) {
+	h := &parHarness{harness: newHarness(t, nil)}
+	if _, ok := any(h.store).(store.PushedRequestStore); !ok || !h.srv.parOffered() {
+		t.Fatal("the memory store does not offer PAR")
+	}
+	uri := h.pushOK(parParams(confID), h.confHeaders())
+	code := codeOf(t, h.authorizeURI(confID, uri, authzAlice), redirectURI, "s-"+confID)
+	wantPage(t, h.authorizeURI(confID, uri, authzAlice))
+	wantToken(t, h.tokenRequest(codeForm(code)), TokenTypeDPoP)
+}
+
+// A private_key_jwt client's assertion is not kept with the pushed
+// parameters.
+func TestPARDropsClientAssertion(t *testing.T) {
+	es := key(t, "ec256", "ES256", "es")
+	h := newPARHarness(t, nil)
+	cl := &store.Client{ID: pkjID, JWKS: jwksOf(t, es), GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{redirectURI}, Scopes: []string{"read"}}
+	if err := h.store.SaveClient(context.Background(), cl); err != nil {
+		t.Fatal(err)
+	}
+	p := parParams(pkjID)
+	for k, v := range assertionForm(assertionFor(t, es, pkjID, h.ts.URL, h.clock.Now(), nil)) {
+		p[k] = v
+	}
+	rec := h.st.record(t, h.pushOK(p, nil))
+	if strings.Contains(rec.Params, "client_assertion") || rec.ClientID != pkjID {
+		t.Errorf("record %+v keeps the assertion", rec)
+	}
+	if v, _ := url.ParseQuery(rec.Params); v.Encode() != parParams(pkjID).Encode() {
+		t.Errorf("params %q, want %q", rec.Params, parParams(pkjID).Encode())
+	}
+}
