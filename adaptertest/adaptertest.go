@@ -28,20 +28,32 @@
 //     or is not a URI, a resource indicator that is not an absolute URI,
 //     has a fragment, is too long or holds a space or control character,
 //     Introspect without resources or for a public client, a negative
-//     lifetime) with an error wrapping store.ErrInvalidClientMetadata, and
+//     lifetime, more than one of a secret, a JWK Set and a jwks_uri, a JWK
+//     Set that is not one or holds too many keys, an http jwks_uri off
+//     loopback) with an error wrapping store.ErrInvalidClientMetadata, and
 //     changes nothing; it accepts the valid clients near those edges (a
 //     native app's custom-scheme redirect URI, an IPv6 loopback one,
-//     resources of store.MaxResourceLen bytes);
+//     resources of store.MaxResourceLen bytes, a JWK Set of
+//     store.MaxClientKeys keys kept byte for byte, a loopback http
+//     jwks_uri);
 //   - codes: ConsumeCode redeems once and then answers ErrConsumed with the
 //     record; GetCode answers as ConsumeCode would, record included, and
 //     redeems nothing;
+//   - pushed authorization requests, when the store implements
+//     store.PushedRequestStore (for a store that does not, the
+//     PushedRequests group runs no subtest and passes): round trips,
+//     GetPushedRequest consumes nothing, ConsumePushedRequest consumes once
+//     and then answers ErrConsumed with the record, as GetPushedRequest does,
+//     a request is no code under the same key, copies, odd keys, cancelled
+//     contexts and expiry;
 //   - refresh tokens: a rotation consumes the old token and stores the new
 //     one as one step, and a grant keeps exactly its
 //     store.ConsumedRefreshTokensPerGrant most recently consumed tokens
 //     (ErrConsumed with their own record), forgets older ones (ErrNotFound),
 //     never its live token, and never another grant's;
 //   - grant revocation, and the replay cache of dpop;
-//   - atomicity: ConsumeCode, RotateRefreshToken and Insert each race 48
+//   - atomicity: ConsumeCode, RotateRefreshToken, Insert and
+//     ConsumePushedRequest (when implemented) each race 48
 //     goroutines, released together from a barrier, for one record, over
 //     20 rounds; exactly one may win each round. A store whose check and
 //     update are separate steps is caught even when the window between them
@@ -123,6 +135,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, newStore) })
+	t.Run("PushedRequests", func(t *testing.T) { testPushedRequests(t, newStore) })
 	t.Run("Context", func(t *testing.T) { testContext(t, newStore) })
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 }

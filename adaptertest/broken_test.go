@@ -822,3 +822,95 @@ func (s *hangsOnce) RotateRefreshToken(ctx context.Context, old, h store.TokenHa
 	}
 	return prev, err
 }
+
+// Faults of pushed authorization requests (store.PushedRequestStore).
+
+// nonAtomicPushed reads a pushed request, then marks it consumed in a second
+// step: concurrent consumers may each get it, so one request_uri would
+// authorize twice.
+type nonAtomicPushed struct {
+	*memory
+	window func()
+	mu     sync.Mutex
+	reqs   map[store.TokenHash]*pushedState
+}
+
+type pushedState struct {
+	rec  store.PushedRequest
+	used bool
+}
+
+func (s *nonAtomicPushed) SavePushedRequest(ctx context.Context, h store.TokenHash, r *store.PushedRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs[h] = &pushedState{rec: *r}
+	return nil
+}
+
+// lookup returns a copy of the request under h and whether it was used, or
+// the error of an unknown or expired one.
+func (s *nonAtomicPushed) lookup(ctx context.Context, h store.TokenHash) (*pushedState, store.PushedRequest, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, store.PushedRequest{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.reqs[h]
+	switch {
+	case !ok:
+		return nil, store.PushedRequest{}, false, store.ErrNotFound
+	case !r.rec.ExpiresAt.After(time.Now()):
+		return nil, store.PushedRequest{}, false, store.ErrExpired
+	}
+	return r, r.rec, r.used, nil
+}
+
+func (s *nonAtomicPushed) GetPushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	_, rec, used, err := s.lookup(ctx, h)
+	switch {
+	case err != nil:
+		return nil, err
+	case used:
+		return &rec, store.ErrConsumed
+	}
+	return &rec, nil
+}
+
+func (s *nonAtomicPushed) ConsumePushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	r, rec, used, err := s.lookup(ctx, h)
+	switch {
+	case err != nil:
+		return nil, err
+	case used:
+		return &rec, store.ErrConsumed
+	}
+	s.window()
+	s.mu.Lock()
+	r.used = true
+	s.mu.Unlock()
+	return &rec, nil
+}
+
+// pushedNeverConsumed answers every consumption of a live pushed request
+// with the record and no error: the request is consumed as often as it is
+// asked.
+type pushedNeverConsumed struct{ *memory }
+
+func (s pushedNeverConsumed) ConsumePushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return s.memory.GetPushedRequest(ctx, h)
+}
+
+// consumingPushedGet consumes the pushed request it is asked to look up: the
+// user who loads the authorization page twice is refused.
+type consumingPushedGet struct{ *memory }
+
+func (s consumingPushedGet) GetPushedRequest(ctx context.Context, h store.TokenHash) (*store.PushedRequest, error) {
+	return s.memory.ConsumePushedRequest(ctx, h)
+}
+
+// withoutPushed is a correct store that does not implement
+// store.PushedRequestStore: only the methods of store.Store are promoted.
+type withoutPushed struct{ store.Store }

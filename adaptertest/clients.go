@@ -2,6 +2,7 @@ package adaptertest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,38 @@ func testClients(t *testing.T, newStore NewStore) {
 		must(t, err, "GetClient")
 		same(t, again, sampleClient("demo"), "client after a reader changed its copy")
 	})
+	t.Run("Keys", func(t *testing.T) {
+		// private_key_jwt clients: the JWK Set comes back byte for byte,
+		// the jwks_uri as saved; a client may change from one credential
+		// to another.
+		s := open(t, newStore)
+		for _, uri := range []bool{false, true} {
+			c := sampleKeyClient("keys", uri)
+			must(t, s.SaveClient(bg, c), "SaveClient")
+			got, err := s.GetClient(bg, "keys")
+			must(t, err, "GetClient")
+			same(t, got, sampleKeyClient("keys", uri), "private_key_jwt client")
+			if got.Public() || !got.KeyAuthenticated() {
+				t.Fatalf("private_key_jwt client came back as Public %v, KeyAuthenticated %v", got.Public(), got.KeyAuthenticated())
+			}
+		}
+		must(t, s.SaveClient(bg, sampleClient("keys")), "SaveClient of a secret in place of keys")
+		got, err := s.GetClient(bg, "keys")
+		must(t, err, "GetClient")
+		same(t, got, sampleClient("keys"), "client whose keys were replaced by a secret")
+		// Copies: neither the caller that saved the set nor a reader can
+		// change the stored one.
+		c := sampleKeyClient("copies", false)
+		must(t, s.SaveClient(bg, c), "SaveClient")
+		c.JWKS[2] = 'X'
+		got, err = s.GetClient(bg, "copies")
+		must(t, err, "GetClient")
+		same(t, got, sampleKeyClient("copies", false), "client after the caller changed its JWK Set")
+		got.JWKS[2] = 'X'
+		got, err = s.GetClient(bg, "copies")
+		must(t, err, "GetClient")
+		same(t, got, sampleKeyClient("copies", false), "client after a reader changed its JWK Set")
+	})
 	t.Run("SecretMatches", func(t *testing.T) {
 		s := open(t, newStore)
 		must(t, s.SaveClient(bg, sampleClient("demo")), "SaveClient")
@@ -117,6 +150,17 @@ func invalidClients() []*store.Client {
 	add("public with introspect", func(c *store.Client) {
 		c.SecretHash, c.GrantTypes = nil, []string{store.GrantAuthorizationCode}
 	})
+	add("secret and keys", func(c *store.Client) { c.JWKS = []byte(clientJWKS) })
+	add("secret and jwks_uri", func(c *store.Client) { c.JWKSURI = "https://app.example/jwks" })
+	add("keys and jwks_uri", func(c *store.Client) {
+		c.SecretHash, c.JWKS, c.JWKSURI = nil, []byte(clientJWKS), "https://app.example/jwks"
+	})
+	add("keys not a JWK Set", func(c *store.Client) { c.SecretHash, c.JWKS = nil, []byte(`{"kty":"OKP"}`) })
+	add("keys not JSON", func(c *store.Client) { c.SecretHash, c.JWKS = nil, []byte(`{"keys":[`) })
+	add("too many keys", func(c *store.Client) { c.SecretHash, c.JWKS = nil, keySet(store.MaxClientKeys+1) })
+	for _, u := range []string{"http://app.example/jwks", "https://u:p@app.example/jwks", "https://app.example/jwks#k", "/jwks"} {
+		add("jwks_uri "+u, func(c *store.Client) { c.SecretHash, c.JWKSURI = nil, u })
+	}
 	add("negative access ttl", func(c *store.Client) { c.AccessTokenTTL = -time.Nanosecond })
 	add("negative refresh ttl", func(c *store.Client) { c.RefreshTokenTTL = -time.Hour })
 	return cs
@@ -135,7 +179,20 @@ func validEdgeClients() []*store.Client {
 		"urn:example:rs", "https://api.example:8443/a/b?c=d", "http://127.0.0.1:9000/", "custom:opaque",
 		"https://api.example/" + strings.Repeat("x", store.MaxResourceLen-len("https://api.example/")),
 	}}
-	return []*store.Client{native, rs, {ID: "bare"}, {ID: "no grants", SecretHash: store.HashSecret("s")}}
+	most := sampleKeyClient("most keys", false)
+	most.JWKS = keySet(store.MaxClientKeys)
+	loopback := sampleKeyClient("loopback jwks_uri", true)
+	loopback.JWKSURI = "http://127.0.0.1:8765/jwks"
+	return []*store.Client{native, rs, {ID: "bare"}, {ID: "no grants", SecretHash: store.HashSecret("s")}, most, loopback}
+}
+
+// keySet is a JWK Set of n keys.
+func keySet(n int) []byte {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf(`{"kty":"OKP","crv":"Ed25519","kid":"%d","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`, i)
+	}
+	return []byte(`{"keys":[` + strings.Join(keys, ",") + `]}`)
 }
 
 // invalidResources are resource indicators store.ValidResource refuses

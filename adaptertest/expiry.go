@@ -68,6 +68,7 @@ func testExpiry(t *testing.T, newStore NewStore) {
 			t.Fatal("an expired replay entry still refuses its key")
 		}
 	})
+	add("PushedRequests", func(t *testing.T, s store.Store) { expiryPushed(t, s) })
 	timed = append(timed, lifetimeTests()...)
 	concurrently(t, newStore, timed)
 }

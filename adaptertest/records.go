@@ -39,6 +39,29 @@ func sampleClient(id string) *store.Client {
 	}
 }
 
+// clientJWKS is the JWK Set of the sample private_key_jwt client: a
+// document with members out of order, spacing, an escape and a member
+// beside "keys", which a store that parses and re-encodes it (a jsonb
+// column) would rewrite. Stores keep it byte for byte.
+const clientJWKS = `{ "keys": [
+  {"kty":"EC", "crv":"P-256", "kid":"k\u00e9-1", "use":"sig",
+   "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+  {"crv":"Ed25519","kty":"OKP","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+ ], "x-note" : 1.50 }`
+
+// sampleKeyClient is a private_key_jwt client with its JWK Set (clientJWKS);
+// with uri, one that publishes it at a jwks_uri instead.
+func sampleKeyClient(id string, uri bool) *store.Client {
+	c := sampleClient(id)
+	c.SecretHash = nil
+	if uri {
+		c.JWKSURI = "https://app.example/.well-known/jwks.json?tenant=a&v=2"
+	} else {
+		c.JWKS = []byte(clientJWKS)
+	}
+	return c
+}
+
 func sampleCode(grant string, exp time.Time) *store.AuthorizationCode {
 	return &store.AuthorizationCode{
 		GrantID:             grant,

@@ -84,6 +84,19 @@ var faults = []struct {
 	{name: "GetCode hides the consumed record", wrap: func(m *store.Memory) store.Store { return hidesConsumedRecord{m} },
 		failing: "Run/Codes/GetConsumed", says: "returned no record"},
 
+	// Pushed authorization requests.
+	{name: "pushed request consumed twice", wrap: func(m *store.Memory) store.Store {
+		return &nonAtomicPushed{memory: m, window: gap, reqs: map[store.TokenHash]*pushedState{}}
+	}, failing: "Run/PushedRequests/ConcurrentConsume"},
+	{name: "pushed request consumed twice, narrow window", wrap: func(m *store.Memory) store.Store {
+		return &nonAtomicPushed{memory: m, window: runtime.Gosched, reqs: map[store.TokenHash]*pushedState{}}
+	}, failing: "Run/PushedRequests/ConcurrentConsume"},
+	{name: "pushed request never consumed", wrap: func(m *store.Memory) store.Store { return pushedNeverConsumed{m} },
+		failing: "Run/PushedRequests/ConsumeOnce", alsoFailing: []string{"Run/PushedRequests/ConcurrentConsume"},
+		says: "ConsumePushedRequest 2 of a consumed request: error <nil>"},
+	{name: "GetPushedRequest consumes", wrap: func(m *store.Memory) store.Store { return consumingPushedGet{m} },
+		failing: "Run/PushedRequests/GetDoesNotConsume"},
+
 	// The bound on consumed refresh tokens.
 	{name: "keeps every consumed token", wrap: chainFaulty(keepsAll), failing: "Run/RefreshTokens/ChainBound", says: "the chain is not bounded"},
 	{name: "keeps too few consumed tokens", wrap: chainFaulty(keepsTooFew), failing: "Run/RefreshTokens/ChainBound", says: "a consumed token must be remembered"},
@@ -140,6 +153,11 @@ func runSuites(t *testing.T, newStore adaptertest.NewStore) {
 	t.Run("RunInstances", func(t *testing.T) { adaptertest.RunInstances(t, adaptertest.SameStore(newStore)) })
 }
 
+// controls are correct stores the self-test runs like the broken ones.
+var controls = map[string]func(m *store.Memory) store.Store{
+	"without pushed requests": func(m *store.Memory) store.Store { return withoutPushed{m} },
+}
+
 // TestBrokenStore runs the suites against the broken store named in
 // ADAPTERTEST_FAULT. It is the child process of TestSuiteCatchesFaults,
 // which picks a suite with -test.run, and does nothing when run directly.
@@ -153,6 +171,10 @@ func TestBrokenStore(t *testing.T) {
 			runSuites(t, memoryStores(f.wrap))
 			return
 		}
+	}
+	if wrap, ok := controls[name]; ok {
+		runSuites(t, memoryStores(wrap))
+		return
 	}
 	t.Fatalf("unknown fault %q", name)
 }
@@ -216,6 +238,26 @@ func failures(out string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// TestSuiteWithoutPushedRequests: a store without store.PushedRequestStore
+// passes the PushedRequests group, and its pushed requests' part of the
+// Expiry group, without a subtest run and without a skip (CI refuses
+// skipped tests).
+func TestSuiteWithoutPushedRequests(t *testing.T) {
+	t.Parallel()
+	for _, group := range []string{"Run/PushedRequests", "Run/Expiry"} {
+		out, err := runBroken("without pushed requests", group)
+		if err != nil || !strings.Contains(out, "--- PASS: TestBrokenStore/"+group+" (") {
+			t.Fatalf("%s failed a correct store without pushed requests:\n%s", group, failures(out))
+		}
+		if strings.Contains(out, "TestBrokenStore/Run/PushedRequests/") || strings.Contains(out, "SKIP") {
+			t.Fatalf("%s ran subtests of pushed requests, or skipped, for a store without them:\n%s", group, out)
+		}
+		if !strings.Contains(out, "does not implement store.PushedRequestStore") {
+			t.Fatalf("%s did not say why it checked no pushed requests:\n%s", group, out)
+		}
+	}
 }
 
 // TestSuitePassesCorrectStore is the control: the same harness, with the
