@@ -43,6 +43,13 @@ const (
 	// 400 at the token endpoint and sent back from the authorization
 	// endpoint.
 	CodeInvalidTarget ErrorCode = "invalid_target"
+	// CodeInvalidRequestURI: a request_uri that is unknown, expired,
+	// already used or another client's (RFC 9101 §7, used by RFC 9126 §4).
+	CodeInvalidRequestURI ErrorCode = "invalid_request_uri"
+	// CodeRequestNotSupported: the request carries a request object
+	// (the request parameter), which the server does not support
+	// (RFC 9101 §7, OpenID Connect Core §3.1.2.6).
+	CodeRequestNotSupported ErrorCode = "request_not_supported"
 	// CodeAccessDenied: the resource owner or the server denied the
 	// authorization request (RFC 6749 §4.1.2.1).
 	CodeAccessDenied ErrorCode = "access_denied"

@@ -295,6 +295,11 @@ func (s *Server) authorizeClient(ctx context.Context, f form, x *authzExchange) 
 // granted scopes. Its refusals go back to the client (the PAR endpoint
 // answers them as JSON errors, authzRefusal.oauthError).
 func (s *Server) authorizeScope(ctx context.Context, f form, client *store.Client) ([]string, *authzRefusal) {
+	if f.get("request") != "" {
+		// A request object (RFC 9101) would carry parameters the server
+		// does not check: refused rather than ignored.
+		return nil, authzError(dpop.CodeRequestNotSupported, "request objects are not supported", errRequestObject)
+	}
 	switch rt := f.get("response_type"); {
 	case rt == "":
 		return nil, authzError(dpop.CodeInvalidRequest, "response_type is missing", ErrMissingParam)

@@ -253,6 +253,8 @@ func TestAuthorize(t *testing.T) {
 		// Redirected errors.
 		{name: "response_type token", params: authzParams("response_type", "token", "client_id", confID, "redirect_uri", redirectURI, "state", state),
 			status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeUnsupportedResponseType, state)},
+		{name: "a request object (RFC 9101) refused, not ignored", params: base("request", "eyJhbGciOiJub25lIn0.e30."),
+			status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeRequestNotSupported, state)},
 		{name: "response_type missing", params: authzParams("client_id", confID, "redirect_uri", redirectURI, "state", state),
 			status: http.StatusFound, location: redirectURI, query: errQuery(dpop.CodeInvalidRequest, state)},
 		{name: "response_type code token", params: authzParams("response_type", "code token", "client_id", confID, "redirect_uri", redirectURI),

@@ -8,11 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
-	"weak"
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/internal/jose"
@@ -27,8 +24,9 @@ import (
 const AuthPrivateKeyJWT = "private_key_jwt"
 
 // ClientAssertionTypeJWT is the client_assertion_type of a JWT client
-// assertion (RFC 7523 §2.2).
-const ClientAssertionTypeJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+// assertion (RFC 7523 §2.2): dpop.AssertionType, which the client side
+// sends.
+const ClientAssertionTypeJWT = dpop.AssertionType
 
 // Fixed rules and defaults of client assertions.
 const (
@@ -160,7 +158,6 @@ var (
 	errAssertionJTI           = errors.New("jti missing")
 	errAssertionReplayed      = errors.New("assertion replayed")
 	errAssertionKeys          = errors.New("registered key set unusable")
-	errAssertionOptions       = errors.New("Config.ClientAssertion is invalid")
 )
 
 // ErrClientKeysUnavailable is the cause of a 503 answer when a client's
@@ -212,11 +209,7 @@ func (s *Server) authenticateAssertion(r *http.Request, f form) (*store.Client, 
 	if !c.KeyAuthenticated() {
 		return nil, s.assertionRefused(errAssertionNotRegistered)
 	}
-	st := s.assertionState()
-	if st.err != nil {
-		s.cfg.Logger.ErrorContext(ctx, "private_key_jwt disabled: invalid options", "err", st.err)
-		return nil, oauthError(http.StatusInternalServerError, dpop.CodeServerError, "the server cannot authenticate the client", fmt.Errorf("%w: %w", errAssertionOptions, st.err))
-	}
+	st := s.assertions
 	now := s.cfg.Now()
 	if cause := st.checkClaims(&a.Claims, now, s.assertionAudiences()); cause != nil {
 		return nil, s.assertionRefused(cause)
@@ -436,29 +429,11 @@ func newAssertionSettings(cfg Config) *assertionSettings {
 	return st
 }
 
-// assertionStates holds the assertionSettings of each Server, made on first
-// use and dropped when the Server is collected. (A field of Server set in
-// New would do the same; server.go is outside this change.)
-var assertionStates sync.Map // weak.Pointer[Server] → *assertionSettings
-
-// assertionState returns the private_key_jwt state of s.
-func (s *Server) assertionState() *assertionSettings {
-	k := weak.Make(s)
-	if v, ok := assertionStates.Load(k); ok {
-		return v.(*assertionSettings)
-	}
-	v, loaded := assertionStates.LoadOrStore(k, newAssertionSettings(s.cfg))
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { assertionStates.Delete(k) }, k)
-	}
-	return v.(*assertionSettings)
-}
-
 // clientAuthMethods are the client authentication methods the token
 // endpoint (with none, for public clients) and the revocation and
 // introspection endpoints accept (RFC 8414 §2).
 func (s *Server) clientAuthMethods(withNone bool) []string {
-	m := []string{AuthSecretBasic, AuthSecretPost}
+	m := []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT}
 	if withNone {
 		m = append(m, AuthNone)
 	}
@@ -468,12 +443,7 @@ func (s *Server) clientAuthMethods(withNone bool) []string {
 // ClientAssertionAlgorithms returns the JWS algorithms a private_key_jwt
 // assertion may be signed with, for the metadata's
 // token_endpoint_auth_signing_alg_values_supported (RFC 8414 §2) and its
-// revocation and introspection counterparts; nil when the options are
-// invalid.
+// revocation and introspection counterparts.
 func (s *Server) ClientAssertionAlgorithms() []string {
-	st := s.assertionState()
-	if st.err != nil {
-		return nil
-	}
-	return slices.Clone(st.opts.Algorithms)
+	return slices.Clone(s.assertions.opts.Algorithms)
 }

@@ -479,7 +479,7 @@ func TestClientAssertionKeys(t *testing.T) {
 			c, e := h.authenticate(assertionForm(assertionFor(t, es, pkjID, h.ts.URL, time.Now(), nil)), nil)
 			wantAuth(t, c, e, 0, "", nil)
 		}
-		st := h.srv.assertionState()
+		st := h.srv.assertions
 		if n := st.sets.Len(); n != 1 {
 			t.Fatalf("%d sets cached, want 1", n)
 		}
@@ -830,11 +830,17 @@ func TestClientAssertionOptions(t *testing.T) {
 			t.Fatalf("%v", got)
 		}
 	})
-	t.Run("invalid options refuse every assertion", func(t *testing.T) {
-		es := key(t, "ec256", "ES256", "es")
-		h := assertionHarness(t, func(c *Config) { c.ClientAssertion.Algorithms = []string{"HS256"} }, "", es)
-		c, e := h.authenticate(assertionForm(assertionFor(t, es, pkjID, h.ts.URL, time.Now(), nil)), nil)
-		wantAuth(t, c, e, 500, dpop.CodeServerError, errAssertionOptions)
+	t.Run("New refuses options it cannot enforce", func(t *testing.T) {
+		m, err := store.NewMemory(store.MemoryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		for _, o := range []ClientAssertionOptions{{Algorithms: []string{"HS256"}}, {Algorithms: []string{"none"}}, {MaxLifetime: 2 * time.Hour}} {
+			if _, err := New(Config{Issuer: "https://as.example", Store: m, ClientAssertion: o}); err == nil {
+				t.Errorf("New accepted %+v", o)
+			}
+		}
 	})
 }
 

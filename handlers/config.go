@@ -159,8 +159,8 @@ type Config struct {
 	RequirePAR bool
 	// PARTTL is how long a pushed authorization request can be used
 	// (expires_in, RFC 9126 §2.2): default DefaultPARTTL (60s), at least a
-	// second, at most 10 minutes (FAPI 2.0 conformance expects less than
-	// 600 seconds).
+	// second, less than 10 minutes (FAPI 2.0 conformance expects
+	// expires_in below 600).
 	PARTTL time.Duration
 	// Authenticate authenticates end users at the authorization endpoint.
 	// Required for the authorization code grant; without it the
@@ -206,7 +206,7 @@ func (c Config) normalize() (Config, error) {
 	}
 	def(&c.PARTTL, DefaultPARTTL)
 	if c.PARTTL < time.Second || c.PARTTL > maxPARTTL {
-		return c, errors.New("handlers: PARTTL must be at least a second and at most 10 minutes")
+		return c, errors.New("handlers: PARTTL must be at least a second and less than 10 minutes")
 	}
 	switch c.AccessTokenFormat {
 	case "":

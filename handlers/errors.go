@@ -39,6 +39,7 @@ var (
 	errRedirectUnusable     = errors.New("handlers: registered redirect URI unusable")
 	errUnsupportedResponse  = errors.New("handlers: unsupported response_type")
 	errMalformedJKT         = errors.New("handlers: malformed dpop_jkt")
+	errRequestObject        = errors.New("handlers: request object (RFC 9101) not supported")
 	errNoUser               = errors.New("handlers: no authenticated user")
 	errAuthenticatorFailed  = errors.New("handlers: authenticator failed")
 	errAuthorizeUnavailable = errors.New("handlers: Config.Authenticate is nil")

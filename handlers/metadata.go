@@ -28,6 +28,11 @@ type metadata struct {
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	// The algorithms of private_key_jwt assertions (RFC 8414 §2), at every
+	// endpoint that authenticates clients.
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationAuthSigningAlgs         []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionAuthSigningAlgs      []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
@@ -86,6 +91,9 @@ func (s *Server) MetadataHandler() http.Handler {
 		RevocationAuthMethodsSupported:    s.clientAuthMethods(true),
 		IntrospectionEndpoint:             s.origin + s.mounted.Introspect,
 		IntrospectionAuthMethodsSupported: s.clientAuthMethods(false),
+		TokenEndpointAuthSigningAlgs:      s.ClientAssertionAlgorithms(),
+		RevocationAuthSigningAlgs:         s.ClientAssertionAlgorithms(),
+		IntrospectionAuthSigningAlgs:      s.ClientAssertionAlgorithms(),
 		CodeChallengeMethodsSupported:     []string{PKCEMethodS256},
 		DPoPSigningAlgValuesSupported:     s.verifier.Algorithms(),
 		AuthorizationResponseISSSupported: true,

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/internal/jose"
 	"github.com/dpopkit/dpop/store"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -47,21 +48,24 @@ func mdWant(iss string, p Paths, algs []string, jwt bool) map[string]any {
 		par = DefaultPaths.PushedAuthorization
 	}
 	m := map[string]any{
-		"pushed_authorization_request_endpoint":          iss + par,
-		"issuer":                                         iss,
-		"authorization_endpoint":                         iss + p.Authorize,
-		"token_endpoint":                                 iss + p.Token,
-		"revocation_endpoint":                            iss + p.Revoke,
-		"introspection_endpoint":                         iss + p.Introspect,
-		"response_types_supported":                       []any{"code"},
-		"response_modes_supported":                       []any{"query"},
-		"grant_types_supported":                          []any{"authorization_code", "client_credentials", "refresh_token"},
-		"token_endpoint_auth_methods_supported":          []any{"client_secret_basic", "client_secret_post", "none"},
-		"revocation_endpoint_auth_methods_supported":     []any{"client_secret_basic", "client_secret_post", "none"},
-		"introspection_endpoint_auth_methods_supported":  []any{"client_secret_basic", "client_secret_post"},
-		"code_challenge_methods_supported":               []any{"S256"},
-		"dpop_signing_alg_values_supported":              mdStrings(algs),
-		"authorization_response_iss_parameter_supported": true,
+		"pushed_authorization_request_endpoint":                    iss + par,
+		"issuer":                                                   iss,
+		"authorization_endpoint":                                   iss + p.Authorize,
+		"token_endpoint":                                           iss + p.Token,
+		"revocation_endpoint":                                      iss + p.Revoke,
+		"introspection_endpoint":                                   iss + p.Introspect,
+		"response_types_supported":                                 []any{"code"},
+		"response_modes_supported":                                 []any{"query"},
+		"grant_types_supported":                                    []any{"authorization_code", "client_credentials", "refresh_token"},
+		"token_endpoint_auth_methods_supported":                    []any{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+		"revocation_endpoint_auth_methods_supported":               []any{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+		"introspection_endpoint_auth_methods_supported":            []any{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported":         mdStrings(jose.Names()),
+		"revocation_endpoint_auth_signing_alg_values_supported":    mdStrings(jose.Names()),
+		"introspection_endpoint_auth_signing_alg_values_supported": mdStrings(jose.Names()),
+		"code_challenge_methods_supported":                         []any{"S256"},
+		"dpop_signing_alg_values_supported":                        mdStrings(algs),
+		"authorization_response_iss_parameter_supported":           true,
 	}
 	if jwt {
 		m["jwks_uri"] = iss + p.JWKS

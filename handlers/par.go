@@ -17,7 +17,7 @@ const DefaultPARTTL = time.Minute
 
 // maxPARTTL bounds Config.PARTTL. RFC 9126 §2.2 asks for a short lifetime;
 // the FAPI 2.0 conformance suite expects expires_in below 600.
-const maxPARTTL = 10 * time.Minute
+const maxPARTTL = 10*time.Minute - time.Second
 
 // requestURIPrefix starts every request_uri the PAR endpoint issues
 // (RFC 9126 §2.2).
@@ -25,11 +25,6 @@ const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 
 // paramRequestURI is the request_uri parameter (RFC 9126 §4, RFC 9101 §5).
 const paramRequestURI = "request_uri"
-
-// codeInvalidRequestURI is the invalid_request_uri error (RFC 9101 §7,
-// used by RFC 9126 §4): a request_uri that is unknown, expired, used or
-// another client's.
-const codeInvalidRequestURI dpop.ErrorCode = "invalid_request_uri"
 
 // Causes of refusals about pushed authorization requests; they appear in
 // logs.
@@ -256,7 +251,7 @@ func (s *Server) consumePushedRequest(ctx context.Context, p *pushedAuthorizatio
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConsumed):
-		return authzError(codeInvalidRequestURI, "the request_uri is expired or already used", errors.Join(errRequestURI, err))
+		return authzError(dpop.CodeInvalidRequestURI, "the request_uri is expired or already used", errors.Join(errRequestURI, err))
 	}
 	return authzError(dpop.CodeServerError, "the server cannot handle the request now", errors.Join(ErrStore, err))
 }

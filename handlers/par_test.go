@@ -322,6 +322,9 @@ func TestPARRefusals(t *testing.T) {
 		{name: "request_uri inside the PAR body is refused", params: func(*parHarness) url.Values {
 			return parParams(confID, "request_uri", requestURIPrefix+"x")
 		}, headers: conf, status: http.StatusBadRequest, code: dpop.CodeInvalidRequest},
+		{name: "a request object is refused, not ignored", params: func(*parHarness) url.Values {
+			return parParams(confID, "request", "eyJhbGciOiJub25lIn0.e30.")
+		}, headers: conf, status: http.StatusBadRequest, code: dpop.CodeRequestNotSupported},
 		{name: "redirect_uri required", params: func(*parHarness) url.Values {
 			v := parParams(parPlainID)
 			v.Del("redirect_uri")
@@ -568,7 +571,7 @@ func TestPARAuthorize(t *testing.T) {
 		h.st.consumeRace = true
 		h.st.mu.Unlock()
 		r := h.authorizeURI(confID, uri, authzAlice)
-		checkAuthorizeLocation(t, h.harness, r.header.Get("Location"), redirectURI, errQuery(codeInvalidRequestURI, "s-"+confID))
+		checkAuthorizeLocation(t, h.harness, r.header.Get("Location"), redirectURI, errQuery(dpop.CodeInvalidRequestURI, "s-"+confID))
 		wantPage(t, h.authorizeURI(confID, uri, authzAlice))
 	})
 	t.Run("a request_uri belongs to the client that pushed it", func(t *testing.T) {
@@ -770,10 +773,11 @@ func TestPARConfig(t *testing.T) {
 		{"RequirePAR with a store without PAR", Config{Issuer: iss, Store: noPARStore{m}, RequirePAR: true, Authenticate: testAuthenticate},
 			"handlers: Config.RequirePAR needs a Config.Store that implements store.PushedRequestStore"},
 		{"RequirePAR with PAR", Config{Issuer: iss, Store: withPAR, RequirePAR: true, Authenticate: testAuthenticate}, ""},
-		{"PARTTL over 10 minutes", Config{Issuer: iss, Store: withPAR, PARTTL: 10*time.Minute + time.Second}, "handlers: PARTTL must be at least a second and at most 10 minutes"},
-		{"PARTTL under a second", Config{Issuer: iss, Store: withPAR, PARTTL: time.Millisecond}, "handlers: PARTTL must be at least a second and at most 10 minutes"},
-		{"negative PARTTL", Config{Issuer: iss, Store: withPAR, PARTTL: -time.Second}, "handlers: PARTTL must be at least a second and at most 10 minutes"},
-		{"PARTTL of 10 minutes", Config{Issuer: iss, Store: withPAR, PARTTL: 10 * time.Minute}, ""},
+		{"PARTTL over 10 minutes", Config{Issuer: iss, Store: withPAR, PARTTL: 10*time.Minute + time.Second}, "handlers: PARTTL must be at least a second and less than 10 minutes"},
+		{"PARTTL under a second", Config{Issuer: iss, Store: withPAR, PARTTL: time.Millisecond}, "handlers: PARTTL must be at least a second and less than 10 minutes"},
+		{"negative PARTTL", Config{Issuer: iss, Store: withPAR, PARTTL: -time.Second}, "handlers: PARTTL must be at least a second and less than 10 minutes"},
+		{"PARTTL of 10 minutes (expires_in 600)", Config{Issuer: iss, Store: withPAR, PARTTL: 10 * time.Minute}, "handlers: PARTTL must be at least a second and less than 10 minutes"},
+		{"PARTTL of 599 seconds", Config{Issuer: iss, Store: withPAR, PARTTL: 599 * time.Second}, ""},
 		{"PAR path without slash", Config{Issuer: iss, Store: withPAR, Paths: Paths{PushedAuthorization: "par"}}, `handlers: path "par" must start with / and have no query`},
 		{"PAR path with a query", Config{Issuer: iss, Store: withPAR, Paths: Paths{PushedAuthorization: "/par?x"}}, `handlers: path "/par?x" must start with / and have no query`},
 	} {

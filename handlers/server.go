@@ -25,6 +25,9 @@ type Server struct {
 	// pushed keeps pushed authorization requests: Config.Store, when it
 	// implements store.PushedRequestStore; nil otherwise (no PAR).
 	pushed store.PushedRequestStore
+	// assertions is the private_key_jwt state: options, parsed key sets,
+	// fetched jwks_uri documents.
+	assertions *assertionSettings
 }
 
 // AuthorizationRequest is a validated authorization request (RFC 6749
@@ -54,7 +57,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, verifier: v}
+	s := &Server{cfg: c, verifier: v, assertions: newAssertionSettings(c)}
+	if err := s.assertions.err; err != nil {
+		return nil, err
+	}
 	s.pushed, _ = c.Store.(store.PushedRequestStore)
 	if c.RequirePAR && s.pushed == nil {
 		return nil, errors.New("handlers: Config.RequirePAR needs a Config.Store that implements store.PushedRequestStore")
