@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dpopkit/dpop/internal/jose"
 )
 
 // Grant types a client may be registered for (Client.GrantTypes): the ones
@@ -221,15 +223,13 @@ func (c *Client) validKeys() error {
 	if n > 1 {
 		return fmt.Errorf("%w: more than one of SecretHash, JWKS and JWKSURI", ErrInvalidClientMetadata)
 	}
-	if len(c.JWKS) > 0 {
-		var doc struct {
-			Keys []map[string]json.RawMessage `json:"keys"`
-		}
-		if len(c.JWKS) > MaxClientJWKSBytes || json.Unmarshal(c.JWKS, &doc) != nil || len(doc.Keys) == 0 || len(doc.Keys) > MaxClientKeys {
-			return fmt.Errorf("%w: JWKS is not a JWK Set of 1 to %d keys within %d bytes", ErrInvalidClientMetadata, MaxClientKeys, MaxClientJWKSBytes)
-		}
+	if len(c.JWKS) > 0 && !validJWKS(c.JWKS) {
+		return fmt.Errorf("%w: JWKS is not a JWK Set of 1 to %d keys within %d bytes", ErrInvalidClientMetadata, MaxClientKeys, MaxClientJWKSBytes)
 	}
 	if c.JWKSURI != "" {
+		if strings.ContainsFunc(c.JWKSURI, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			return fmt.Errorf("%w: JWKSURI must be ASCII without spaces (RFC 3986 §2)", ErrInvalidClientMetadata)
+		}
 		p, err := url.Parse(c.JWKSURI)
 		ok := err == nil && p.Host != "" && p.User == nil && !strings.Contains(c.JWKSURI, "#") &&
 			(p.Scheme == "https" || p.Scheme == "http" && loopbackHost(p.Hostname()))
@@ -238,6 +238,30 @@ func (c *Client) validKeys() error {
 		}
 	}
 	return nil
+}
+
+// validJWKS reports whether doc is a JWK Set document (RFC 7517 §5) of
+// bounded size: one JSON object whose "keys" member, matched exactly (JWK
+// member names are case-sensitive), is an array of 1 to MaxClientKeys
+// objects, no member given twice.
+func validJWKS(doc []byte) bool {
+	if len(doc) > MaxClientJWKSBytes {
+		return false
+	}
+	o, err := jose.ParseObject(doc)
+	if err != nil {
+		return false
+	}
+	var keys []map[string]json.RawMessage
+	if json.Unmarshal(o["keys"], &keys) != nil || len(keys) == 0 || len(keys) > MaxClientKeys {
+		return false
+	}
+	for _, k := range keys {
+		if k == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // loopbackHost reports whether host is localhost or a loopback IP address.
