@@ -449,7 +449,8 @@ func (s *Server) authorizeRedirect(w http.ResponseWriter, r *http.Request, t *au
 	u := *t.uri
 	u.RawQuery = q.Encode()
 	status := http.StatusFound
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost || s.fapi2() {
+		// FAPI 2.0 §5.3.2.2: 303, so that no browser repeats a POST.
 		status = http.StatusSeeOther
 	}
 	h := w.Header()

@@ -433,6 +433,9 @@ func newAssertionSettings(cfg Config) *assertionSettings {
 // endpoint (with none, for public clients) and the revocation and
 // introspection endpoints accept (RFC 8414 §2).
 func (s *Server) clientAuthMethods(withNone bool) []string {
+	if s.fapi2() {
+		return []string{AuthPrivateKeyJWT}
+	}
 	m := []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT}
 	if withNone {
 		m = append(m, AuthNone)

@@ -30,6 +30,12 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Er
 	if f.get("client_assertion_type") != "" || f.get("client_assertion") != "" {
 		return s.authenticateAssertion(r, f)
 	}
+	if s.fapi2() {
+		// FAPI 2.0 §5.3.1.2: confidential clients with private_key_jwt
+		// only; no secret, no public client.
+		_, _, basic := r.BasicAuth()
+		return nil, s.clientAuthFailed(basic, errProfileAuth)
+	}
 	id, secret, method := f.get("client_id"), f.get("client_secret"), AuthNone
 	if secret != "" {
 		method = AuthSecretPost

@@ -162,6 +162,23 @@ type Config struct {
 	// second, less than 10 minutes (FAPI 2.0 conformance expects
 	// expires_in below 600).
 	PARTTL time.Duration
+	// Profile selects a security profile: "" (none) or ProfileFAPI2, the
+	// FAPI 2.0 Security Profile with DPoP and private_key_jwt. Under
+	// ProfileFAPI2: pushed authorization requests are required
+	// (RequirePAR, so Store must implement store.PushedRequestStore),
+	// clients authenticate with private_key_jwt only (secret and public
+	// clients get invalid_client), PKCE S256 is required (RequirePKCE),
+	// redirect_uri is required (at PAR), codes live at most 60 s, every
+	// token needs a DPoP proof, proofs, client assertions and issued JWTs
+	// use PS256, ES256 or EdDSA only (DPoP.Algorithms and
+	// ClientAssertion.Algorithms default to those), an assertion's aud is
+	// the issuer as a string (ClientAssertion.StrictAudience), every
+	// authorization response carries iss and redirects with 303,
+	// confidential clients' refresh tokens are not rotated, and metadata
+	// says so. New refuses a configuration that contradicts the profile
+	// (AllowBearer, a CodeTTL over 60 s, another algorithm listed or
+	// signing a JWT, ClientAssertion.LegacyAudience), naming the conflict.
+	Profile string
 	// Authenticate authenticates end users at the authorization endpoint.
 	// Required for the authorization code grant; without it the
 	// authorization endpoint answers every request with an error page.
@@ -192,6 +209,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Store == nil {
 		return c, errors.New("handlers: Config.Store is required")
+	}
+	if err := c.applyProfile(); err != nil {
+		return c, err
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
