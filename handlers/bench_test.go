@@ -7,7 +7,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/internal/benchref"
@@ -22,14 +24,24 @@ import (
 // and storing the token, the JSON answer. Compare with
 // BenchmarkRawECDSAVerify from the same run (goal: at most 1.4×).
 
-func benchTokenEndpoint(b *testing.B, edit func(*Config)) {
+func benchTokenEndpoint(b *testing.B, edit func(*Config)) { benchTokenRequests(b, edit, false) }
+
+// benchTokenRequests runs client credentials requests authenticated with the
+// client secret, or with private_key_jwt (an ES256 assertion, made before
+// the timer starts, checked and its jti recorded per request).
+func benchTokenRequests(b *testing.B, edit func(*Config), assertion bool) {
 	m, err := store.NewMemory(store.MemoryOptions{MaxReplayEntries: 2*b.N + 4096, MaxAccessTokens: b.N + 4096, ClientShare: 100}) // shards fill unevenly
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	if err := m.SaveClient(ctx, &store.Client{ID: confID, SecretHash: store.HashSecret(confSecret),
-		GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"read"}, DPoPBound: true}); err != nil {
+	client := &store.Client{ID: confID, SecretHash: store.HashSecret(confSecret),
+		GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"read"}, DPoPBound: true}
+	es := key(b, "ec256", "ES256", "es")
+	if assertion {
+		client.SecretHash, client.JWKS = nil, jwksOf(b, es)
+	}
+	if err := m.SaveClient(ctx, client); err != nil {
 		b.Fatal(err)
 	}
 	// Every proof is charged to the client, as always, with a budget no
@@ -43,15 +55,25 @@ func benchTokenEndpoint(b *testing.B, edit func(*Config)) {
 		b.Fatal(err)
 	}
 	signer := newSigner(b)
-	proofs := make([]string, b.N)
+	proofs, bodies := make([]string, b.N), make([]string, b.N)
 	for i := range proofs {
 		proofs[i] = proofBy(b, signer, "POST", cfg.Issuer+DefaultPaths.Token, dpop.ProofOptions{})
+		if assertion {
+			f := assertionForm(assertionFor(b, es, confID, cfg.Issuer, time.Now(), nil))
+			f.Set("grant_type", GrantClientCredentials)
+			bodies[i] = f.Encode()
+		}
 	}
 	h := srv.TokenHandler()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		req := dpoptest.ClientCredentialsRequest(DefaultPaths.Token, confID, confSecret, proofs[i])
+		if assertion {
+			req = httptest.NewRequest(http.MethodPost, DefaultPaths.Token, strings.NewReader(bodies[i]))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("DPoP", proofs[i])
+		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
@@ -62,6 +84,12 @@ func benchTokenEndpoint(b *testing.B, edit func(*Config)) {
 
 // BenchmarkTokenClientCredentials: opaque access tokens (the default).
 func BenchmarkTokenClientCredentials(b *testing.B) { benchTokenEndpoint(b, nil) }
+
+// BenchmarkTokenClientCredentialsPrivateKeyJWT: the client authenticates
+// with an ES256 private_key_jwt assertion (RFC 7523) instead of its secret:
+// one signature check and one replay-cache entry more per request. Compare
+// with BenchmarkTokenClientCredentials from the same run.
+func BenchmarkTokenClientCredentialsPrivateKeyJWT(b *testing.B) { benchTokenRequests(b, nil, true) }
 
 // BenchmarkTokenClientCredentialsJWT: RFC 9068 access tokens signed with
 // ES256, which adds one signature per request.
