@@ -525,6 +525,12 @@ func TestClientFails(t *testing.T) {
 	if _, _, err := runErr("client", "-mode", "password"); err == nil {
 		t.Fatal("client -mode password succeeded")
 	}
+	if _, errOut, err := runErr("client", "-mode", "fapi"); err == nil || !strings.Contains(errOut, "-client-id") {
+		t.Fatalf("client -mode fapi without -client-id: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := runErr("client", "-mode", "fapi", "-client-id", "x", "-client-key", filepath.Join(t.TempDir(), "missing.pem")); err == nil {
+		t.Fatalf("client -mode fapi with a missing key file succeeded\n%s", errOut)
+	}
 }
 
 // TestProofWithNonce walks the nonce dance by hand with examples/proof
@@ -667,6 +673,8 @@ func TestServerFlags(t *testing.T) {
 		{"-jwt-client", "demo=" + jwks},
 		{"-jwt-client", "fapi=" + jwks, "-jwt-client", "fapi=" + jwks},
 		{"-token-format", "paseto"},
+		{"-profile", "fapi"},
+		{"-profile", "FAPI2"},
 		{"-store", "mongodb"},
 		{"-store", "redis"},    // no -redis-url
 		{"-store", "postgres"}, // no -postgres-url

@@ -5,6 +5,24 @@
 //
 //	go run ./examples/client                 # client credentials, as "demo"
 //	go run ./examples/client -mode code      # authorization code + PKCE + dpop_jkt, as "demo-public"
+//	go run ./examples/client -mode fapi -client-id fapi-client -client-key fapi.pem -kid k1
+//
+// Mode fapi is the FAPI 2.0 flow a server started with -profile fapi2 (or
+// without a profile) accepts from a client registered with -jwt-client: the
+// client authenticates with private_key_jwt (a dpop.AssertionTransport adds
+// a fresh client assertion signed by the key in -client-key to every POST
+// to the token and PAR endpoints), pushes its authorization request (PAR,
+// RFC 9126) with a DPoP proof that binds the code to its DPoP key, sends
+// the user to the authorization endpoint with client_id and request_uri
+// only, exchanges the code, calls the API and refreshes. The DPoP key is a
+// fresh one, distinct from the client's key. To make a client key and the
+// public JWK Set the server registers:
+//
+//	go run ./examples/client -client-key fapi.pem -kid k1 -jwks > fapi-jwks.json
+//	go run ./examples/server -profile fapi2 -jwt-client fapi-client=fapi-jwks.json
+//
+// -jwks creates the key file (ECDSA P-256, mode 0600) when it is missing;
+// -client-key also reads PKCS #8 RSA keys (PS256) and Ed25519 keys (EdDSA).
 //
 // The proofs are made by a dpop.Signer over a fresh P-256 key and added by a
 // dpop.Transport, which also binds them to the access token (ath) and
@@ -60,7 +78,11 @@ func run(args []string, out, errOut io.Writer) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	issuer := fs.String("issuer", "http://127.0.0.1:8080", "base `URL` of the demo server")
-	mode := fs.String("mode", "cc", "`flow`: cc (client credentials, confidential client demo) or code (authorization code with PKCE and dpop_jkt, public client demo-public)")
+	mode := fs.String("mode", "cc", "`flow`: cc (client credentials, confidential client demo), code (authorization code with PKCE and dpop_jkt, public client demo-public) or fapi (FAPI 2.0: private_key_jwt, PAR with a DPoP proof, authorization code with PKCE, refresh; needs -client-id and -client-key)")
+	clientID := fs.String("client-id", "", "client `id` registered with the server's -jwt-client, for -mode fapi")
+	clientKey := fs.String("client-key", "", "PEM `file` of the client's private key (PKCS #8: ECDSA P-256 for ES256, RSA for PS256, Ed25519 for EdDSA), whose public key is in the JWK Set the server registered; for -mode fapi and -jwks")
+	kid := fs.String("kid", "", "key `id` of the client key in its JWK Set, sent in the assertions' header (and written by -jwks)")
+	printJWKS := fs.Bool("jwks", false, "print the public JWK Set of -client-key (created, ECDSA P-256, mode 0600, when missing) for the server's -jwt-client ID=FILE, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +90,25 @@ func run(args []string, out, errOut io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	base := strings.TrimSuffix(*issuer, "/")
+	if *printJWKS {
+		if *clientKey == "" {
+			return errors.New("-jwks needs -client-key")
+		}
+		return writeJWKS(out, *clientKey, *kid)
+	}
+	var assertions *dpop.Signer
+	if *mode == "fapi" {
+		if *clientID == "" || *clientKey == "" {
+			return errors.New("-mode fapi needs -client-id and -client-key")
+		}
+		key, err := readClientKey(*clientKey)
+		if err != nil {
+			return err
+		}
+		if assertions, err = dpop.NewSigner(key, dpop.SignerOptions{}); err != nil {
+			return fmt.Errorf("%s: %w", *clientKey, err)
+		}
+	}
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -90,6 +131,19 @@ func run(args []string, out, errOut io.Writer) error {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	if assertions != nil {
+		// private_key_jwt: a fresh assertion (aud the issuer, as a string)
+		// on every POST to the token and PAR endpoints, beneath the DPoP
+		// transport so that a retry after use_dpop_nonce gets a new one.
+		c.clientID = *clientID
+		c.http.Transport = dpop.NewTransport(signer, &dpop.AssertionTransport{
+			Signer:    assertions,
+			Options:   dpop.AssertionOptions{ClientID: *clientID, Audience: base, KeyID: *kid},
+			TokenURLs: []string{base + "/oauth2/token", base + "/oauth2/par"},
+			Base:      &showProofs{out: out, next: http.DefaultTransport},
+		})
+		c.step("client %q authenticates with private_key_jwt: %s key, jkt %s", *clientID, assertions.Algorithm(), assertions.JKT())
+	}
 	c.step("new DPoP key (ES256), jkt %s", signer.JKT())
 
 	ctx := context.Background()
@@ -98,8 +152,10 @@ func run(args []string, out, errOut io.Writer) error {
 		err = c.clientCredentials(ctx)
 	case "code":
 		err = c.authorizationCode(ctx)
+	case "fapi":
+		err = c.fapi(ctx)
 	default:
-		return fmt.Errorf("-mode must be cc or code, not %q", *mode)
+		return fmt.Errorf("-mode must be cc, code or fapi, not %q", *mode)
 	}
 	if err != nil {
 		return err
@@ -115,6 +171,8 @@ type client struct {
 	signer *dpop.Signer
 	http   *http.Client
 	steps  int
+	// clientID is the private_key_jwt client of -mode fapi.
+	clientID string
 }
 
 // tokenResponse is a successful token response (RFC 6749 §5.1).
@@ -207,7 +265,8 @@ func (c *client) authorizationCode(ctx context.Context) error {
 
 // authorize sends the authorization request with the user's credentials and
 // reads the code from the redirect, without following it: the callback is
-// the client's own address, which nothing serves here.
+// the client's own address, which nothing serves here. The redirect is 302
+// or 303 (FAPI 2.0 servers answer 303, which a browser follows with GET).
 func (c *client) authorize(ctx context.Context, authURL, state string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
@@ -332,6 +391,19 @@ type showProofs struct {
 func (s *showProofs) RoundTrip(req *http.Request) (*http.Response, error) {
 	if p := req.Header.Get("DPoP"); p != "" {
 		fmt.Fprintf(s.out, "DPoP proof for %s %s:\n%s\n", req.Method, req.URL, decodeProof(p))
+	}
+	// A client assertion (private_key_jwt, -mode fapi) is in the form body.
+	if req.Body != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		body, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if f, err := url.ParseQuery(string(body)); err == nil && f.Get("client_assertion") != "" {
+			fmt.Fprintf(s.out, "client assertion (private_key_jwt) for %s %s:\n%s\n", req.Method, req.URL, decodeProof(f.Get("client_assertion")))
+		}
 	}
 	resp, err := s.next.RoundTrip(req)
 	if err == nil && resp.Header.Get("DPoP-Nonce") != "" {

@@ -123,7 +123,7 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 			closeStore()
 		}
 	}()
-	if err := registerClients(ctx, st, s, cfg.jwtClients, logger); err != nil {
+	if err := registerClients(ctx, st, s, demoClients(s, cfg.jwtClients, cfg.profile == profileFAPI2), logger); err != nil {
 		return nil, fmt.Errorf("registering the demo clients: %w", err)
 	}
 
@@ -161,6 +161,10 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 			return map[string]any{tenantClaim: s.tenant()}, nil
 		},
 		Logger: logger.With("component", "handlers"),
+		// "" or handlers.ProfileFAPI2: PAR and PKCE required, private_key_jwt
+		// only, PS256/ES256/EdDSA (the JWT access tokens' key is ES256),
+		// 303 redirects.
+		Profile: profileOf(cfg.profile),
 	}
 	// The validator reads tokens; the audience is the middleware's to
 	// check, each API against its own identifier.
@@ -243,9 +247,19 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore, defaults: dpop.DefaultQuota(st), paths: as.MountPaths()}, nil
 }
 
+// profileOf maps -profile to handlers.Config.Profile.
+func profileOf(flag string) string {
+	if flag == profileFAPI2 {
+		return handlers.ProfileFAPI2
+	}
+	return ""
+}
+
 // demoClients are the demo's registrations for the issuer of s: their
-// resources are its APIs' identifiers.
-func demoClients(s site, jwtClients []jwtClient) []*store.Client {
+// resources are its APIs' identifiers. Under the FAPI 2.0 profile (fapi2)
+// only the -jwt-client clients: demo and demo-rs authenticate with a
+// secret and demo-public with nothing, which the profile refuses.
+func demoClients(s site, jwtClients []jwtClient, fapi2 bool) []*store.Client {
 	grants := []string{handlers.GrantClientCredentials, handlers.GrantAuthorizationCode, handlers.GrantRefreshToken}
 	api, billing := s.resource(apiPrefix), s.resource(billingPrefix)
 	clients := []*store.Client{
@@ -276,6 +290,9 @@ func demoClients(s site, jwtClients []jwtClient) []*store.Client {
 			Introspect: true,
 		},
 	}
+	if fapi2 {
+		clients = nil
+	}
 	for _, c := range jwtClients {
 		clients = append(clients, c.registration(s))
 	}
@@ -287,8 +304,8 @@ func demoClients(s site, jwtClients []jwtClient) []*store.Client {
 // issuer: a store shared by demos of different issuers holds the
 // registrations of the last one to start, and the others' tokens stop
 // working, so it warns when it replaces another issuer's.
-func registerClients(ctx context.Context, st store.ClientStore, s site, jwtClients []jwtClient, logger *slog.Logger) error {
-	for _, c := range demoClients(s, jwtClients) {
+func registerClients(ctx context.Context, st store.ClientStore, s site, clients []*store.Client, logger *slog.Logger) error {
+	for _, c := range clients {
 		if old, err := st.GetClient(ctx, c.ID); err == nil && len(old.Resources) > 0 && !slices.Equal(old.Resources, c.Resources) {
 			logger.Warn("replacing the registration of a demo of another issuer in this store: its clients' tokens will name this issuer's APIs (give each issuer its own -store-namespace)",
 				"client_id", c.ID)

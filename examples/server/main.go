@@ -24,6 +24,20 @@
 // issuer's path, or "default"), which the APIs show. Everything is kept in
 // memory unless -store names a shared store.
 //
+// With -profile fapi2 the authorization server runs under the FAPI 2.0
+// Security Profile (handlers.ProfileFAPI2): authorization requests must be
+// pushed (PAR, RFC 9126) with PKCE S256, clients authenticate with
+// private_key_jwt only, and redirects are 303. demo, demo-public and
+// demo-rs cannot comply and are not registered, so only the clients of
+// -jwt-client ID=FILE can get tokens; without any, the server still starts
+// (its metadata can be read) and its banner says that no client can do
+// anything. A shared store may still hold demo's registration from an
+// earlier run: the profile refuses it (invalid_client) all the same.
+//
+//	go run ./examples/client -client-key fapi.pem -kid k1 -jwks > fapi-jwks.json
+//	go run ./examples/server -profile fapi2 -jwt-client fapi-client=fapi-jwks.json
+//	go run ./examples/client -mode fapi -client-id fapi-client -client-key fapi.pem -kid k1
+//
 // This is a demonstration: the secrets are fixed and printed, and it speaks
 // plain HTTP on a loopback address. See the repository README for what a
 // real deployment must do differently.
@@ -64,7 +78,13 @@ type config struct {
 	quotaClient, quotaToken, quotaGrant int
 	// jwtClients are the -jwt-client registrations.
 	jwtClients jwtClientFlags
+	// profile is -profile: "" or profileFAPI2.
+	profile string
 }
+
+// profileFAPI2 is the value of -profile that runs the authorization server
+// under handlers.ProfileFAPI2.
+const profileFAPI2 = "fapi2"
 
 // maxQuota bounds the quota flags: a thousand times the default replay
 // cache, as good as no quota (a typo, not a setting, goes beyond it).
@@ -115,6 +135,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.IntVar(&cfg.quotaGrant, "quota-grant", 0, "replay cache `entries` the proofs redeeming one grant (a code, a refresh token chain) may keep alive at the token endpoint (0: the kit's default, 100; -1: off)")
 	fs.StringVar(&cfg.nonceSecret, "nonce-secret", "", "`secret` (at least 32 bytes) keying the server nonces, the same on every instance; default $"+nonceSecretEnv+", or random per process")
 	fs.Var(&cfg.jwtClients, "jwt-client", "register `ID=FILE`, a confidential client authenticated by private_key_jwt (RFC 7523) with the public JWK Set in FILE: redirect URI "+redirectURI+", scopes read write, grants authorization_code, refresh_token and client_credentials, DPoP-bound, tokens for both APIs (repeatable)")
+	fs.StringVar(&cfg.profile, "profile", "", "security `profile`: fapi2 runs the authorization server under the FAPI 2.0 Security Profile (handlers.ProfileFAPI2: pushed authorization requests and PKCE required, private_key_jwt only, PS256/ES256/EdDSA, 303 redirects); the demo's secret and public clients (demo, demo-public, demo-rs) are then not registered, so only -jwt-client clients can get tokens")
 	fs.Usage = func() {
 		fmt.Fprintf(errOut, "Usage: go run ./examples/server [flags]\n\n")
 		fmt.Fprintf(errOut, "The dpopkit demo: an authorization server and a DPoP-protected API in one process.\n\n")
@@ -159,6 +180,11 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		if !validNamespace(cfg.namespace) {
 			return config{}, fmt.Errorf("-store-namespace must be 1 to 63 lower-case letters, digits and underscores, not starting with a digit, not %q", cfg.namespace)
 		}
+	}
+	switch cfg.profile {
+	case "", profileFAPI2:
+	default:
+		return config{}, fmt.Errorf("-profile must be %s (or not given), not %q", profileFAPI2, cfg.profile)
 	}
 	if cfg.nonceSecret == "" {
 		cfg.nonceSecret = os.Getenv(nonceSecretEnv)
@@ -269,14 +295,32 @@ func printBanner(out io.Writer, cfg config, s site, bound string, a *app) {
 	fmt.Fprintf(out, "APIs (GET with Authorization: DPoP <token>; a token is accepted where its audience names the resource):\n")
 	fmt.Fprintf(out, "  %s/hello (resource %s)\n", api, api)
 	fmt.Fprintf(out, "  %s/hello (resource %s)\n", billing, billing)
+	fapi2 := cfg.profile == profileFAPI2
+	if fapi2 {
+		fmt.Fprintf(out, "profile fapi2 (FAPI 2.0 Security Profile): pushed authorization requests at %s and PKCE S256 required, private_key_jwt only (aud = the issuer), PS256/ES256/EdDSA, 303 redirects\n", s.origin+a.paths.PushedAuthorization)
+		fmt.Fprintf(out, "  the demo's clients %s, %s and %s are not registered: the profile refuses secrets and public clients\n", demoClient, publicClient, rsClient)
+	}
 	fmt.Fprintf(out, "clients (redirect URI %s):\n", redirectURI)
-	fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; client_credentials, authorization_code, refresh_token; scopes read write; resources /api, /billing (both without a resource parameter)\n", demoClient, "secret "+demoSecret)
-	fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; authorization_code (PKCE required), refresh_token; scopes read write; resource /api\n", publicClient, "public, no secret")
-	fmt.Fprintf(out, "  %-12s %-22s the /api resource server: introspection of the tokens for /api, no token of its own\n", rsClient, "secret "+rsSecret)
+	if !fapi2 {
+		fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; client_credentials, authorization_code, refresh_token; scopes read write; resources /api, /billing (both without a resource parameter)\n", demoClient, "secret "+demoSecret)
+		fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; authorization_code (PKCE required), refresh_token; scopes read write; resource /api\n", publicClient, "public, no secret")
+		fmt.Fprintf(out, "  %-12s %-22s the /api resource server: introspection of the tokens for /api, no token of its own\n", rsClient, "secret "+rsSecret)
+	}
 	for _, c := range cfg.jwtClients {
 		fmt.Fprintf(out, "  %-12s %-22s DPoP-bound; authorization_code, refresh_token, client_credentials; scopes read write; resources /api, /billing\n", c.id, "private_key_jwt")
 	}
+	if fapi2 && len(cfg.jwtClients) == 0 {
+		fmt.Fprintf(out, "  none: no client can get a token; register one with -jwt-client ID=FILE (FILE: a public JWK Set, such as the output of go run ./examples/client -client-key KEY.pem -kid K -jwks)\n")
+	}
 	fmt.Fprintf(out, "end user at %s: %s / %s (HTTP Basic)\n", s.origin+a.paths.Authorize, demoUser, demoPassword)
+	if fapi2 {
+		id := "ID"
+		if len(cfg.jwtClients) > 0 {
+			id = cfg.jwtClients[0].id
+		}
+		fmt.Fprintf(out, "try: go run ./examples/client -issuer %s -mode fapi -client-id %s -client-key KEY.pem [-kid K]\n", issuer, id)
+		return
+	}
 	fmt.Fprintf(out, "try: curl -s -u %s:%s -H \"DPoP: $(go run ./examples/proof -method POST -url %s)\" -d grant_type=client_credentials -d resource=%s %s\n",
 		demoClient, demoSecret, tokenURL, api, tokenURL)
 	fmt.Fprintf(out, " or: go run ./examples/client -issuer %s\n", issuer)
