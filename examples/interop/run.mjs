@@ -2,16 +2,17 @@
 // two independent JavaScript implementations, oauth4webapi (the client side
 // of OAuth 2.0 with DPoP) and jose (JWS/JWT). See README.md beside this file.
 //
-// It builds the Go server once, starts it four times on free loopback ports
+// It builds the Go server once, starts it five times on free loopback ports
 // (opaque tokens; opaque tokens with server nonces required; JWT access
-// tokens; an issuer with a path), runs every case against each, prints `ok   <name>` or
+// tokens; an issuer with a path; the FAPI 2.0 profile with private_key_jwt
+// clients, which has cases of its own), runs every case against each, prints `ok   <name>` or
 // `FAIL <name>: <reason>` per case and `N passed, N failed` at the end, and
 // exits non-zero when a case failed. The servers are stopped in every case.
 
 import { spawn } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -905,6 +906,326 @@ async function runVariant(variant, server) {
   }
 }
 
+// ------------------------------------------------------- the FAPI 2.0 server
+
+// The FAPI 2.0 server runs with -profile fapi2 and two private_key_jwt
+// clients (-jwt-client), whose public JWK Sets main writes before it starts:
+// FAPI_CLIENT with an ES256 key (kid es1) and an RSA key (kid rsa1, no alg,
+// so that PS256 and RS256 assertions both find it and the profile alone
+// decides), FAPI_OTHER with an ES256 key of its own.
+const FAPI_CLIENT = 'fapi-client'
+const FAPI_OTHER = 'fapi-other'
+// The algorithms the profile allows (FAPI 2.0 §5.4.1; Ed25519 is EdDSA's
+// fully specified name, RFC 9864).
+const FAPI_ALGS = ['PS256', 'ES256', 'EdDSA', 'Ed25519']
+
+// fapiKeys makes the clients' keys and writes their public JWK Sets into
+// dir; it returns the keys and the -jwt-client flags.
+async function fapiKeys(dir) {
+  const es = await jose.generateKeyPair('ES256')
+  const rsa = await jose.generateKeyPair('PS256', { extractable: true })
+  const other = await jose.generateKeyPair('ES256')
+  const pub = async (key, kid) => ({ ...(await jose.exportJWK(key)), kid })
+  // The same RSA key, for RS256 (RSASSA-PKCS1-v1_5).
+  const rs256 = await jose.importJWK(await jose.exportJWK(rsa.privateKey), 'RS256')
+  const files = {
+    [FAPI_CLIENT]: { keys: [await pub(es.publicKey, 'es1'), await pub(rsa.publicKey, 'rsa1')] },
+    [FAPI_OTHER]: { keys: [await pub(other.publicKey, 'other1')] },
+  }
+  const flags = []
+  for (const [id, set] of Object.entries(files)) {
+    const file = path.join(dir, `${id}.jwks.json`)
+    await writeFile(file, JSON.stringify(set))
+    flags.push('-jwt-client', `${id}=${file}`)
+  }
+  return {
+    flags,
+    es: { key: es.privateKey, kid: 'es1' },
+    ps: { key: rsa.privateKey, kid: 'rsa1' },
+    rs: { key: rs256, kid: 'rsa1' },
+    other: { key: other.privateKey, kid: 'other1' },
+  }
+}
+
+// A client assertion made by hand with jose (RFC 7523 §3); claims override
+// the usual ones.
+async function handAssertion(ctx, keys, claims = {}, alg = 'ES256') {
+  const key = alg === 'ES256' ? keys.es : keys.ps
+  return new jose.SignJWT({ jti: randomUUID(), aud: ctx.as.issuer, ...claims })
+    .setProtectedHeader({ alg, kid: key.kid, typ: 'client-authentication+jwt' })
+    .setIssuer(FAPI_CLIENT)
+    .setSubject(FAPI_CLIENT)
+    .setIssuedAt()
+    .setExpirationTime('60s')
+    .sign(key.key)
+}
+
+// Client authentication with an assertion from make, called for every
+// request (a retry after use_dpop_nonce needs a new one: the server has
+// spent the first one's jti), for oauth4webapi's calls.
+function givenAssertion(make) {
+  return async (_as, client, body) => {
+    body.set('client_id', client.client_id)
+    body.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+    body.set('client_assertion', await make())
+  }
+}
+
+// The refusal of a client assertion: 400 or 401 with invalid_client or
+// invalid_request (the checklist accepts either).
+function assertClientRefusal(err, what) {
+  assert(err instanceof oauth.ResponseBodyError, `${what}: unexpected refusal: ${describe(err)}`)
+  assert(err.status === 400 || err.status === 401, `${what}: status ${err.status}`)
+  assert(['invalid_client', 'invalid_request'].includes(err.error), `${what}: error ${err.error} (${err.error_description})`)
+}
+
+// Client credentials for a FAPI client; auth is oauth4webapi's client
+// authentication.
+async function fapiClientCredentials(ctx, auth, dpop, id = FAPI_CLIENT) {
+  const client = { client_id: id, token_endpoint_auth_method: 'private_key_jwt' }
+  return retryOnNonce(async () => {
+    const res = await oauth.clientCredentialsGrantRequest(ctx.as, client, auth, { scope: 'read' }, { ...httpOptions, DPoP: dpop })
+    return oauth.processClientCredentialsResponse(ctx.as, client, res)
+  })
+}
+
+// PAR (RFC 9126) with the DPoP handle's proof; returns the request_uri.
+async function push(ctx, client, auth, dpop, parameters) {
+  return retryOnNonce(async () => {
+    const res = await oauth.pushedAuthorizationRequest(ctx.as, client, auth, parameters, { ...httpOptions, DPoP: dpop })
+    return oauth.processPushedAuthorizationResponse(ctx.as, client, res)
+  })
+}
+
+// The authorization request by reference, as the browser sends it with the
+// user's credentials; returns the answer, redirect not followed.
+async function authorizeByReference(ctx, clientID, requestURI, extra = {}) {
+  const url = new URL(ctx.as.authorization_endpoint)
+  url.searchParams.set('client_id', clientID)
+  if (requestURI) url.searchParams.set('request_uri', requestURI)
+  for (const [k, v] of Object.entries(extra)) url.searchParams.set(k, v)
+  const res = await fetch(url, {
+    headers: { authorization: basic(USER.name, USER.password) },
+    redirect: 'manual',
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  })
+  const text = await res.text()
+  const location = res.headers.get('location')
+  return { status: res.status, text, callback: location ? new URL(location, url) : null }
+}
+
+// An authorization answer that must be a refusal: an error page (4xx), or a
+// redirect carrying an error and no code. Returns the error code, if any.
+function assertAuthorizationRefused(answer, what) {
+  if (answer.status >= 400 && answer.status < 500) return null
+  assert(answer.status === 302 || answer.status === 303, `${what}: status ${answer.status} (${oneLine(answer.text).slice(0, 160)})`)
+  const q = answer.callback.searchParams
+  assert(!q.get('code'), `${what}: the redirect carries a code`)
+  assert(q.get('error'), `${what}: the redirect carries no error`)
+  return q.get('error')
+}
+
+async function runFapiVariant(variant, server, keys) {
+  const tag = `[${variant.name}]`
+  const name = (s) => `${tag} ${s}`
+  const ctx = { server }
+  const client = { client_id: FAPI_CLIENT, token_endpoint_auth_method: 'private_key_jwt' }
+  const other = { client_id: FAPI_OTHER, token_endpoint_auth_method: 'private_key_jwt' }
+  const auth = oauth.PrivateKeyJwt(keys.es)
+  const otherAuth = oauth.PrivateKeyJwt(keys.other)
+  const pkceParams = async (verifier, state) => ({
+    response_type: 'code',
+    redirect_uri: REDIRECT_URI,
+    scope: 'read write',
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  })
+
+  const discovered = await check(name('discovery: PAR required, private_key_jwt only, FAPI algorithms'), async () => {
+    const issuer = new URL(server.issuer)
+    const res = await oauth.discoveryRequest(issuer, { ...httpOptions, algorithm: 'oauth2' })
+    const as = await oauth.processDiscoveryResponse(issuer, res)
+    ctx.as = as
+    assertEqual(as.require_pushed_authorization_requests, true, 'require_pushed_authorization_requests')
+    assertEqual(as.pushed_authorization_request_endpoint, `${server.issuer}/oauth2/par`, 'pushed_authorization_request_endpoint')
+    assertEqual(JSON.stringify(as.token_endpoint_auth_methods_supported), '["private_key_jwt"]', 'token_endpoint_auth_methods_supported')
+    assertEqual(as.authorization_response_iss_parameter_supported, true, 'authorization_response_iss_parameter_supported')
+    assertEqual(JSON.stringify(as.code_challenge_methods_supported), '["S256"]', 'code_challenge_methods_supported')
+    for (const member of ['token_endpoint_auth_signing_alg_values_supported', 'dpop_signing_alg_values_supported']) {
+      const algs = as[member]
+      assert(Array.isArray(algs) && algs.length > 0, `metadata has no ${member}`)
+      for (const alg of algs) assert(FAPI_ALGS.includes(alg), `${member} lists ${alg}`)
+    }
+  })
+  if (!discovered) {
+    failed++
+    console.log(`FAIL ${name('remaining cases')}: not run: discovery failed`)
+    return
+  }
+
+  await check(name('PAR with DPoP and private_key_jwt (ES256), authorization by reference (303), code, API, refresh, API'), async () => {
+    const keyPair = await newKeyPair('ES256')
+    const dpop = oauth.DPoP(client, keyPair)
+    const jkt = await thumbprint(keyPair.publicKey)
+    const verifier = oauth.generateRandomCodeVerifier()
+    const state = oauth.generateRandomState()
+    const par = await push(ctx, client, auth, dpop, await pkceParams(verifier, state))
+    assert(par.request_uri.startsWith('urn:ietf:params:oauth:request_uri:'), `request_uri ${par.request_uri}`)
+    assert(par.expires_in > 0 && par.expires_in < 600, `expires_in ${par.expires_in}`)
+
+    const answer = await authorizeByReference(ctx, FAPI_CLIENT, par.request_uri)
+    assertEqual(answer.status, 303, `authorization answer (${oneLine(answer.text).slice(0, 160)})`)
+    assertEqual(`${answer.callback.origin}${answer.callback.pathname}`, REDIRECT_URI, 'redirect target')
+    const params = oauth.validateAuthResponse(ctx.as, client, answer.callback, state)
+
+    const tokens = await retryOnNonce(async () => {
+      const res = await oauth.authorizationCodeGrantRequest(ctx.as, client, auth, params, REDIRECT_URI, verifier, { ...httpOptions, DPoP: dpop })
+      return oauth.processAuthorizationCodeResponse(ctx.as, client, res)
+    })
+    assertDPoPToken(tokens, 'token response')
+    assert(typeof tokens.refresh_token === 'string', 'no refresh_token')
+    const hello = await callAPI(ctx, tokens.access_token, dpop)
+    assertEqual(hello.sub, USER.name, '/api/hello sub')
+    assertEqual(hello.client_id, FAPI_CLIENT, '/api/hello client_id')
+    assertEqual(hello.jkt, jkt, '/api/hello jkt')
+
+    const refreshed = await retryOnNonce(async () => {
+      const res = await oauth.refreshTokenGrantRequest(ctx.as, client, auth, tokens.refresh_token, { ...httpOptions, DPoP: dpop })
+      return oauth.processRefreshTokenResponse(ctx.as, client, res)
+    })
+    assertDPoPToken(refreshed, 'refresh response')
+    assert(refreshed.access_token !== tokens.access_token, 'the refresh returned the same access token')
+    const again = await callAPI(ctx, refreshed.access_token, dpop)
+    assertEqual(again.sub, USER.name, '/api/hello sub after the refresh')
+    ctx.flow = { dpop, requestURI: par.request_uri }
+  })
+
+  await check(name('the request_uri is single use: a second authorization with it is refused'), async () => {
+    const flow = need(ctx.flow, 'PAR ... full flow')
+    const answer = await authorizeByReference(ctx, FAPI_CLIENT, flow.requestURI)
+    assertAuthorizationRefused(answer, 'a spent request_uri')
+  })
+
+  await check(name('PS256 assertion (RSA key) accepted: client_credentials, then the API'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const tokens = await fapiClientCredentials(ctx, oauth.PrivateKeyJwt(keys.ps), dpop)
+    assertDPoPToken(tokens, 'token response')
+    assertEqual((await callAPI(ctx, tokens.access_token, dpop)).client_id, FAPI_CLIENT, '/api/hello client_id')
+  })
+
+  await check(name('hand-made assertion (jose SignJWT, aud the issuer as a string) accepted'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const tokens = await fapiClientCredentials(ctx, givenAssertion(() => handAssertion(ctx, keys)), dpop)
+    assertDPoPToken(tokens, 'token response')
+  })
+
+  await check(name('refused: an assertion with the token endpoint URL as aud'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const bad = oauth.PrivateKeyJwt(keys.es, { [oauth.modifyAssertion]: (_h, p) => { p.aud = ctx.as.token_endpoint } })
+    assertClientRefusal(await refused(() => fapiClientCredentials(ctx, bad, dpop), 'aud = the token URL'), 'aud = the token URL')
+  })
+
+  await check(name('refused: an assertion with the PAR endpoint URL as aud, at PAR'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const bad = oauth.PrivateKeyJwt(keys.es, { [oauth.modifyAssertion]: (_h, p) => { p.aud = ctx.as.pushed_authorization_request_endpoint } })
+    const verifier = oauth.generateRandomCodeVerifier()
+    const err = await refused(async () => push(ctx, client, bad, dpop, await pkceParams(verifier, 's')), 'aud = the PAR URL')
+    assertClientRefusal(err, 'aud = the PAR URL')
+  })
+
+  await check(name('refused: an assertion whose aud is an array holding the issuer (jose)'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const err = await refused(
+      () => fapiClientCredentials(ctx, givenAssertion(() => handAssertion(ctx, keys, { aud: [ctx.as.issuer] })), dpop),
+      'aud = [issuer]',
+    )
+    assertClientRefusal(err, 'aud = [issuer]')
+  })
+
+  await check(name('refused: an RS256 assertion (the registered RSA key that PS256 uses)'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const err = await refused(() => fapiClientCredentials(ctx, oauth.PrivateKeyJwt(keys.rs), dpop), 'an RS256 assertion')
+    assertClientRefusal(err, 'an RS256 assertion')
+  })
+
+  await check(name('refused: a replayed assertion (the same jti twice)'), async () => {
+    // A handle that already holds the server's nonce, so that the first
+    // request is not refused for want of one after spending the jti.
+    const dpop = need(ctx.flow, 'PAR ... full flow').dpop
+    const jti = randomUUID()
+    const fixed = oauth.PrivateKeyJwt(keys.es, { [oauth.modifyAssertion]: (_h, p) => { p.jti = jti } })
+    await fapiClientCredentials(ctx, fixed, dpop)
+    const err = await refused(() => fapiClientCredentials(ctx, fixed, dpop), 'the assertion replayed')
+    assertClientRefusal(err, 'a replayed assertion')
+  })
+
+  await check(name('refused: the demo secret client (client_secret_basic): 401 invalid_client'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const demo = { client_id: CONFIDENTIAL.id, token_endpoint_auth_method: 'client_secret_basic' }
+    const err = await refused(
+      () =>
+        retryOnNonce(async () => {
+          const res = await oauth.clientCredentialsGrantRequest(ctx.as, demo, oauth.ClientSecretBasic(CONFIDENTIAL.secret), {}, { ...httpOptions, DPoP: dpop })
+          return oauth.processClientCredentialsResponse(ctx.as, demo, res)
+        }),
+      'a secret',
+    )
+    // 401 with a Basic challenge (RFC 6749 §5.2), which oauth4webapi
+    // reports as a WWWAuthenticateChallengeError; the body names the error.
+    assert(err instanceof oauth.WWWAuthenticateChallengeError, `unexpected refusal: ${describe(err)}`)
+    assertEqual(err.status, 401, 'status')
+    assert(err.cause.some((c) => c.scheme === 'basic'), `challenge ${err.response.headers.get('www-authenticate')}`)
+    let body = {}
+    try {
+      body = await err.response.json()
+    } catch {}
+    assertEqual(body.error, 'invalid_client', 'error')
+  })
+
+  await check(name('refused: PAR without PKCE'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const err = await refused(
+      () => push(ctx, client, auth, dpop, { response_type: 'code', redirect_uri: REDIRECT_URI, scope: 'read', state: 's' }),
+      'PAR without code_challenge',
+    )
+    assert(err instanceof oauth.ResponseBodyError && err.status === 400, `unexpected refusal: ${describe(err)}`)
+    assertEqual(err.error, 'invalid_request', 'error')
+  })
+
+  await check(name('refused: PAR with a dpop_jkt that is not the DPoP header key'), async () => {
+    const dpop = oauth.DPoP(client, await newKeyPair('ES256'))
+    const otherJkt = await thumbprint((await newKeyPair('ES256')).publicKey)
+    const verifier = oauth.generateRandomCodeVerifier()
+    const err = await refused(
+      async () => push(ctx, client, auth, dpop, { ...(await pkceParams(verifier, 's')), dpop_jkt: otherJkt }),
+      'PAR with a mismatching dpop_jkt',
+    )
+    assert(err instanceof oauth.ResponseBodyError && err.status === 400, `unexpected refusal: ${describe(err)}`)
+    assert(['invalid_request', 'invalid_dpop_proof'].includes(err.error), `error ${err.error}`)
+  })
+
+  await check(name("refused: another client's request_uri at the authorization endpoint"), async () => {
+    const dpop = oauth.DPoP(other, await newKeyPair('ES256'))
+    const verifier = oauth.generateRandomCodeVerifier()
+    const par = await push(ctx, other, otherAuth, dpop, await pkceParams(verifier, 's'))
+    const answer = await authorizeByReference(ctx, FAPI_CLIENT, par.request_uri)
+    const error = assertAuthorizationRefused(answer, `${FAPI_CLIENT} with ${FAPI_OTHER}'s request_uri`)
+    if (error) assert(['invalid_request_uri', 'invalid_request'].includes(error), `error ${error}`)
+    // Its own client may still use it: the refusal did not spend it.
+    const own = await authorizeByReference(ctx, FAPI_OTHER, par.request_uri)
+    assertEqual(own.status, 303, `${FAPI_OTHER} with its own request_uri (${oneLine(own.text).slice(0, 160)})`)
+    assert(own.callback.searchParams.get('code'), `${FAPI_OTHER}'s redirect carries no code: ${own.callback}`)
+  })
+
+  await check(name('refused: an authorization request that did not go through PAR'), async () => {
+    const verifier = oauth.generateRandomCodeVerifier()
+    const answer = await authorizeByReference(ctx, FAPI_CLIENT, null, await pkceParams(verifier, 's'))
+    const error = assertAuthorizationRefused(answer, 'an authorization request without PAR')
+    if (error) assertEqual(error, 'invalid_request', 'error')
+  })
+}
+
 // --------------------------------------------------------------------- main
 
 async function main() {
@@ -918,7 +1239,17 @@ async function main() {
     )
     if (!built) return
 
-    for (const variant of VARIANTS) servers.push(new DemoServer(variant, binary))
+    // The FAPI 2.0 server, with nonces and JWT access tokens too: its
+    // clients' JWK Sets are written first.
+    const keys = await fapiKeys(tmp)
+    const fapi = {
+      name: 'fapi2',
+      flags: ['-profile', 'fapi2', '-require-nonce', '-token-format', 'jwt', ...keys.flags],
+      fapi: true,
+      requireNonce: true,
+      jwt: true,
+    }
+    for (const variant of [...VARIANTS, fapi]) servers.push(new DemoServer(variant, binary))
     const ports = await freePorts(servers.length)
     const ready = await Promise.allSettled(servers.map((s, i) => s.start(ports[i])))
     for (let i = 0; i < servers.length; i++) {
@@ -934,7 +1265,8 @@ async function main() {
     for (let i = 0; i < servers.length; i++) {
       if (ready[i].status !== 'fulfilled') continue
       const before = failed
-      await runVariant(servers[i].variant, servers[i])
+      if (servers[i].variant.fapi) await runFapiVariant(servers[i].variant, servers[i], keys)
+      else await runVariant(servers[i].variant, servers[i])
       if (failed > before && process.env.INTEROP_QUIET !== '1') {
         console.error(`--- last lines of the [${servers[i].variant.name}] server's log ---`)
         for (const line of servers[i].log.slice(-30)) console.error(line)
