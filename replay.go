@@ -139,3 +139,6 @@ func (c *MemoryReplayCache) Capacity() int { return c.shards.Capacity() }
 // Len returns the number of entries held, expired ones not yet reclaimed
 // included.
 func (c *MemoryReplayCache) Len() int { return c.shards.Len() }
+
+// ReplayEntries implements [ReplayCacheStats]: Len.
+func (c *MemoryReplayCache) ReplayEntries() int { return c.Len() }
