@@ -96,8 +96,10 @@ type revocation int64
 func (r revocation) Expiry() int64 { return int64(r) }
 
 var (
-	_ Store              = (*Memory)(nil)
-	_ PushedRequestStore = (*Memory)(nil)
+	_ Store                 = (*Memory)(nil)
+	_ PushedRequestStore    = (*Memory)(nil)
+	_ Pinger                = (*Memory)(nil)
+	_ dpop.ReplayCacheStats = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory store.
@@ -382,6 +384,17 @@ func (m *Memory) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Durati
 // Capacity returns the capacity of the proof replay cache, from which the
 // verifiers size each party's share (dpop.Quota).
 func (m *Memory) Capacity() int { return m.replay.Capacity() }
+
+// ReplayEntries implements [dpop.ReplayCacheStats]: the entries the proof
+// replay cache holds, expired ones not yet reclaimed included.
+func (m *Memory) ReplayEntries() int { return m.replay.Len() }
+
+// Ping implements [Pinger]: the memory store is ready unless closed
+// (ErrClosed) or ctx has ended.
+func (m *Memory) Ping(ctx context.Context) error {
+	_, err := m.begin(ctx)
+	return err
+}
 
 // result turns a table lookup into the record and error the interfaces
 // promise. v is the caller's copy (see cloneCode).

@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/dpopkit/dpop"
+)
+
+// Operation names of [dpop.StoreEvent]: one fixed name per store method,
+// the operation label of dpop_store_duration_seconds.
+const (
+	OpGetClient            = "get_client"
+	OpSaveClient           = "save_client"
+	OpSaveCode             = "save_code"
+	OpGetCode              = "get_code"
+	OpConsumeCode          = "consume_code"
+	OpSaveAccessToken      = "save_access_token"
+	OpGetAccessToken       = "get_access_token"
+	OpRevokeAccessToken    = "revoke_access_token"
+	OpSaveRefreshToken     = "save_refresh_token"
+	OpGetRefreshToken      = "get_refresh_token"
+	OpRotateRefreshToken   = "rotate_refresh_token"
+	OpRevokeRefreshToken   = "revoke_refresh_token"
+	OpRevokeGrant          = "revoke_grant"
+	OpReplayInsert         = "replay_insert"
+	OpSavePushedRequest    = "save_pushed_request"
+	OpGetPushedRequest     = "get_pushed_request"
+	OpConsumePushedRequest = "consume_pushed_request"
+	OpPing                 = "ping"
+)
+
+// Outcomes of a store call ([Outcome]), the result label of
+// dpop_store_duration_seconds.
+const (
+	// OutcomeOK: the call succeeded.
+	OutcomeOK = "ok"
+	// OutcomeMiss: the store answered that the record is unknown, expired,
+	// consumed or revoked (ErrNotFound, ErrExpired, ErrConsumed,
+	// ErrRevoked): an answer, not a failure.
+	OutcomeMiss = "miss"
+	// OutcomeFull: a bounded store had no room (ErrFull, ErrShareFull).
+	OutcomeFull = "full"
+	// OutcomeCanceled: the caller's context ended first.
+	OutcomeCanceled = "canceled"
+	// OutcomeError: any other error: the store failed.
+	OutcomeError = "error"
+)
+
+// Outcome classifies the error of a store call, so that a metric counts
+// failures apart from answers: an alert on store errors watches
+// OutcomeError only.
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConsumed), errors.Is(err, ErrRevoked):
+		return OutcomeMiss
+	case errors.Is(err, ErrFull):
+		return OutcomeFull
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return OutcomeCanceled
+	}
+	return OutcomeError
+}
+
+// Instrument returns s with every call timed and reported to
+// hooks.StoreCall ([dpop.StoreEvent]); with a nil hooks or StoreCall it
+// returns s itself. Hand the result to both the handlers (Config.Store) and
+// the middleware (StoreValidator, DPoP.ReplayCache), so that replay cache
+// inserts are timed too:
+//
+//	st = store.Instrument(st, hooks)
+//
+// The wrapper implements exactly the optional interfaces s implements, and
+// forwards them: PushedRequestStore (timed), [Pinger] (timed), the replay
+// cache's Capacity (from which dpop sizes quotas) and
+// [dpop.ReplayCacheStats] (not timed: no store call). Methods s has beyond
+// these (Close…) are not visible through it: keep s to call them.
+func Instrument(s Store, hooks *dpop.Hooks) Store {
+	if s == nil || hooks == nil || hooks.StoreCall == nil {
+		return s
+	}
+	in := &instrumented{s: s, call: hooks.StoreCall}
+	var mask int
+	pushed, okPushed := s.(PushedRequestStore)
+	pinger, okPing := s.(Pinger)
+	stats, okStats := s.(dpop.ReplayCacheStats)
+	if okPushed {
+		mask |= 1
+	}
+	if okPing {
+		mask |= 2
+	}
+	if okStats {
+		mask |= 4
+	}
+	p, g, r := pushedPart{in, pushed}, pingPart{in, pinger}, statsPart{stats}
+	switch mask {
+	case 1:
+		return struct {
+			*instrumented
+			pushedPart
+		}{in, p}
+	case 2:
+		return struct {
+			*instrumented
+			pingPart
+		}{in, g}
+	case 3:
+		return struct {
+			*instrumented
+			pushedPart
+			pingPart
+		}{in, p, g}
+	case 4:
+		return struct {
+			*instrumented
+			statsPart
+		}{in, r}
+	case 5:
+		return struct {
+			*instrumented
+			pushedPart
+			statsPart
+		}{in, p, r}
+	case 6:
+		return struct {
+			*instrumented
+			pingPart
+			statsPart
+		}{in, g, r}
+	case 7:
+		return struct {
+			*instrumented
+			pushedPart
+			pingPart
+			statsPart
+		}{in, p, g, r}
+	}
+	return in
+}
+
+// instrumented times the methods of Store.
+type instrumented struct {
+	s    Store
+	call func(dpop.StoreEvent)
+}
+
+// done reports a call that began at start.
+func (in *instrumented) done(op string, start time.Time, err error) {
+	in.call(dpop.StoreEvent{Operation: op, Duration: time.Since(start), Err: err})
+}
+
+// Capacity forwards the replay cache's capacity, 0 (unknown, which dpop
+// treats as absent) when s does not tell.
+func (in *instrumented) Capacity() int {
+	if c, ok := in.s.(interface{ Capacity() int }); ok {
+		return c.Capacity()
+	}
+	return 0
+}
+
+func (in *instrumented) GetClient(ctx context.Context, id string) (*Client, error) {
+	start := time.Now()
+	c, err := in.s.GetClient(ctx, id)
+	in.done(OpGetClient, start, err)
+	return c, err
+}
+
+func (in *instrumented) SaveClient(ctx context.Context, c *Client) error {
+	start := time.Now()
+	err := in.s.SaveClient(ctx, c)
+	in.done(OpSaveClient, start, err)
+	return err
+}
+
+func (in *instrumented) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationCode) error {
+	start := time.Now()
+	err := in.s.SaveCode(ctx, h, code)
+	in.done(OpSaveCode, start, err)
+	return err
+}
+
+func (in *instrumented) GetCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
+	start := time.Now()
+	c, err := in.s.GetCode(ctx, h)
+	in.done(OpGetCode, start, err)
+	return c, err
+}
+
+func (in *instrumented) ConsumeCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
+	start := time.Now()
+	c, err := in.s.ConsumeCode(ctx, h)
+	in.done(OpConsumeCode, start, err)
+	return c, err
+}
+
+func (in *instrumented) SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToken) error {
+	start := time.Now()
+	err := in.s.SaveAccessToken(ctx, h, t)
+	in.done(OpSaveAccessToken, start, err)
+	return err
+}
+
+func (in *instrumented) GetAccessToken(ctx context.Context, h TokenHash) (*AccessToken, error) {
+	start := time.Now()
+	t, err := in.s.GetAccessToken(ctx, h)
+	in.done(OpGetAccessToken, start, err)
+	return t, err
+}
+
+func (in *instrumented) RevokeAccessToken(ctx context.Context, h TokenHash) error {
+	start := time.Now()
+	err := in.s.RevokeAccessToken(ctx, h)
+	in.done(OpRevokeAccessToken, start, err)
+	return err
+}
+
+func (in *instrumented) SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshToken) error {
+	start := time.Now()
+	err := in.s.SaveRefreshToken(ctx, h, t)
+	in.done(OpSaveRefreshToken, start, err)
+	return err
+}
+
+func (in *instrumented) GetRefreshToken(ctx context.Context, h TokenHash) (*RefreshToken, error) {
+	start := time.Now()
+	t, err := in.s.GetRefreshToken(ctx, h)
+	in.done(OpGetRefreshToken, start, err)
+	return t, err
+}
+
+func (in *instrumented) RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error) {
+	start := time.Now()
+	t, err := in.s.RotateRefreshToken(ctx, old, h, next)
+	in.done(OpRotateRefreshToken, start, err)
+	return t, err
+}
+
+func (in *instrumented) RevokeRefreshToken(ctx context.Context, h TokenHash) error {
+	start := time.Now()
+	err := in.s.RevokeRefreshToken(ctx, h)
+	in.done(OpRevokeRefreshToken, start, err)
+	return err
+}
+
+func (in *instrumented) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	start := time.Now()
+	err := in.s.RevokeGrant(ctx, grantID, until)
+	in.done(OpRevokeGrant, start, err)
+	return err
+}
+
+func (in *instrumented) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
+	start := time.Now()
+	ok, err := in.s.Insert(ctx, key, ttl)
+	in.done(OpReplayInsert, start, err)
+	return ok, err
+}
+
+// pushedPart times the methods of PushedRequestStore.
+type pushedPart struct {
+	in *instrumented
+	p  PushedRequestStore
+}
+
+func (w pushedPart) SavePushedRequest(ctx context.Context, h TokenHash, r *PushedRequest) error {
+	start := time.Now()
+	err := w.p.SavePushedRequest(ctx, h, r)
+	w.in.done(OpSavePushedRequest, start, err)
+	return err
+}
+
+func (w pushedPart) GetPushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
+	start := time.Now()
+	r, err := w.p.GetPushedRequest(ctx, h)
+	w.in.done(OpGetPushedRequest, start, err)
+	return r, err
+}
+
+func (w pushedPart) ConsumePushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
+	start := time.Now()
+	r, err := w.p.ConsumePushedRequest(ctx, h)
+	w.in.done(OpConsumePushedRequest, start, err)
+	return r, err
+}
+
+// pingPart times Ping.
+type pingPart struct {
+	in *instrumented
+	p  Pinger
+}
+
+func (w pingPart) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := w.p.Ping(ctx)
+	w.in.done(OpPing, start, err)
+	return err
+}
+
+// statsPart forwards the replay cache's fill level, untimed.
+type statsPart struct{ s dpop.ReplayCacheStats }
+
+func (w statsPart) ReplayEntries() int { return w.s.ReplayEntries() }
