@@ -96,6 +96,7 @@ type Store struct {
 var (
 	_ store.Store              = (*Store)(nil)
 	_ store.PushedRequestStore = (*Store)(nil)
+	_ store.Pinger             = (*Store)(nil)
 )
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -246,6 +247,22 @@ func (s *Store) Close() error {
 	s.closed.Store(true)
 	s.stopOnce.Do(s.stop)
 	<-s.done
+	return nil
+}
+
+// Ping implements store.Pinger: a round trip to the server (SELECT 1 on a
+// pool connection, a wait for one included), bounded by ctx and
+// QueryTimeout. It fails with store.ErrClosed after Close.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fail(ctx, "ping", err)
+	}
 	return nil
 }
 

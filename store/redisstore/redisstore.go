@@ -58,6 +58,7 @@ type Store struct {
 var (
 	_ store.Store              = (*Store)(nil)
 	_ store.PushedRequestStore = (*Store)(nil)
+	_ store.Pinger             = (*Store)(nil)
 )
 
 // New returns a store over opts.Client. Unless opts.SkipEvictionCheck is
@@ -147,6 +148,19 @@ func evictionPolicy(ctx context.Context, c redis.Cmdable, addr string) error {
 // caller (and may serve other stores).
 func (s *Store) Close() error {
 	s.closed.Store(true)
+	return nil
+}
+
+// Ping implements store.Pinger: a PING to the server (on a Cluster or
+// Ring, to the node go-redis picks), within ctx. It fails with
+// store.ErrClosed after Close.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.begin(ctx); err != nil {
+		return err
+	}
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fail(ctx, "ping", err)
+	}
 	return nil
 }
 
