@@ -193,6 +193,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Hooks, when set, observe the token endpoint: ProofChecked (with
+	// dpop.EndpointToken), TokenIssued and TokenError, each once per
+	// request. New copies the struct. Store calls are observed by wrapping
+	// the store before it is set here: Store = store.Instrument(st, hooks).
+	Hooks *dpop.Hooks
 }
 
 func (c Config) normalize() (Config, error) {
@@ -279,6 +284,10 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Hooks != nil {
+		h := *c.Hooks // the caller's struct may change after New
+		c.Hooks = &h
 	}
 	c.DPoP.BaseURL = c.Issuer
 	if c.DPoP.ReplayCache == nil {

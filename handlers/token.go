@@ -53,8 +53,14 @@ func (s *Server) TokenHandler() http.Handler {
 		if e != nil {
 			s.cfg.Logger.InfoContext(r.Context(), "token request refused",
 				append([]any{"error", e.Code, "client_id", who.clientID, "grant_type", who.grantType}, dpop.LogAttrs(e.Err)...)...)
+			if h := s.cfg.Hooks; h != nil && h.TokenError != nil {
+				h.TokenError(dpop.TokenErrorEvent{GrantType: who.grantType, Code: e.Code, Status: e.Status})
+			}
 			writeError(w, e)
 			return
+		}
+		if h := s.cfg.Hooks; h != nil && h.TokenIssued != nil {
+			h.TokenIssued(dpop.TokenEvent{GrantType: who.grantType, Format: s.cfg.AccessTokenFormat, DPoPBound: resp.TokenType == TokenTypeDPoP})
 		}
 		writeJSON(w, http.StatusOK, resp)
 	})
@@ -119,7 +125,9 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) == 0 {
 		if client.DPoPBound || !s.cfg.AllowBearer || jkt != "" {
-			return nil, badRequest(dpop.CodeInvalidProof, "a DPoP proof is required", ErrProofRequired)
+			e := badRequest(dpop.CodeInvalidProof, "a DPoP proof is required", ErrProofRequired)
+			s.proofChecked(client, dpop.ReasonMissing, e)
+			return nil, e
 		}
 		return nil, nil
 	}
@@ -127,14 +135,45 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 		Method: r.Method, URL: s.url(s.cfg.Paths.Token), Proofs: proofs,
 		BoundJKT: jkt, Client: client.ID, Grant: grantID,
 	})
-	if errors.Is(err, dpop.ErrKeyMismatch) {
-		// RFC 9449 §5, §10: the grant is bound to another key.
-		return nil, badRequest(dpop.CodeInvalidGrant, "the DPoP key does not match the grant's binding", err)
-	}
 	if err != nil {
-		return nil, proofError(err)
+		e := proofError(err)
+		if errors.Is(err, dpop.ErrKeyMismatch) {
+			// RFC 9449 §5, §10: the grant is bound to another key.
+			e = badRequest(dpop.CodeInvalidGrant, "the DPoP key does not match the grant's binding", err)
+		}
+		s.proofChecked(client, dpop.ReasonOf(err), e)
+		return nil, e
 	}
 	return p, nil
+}
+
+// acceptTokenProof is acceptProof at the token endpoint, where the outcome
+// of a proof is known once it is accepted or refused: it reports it to
+// Config.Hooks, once per request (tokenProof reports the refusals before).
+func (s *Server) acceptTokenProof(ctx context.Context, client *store.Client, p *dpop.Proof) *Error {
+	e := s.acceptProof(ctx, p)
+	if p != nil {
+		reason := dpop.ReasonNone
+		if e != nil {
+			reason = dpop.ReasonOf(e.Err)
+		}
+		s.proofChecked(client, reason, e)
+	}
+	return e
+}
+
+// proofChecked reports the outcome of a token request's proof to
+// Hooks.ProofChecked: accepted when e is nil.
+func (s *Server) proofChecked(client *store.Client, reason dpop.RefusalReason, e *Error) {
+	h := s.cfg.Hooks
+	if h == nil || h.ProofChecked == nil {
+		return
+	}
+	ev := dpop.ProofEvent{Endpoint: dpop.EndpointToken, Accepted: e == nil, Reason: reason, Client: client.ID}
+	if e != nil {
+		ev.Err = e
+	}
+	h.ProofChecked(ev)
 }
 
 // acceptProof records a checked proof in the replay cache, charged to the
@@ -190,7 +229,7 @@ func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptProof(ctx, proof); e != nil {
+	if e := s.acceptTokenProof(ctx, client, proof); e != nil {
 		return nil, e
 	}
 	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, audience: audience, grantID: randomToken(), proof: proof})
@@ -242,7 +281,7 @@ func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptProof(ctx, proof); e != nil {
+	if e := s.acceptTokenProof(ctx, client, proof); e != nil {
 		return nil, e
 	}
 	// Everything passed: redeem the code, exactly once.
@@ -313,7 +352,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptProof(ctx, proof); e != nil {
+	if e := s.acceptTokenProof(ctx, client, proof); e != nil {
 		return nil, e
 	}
 	out := issued{subject: rec.Subject, scope: scope, audience: audience, grantID: rec.GrantID, proof: proof}

@@ -23,6 +23,7 @@ type settings struct {
 	bearer    bool
 	onError   ErrorHandler
 	log       *slog.Logger
+	hooks     *dpop.Hooks
 }
 
 type settingsKey struct{}
@@ -44,6 +45,9 @@ func New(opts Options) (func(http.Handler) http.Handler, error) {
 			p, e := st.check(r)
 			if e != nil {
 				st.log.InfoContext(r.Context(), "request refused", append([]any{"status", e.Status, "error", e.Code}, dpop.LogAttrs(e.Err)...)...)
+				if h := st.hooks; h != nil && h.ResourceRefused != nil {
+					h.ResourceRefused(dpop.ResourceEvent{Reason: proofReason(e), Code: e.Code, Status: e.Status})
+				}
 				st.onError(w, r, e)
 				return
 			}
@@ -68,7 +72,7 @@ func newSettings(opts Options) (*settings, error) {
 	}
 	return &settings{
 		verifier: v, validator: opts.Validator, audiences: opts.Audiences, algs: strings.Join(v.Algorithms(), " "),
-		realm: opts.Realm, bearer: opts.AllowBearer, onError: opts.ErrorHandler, log: opts.Logger,
+		realm: opts.Realm, bearer: opts.AllowBearer, onError: opts.ErrorHandler, log: opts.Logger, hooks: opts.Hooks,
 	}, nil
 }
 
@@ -120,16 +124,37 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 		req.Grant = p.GrantID
 	}
 	proof, err := st.verifier.Verify(r.Context(), req)
-	if errors.Is(err, dpop.ErrKeyMismatch) {
-		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the proof key does not match the token binding", err)
+	if err == nil && !equalConstantTime(proof.JKT, p.JKT) { // belt and braces
+		err = dpop.ErrKeyMismatch
 	}
-	if err != nil {
-		return nil, st.proofError(err)
+	switch { // e is nil here
+	case errors.Is(err, dpop.ErrKeyMismatch):
+		e = st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the proof key does not match the token binding", err)
+	case err != nil:
+		e = st.proofError(err)
 	}
-	if !equalConstantTime(proof.JKT, p.JKT) { // belt and braces
-		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the proof key does not match the token binding", dpop.ErrKeyMismatch)
+	if h := st.hooks; h != nil && h.ProofChecked != nil {
+		ev := dpop.ProofEvent{Endpoint: dpop.EndpointResource, Accepted: e == nil, Reason: dpop.ReasonOf(err), Client: p.ClientID}
+		if e != nil {
+			ev.Err = e
+		}
+		h.ProofChecked(ev)
+	}
+	if e != nil {
+		return nil, e
 	}
 	return p, nil
+}
+
+// proofReason is the refusal reason of e when its cause is a proof
+// refusal (dpop.ReasonOf), dpop.ReasonNone when the token or the request
+// was at fault.
+func proofReason(e *Error) dpop.RefusalReason {
+	var de *dpop.Error
+	if errors.As(e.Err, &de) || errors.Is(e.Err, dpop.ErrKeyMismatch) {
+		return dpop.ReasonOf(e.Err)
+	}
+	return dpop.ReasonNone
 }
 
 // forUs reports whether a token's audience names one of Options.Audiences,

@@ -69,6 +69,10 @@ type Options struct {
 	ErrorHandler ErrorHandler
 	// Logger receives one record per refusal. Default: discard.
 	Logger *slog.Logger
+	// Hooks, when set, observe the middleware: ProofChecked (with
+	// dpop.EndpointResource) once per request whose proof was checked, and
+	// ResourceRefused once per refused request. New copies the struct.
+	Hooks *dpop.Hooks
 }
 
 // normalize validates the options and fills in the defaults, on a copy.
@@ -98,6 +102,10 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Hooks != nil {
+		h := *o.Hooks // the caller's struct may change after New
+		o.Hooks = &h
 	}
 	return o, nil
 }
