@@ -27,7 +27,14 @@ const benchResource = "https://api.example.com"
 
 // benchMiddleware runs b.N requests, each with a fresh proof for token.
 func benchMiddleware(b *testing.B, validator TokenValidator, signer *dpop.Signer, token string, replay dpop.ReplayCache) {
-	mw, err := New(Options{ResourceURL: benchResource, Validator: validator, DPoP: dpop.VerifierOptions{ReplayCache: replay, Quota: unlimited}})
+	benchMiddlewareWith(b, Options{Validator: validator, DPoP: dpop.VerifierOptions{ReplayCache: replay}}, signer, token)
+}
+
+// benchMiddlewareWith is benchMiddleware with more options (ResourceURL and
+// the quota are set here).
+func benchMiddlewareWith(b *testing.B, opts Options, signer *dpop.Signer, token string) {
+	opts.ResourceURL, opts.DPoP.Quota = benchResource, unlimited
+	mw, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

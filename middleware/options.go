@@ -72,6 +72,8 @@ type Options struct {
 	// Hooks, when set, observe the middleware: ProofChecked (with
 	// dpop.EndpointResource) once per request whose proof was checked, and
 	// ResourceRefused once per refused request. New copies the struct.
+	// Store calls are observed by wrapping the store before it is given
+	// to the validator and as DPoP.ReplayCache: store.Instrument(st, hooks).
 	Hooks *dpop.Hooks
 }
 

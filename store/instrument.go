@@ -162,6 +162,7 @@ func (in *instrumented) Capacity() int {
 	return 0
 }
 
+// GetClient calls the wrapped store's GetClient and reports the call.
 func (in *instrumented) GetClient(ctx context.Context, id string) (*Client, error) {
 	start := time.Now()
 	c, err := in.s.GetClient(ctx, id)
@@ -169,6 +170,7 @@ func (in *instrumented) GetClient(ctx context.Context, id string) (*Client, erro
 	return c, err
 }
 
+// SaveClient calls the wrapped store's SaveClient and reports the call.
 func (in *instrumented) SaveClient(ctx context.Context, c *Client) error {
 	start := time.Now()
 	err := in.s.SaveClient(ctx, c)
@@ -176,6 +178,7 @@ func (in *instrumented) SaveClient(ctx context.Context, c *Client) error {
 	return err
 }
 
+// SaveCode calls the wrapped store's SaveCode and reports the call.
 func (in *instrumented) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationCode) error {
 	start := time.Now()
 	err := in.s.SaveCode(ctx, h, code)
@@ -183,6 +186,7 @@ func (in *instrumented) SaveCode(ctx context.Context, h TokenHash, code *Authori
 	return err
 }
 
+// GetCode calls the wrapped store's GetCode and reports the call.
 func (in *instrumented) GetCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
 	start := time.Now()
 	c, err := in.s.GetCode(ctx, h)
@@ -190,6 +194,7 @@ func (in *instrumented) GetCode(ctx context.Context, h TokenHash) (*Authorizatio
 	return c, err
 }
 
+// ConsumeCode calls the wrapped store's ConsumeCode and reports the call.
 func (in *instrumented) ConsumeCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
 	start := time.Now()
 	c, err := in.s.ConsumeCode(ctx, h)
@@ -197,6 +202,7 @@ func (in *instrumented) ConsumeCode(ctx context.Context, h TokenHash) (*Authoriz
 	return c, err
 }
 
+// SaveAccessToken calls the wrapped store's SaveAccessToken and reports the call.
 func (in *instrumented) SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToken) error {
 	start := time.Now()
 	err := in.s.SaveAccessToken(ctx, h, t)
@@ -204,6 +210,7 @@ func (in *instrumented) SaveAccessToken(ctx context.Context, h TokenHash, t *Acc
 	return err
 }
 
+// GetAccessToken calls the wrapped store's GetAccessToken and reports the call.
 func (in *instrumented) GetAccessToken(ctx context.Context, h TokenHash) (*AccessToken, error) {
 	start := time.Now()
 	t, err := in.s.GetAccessToken(ctx, h)
@@ -211,6 +218,7 @@ func (in *instrumented) GetAccessToken(ctx context.Context, h TokenHash) (*Acces
 	return t, err
 }
 
+// RevokeAccessToken calls the wrapped store's RevokeAccessToken and reports the call.
 func (in *instrumented) RevokeAccessToken(ctx context.Context, h TokenHash) error {
 	start := time.Now()
 	err := in.s.RevokeAccessToken(ctx, h)
@@ -218,6 +226,7 @@ func (in *instrumented) RevokeAccessToken(ctx context.Context, h TokenHash) erro
 	return err
 }
 
+// SaveRefreshToken calls the wrapped store's SaveRefreshToken and reports the call.
 func (in *instrumented) SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshToken) error {
 	start := time.Now()
 	err := in.s.SaveRefreshToken(ctx, h, t)
@@ -225,6 +234,7 @@ func (in *instrumented) SaveRefreshToken(ctx context.Context, h TokenHash, t *Re
 	return err
 }
 
+// GetRefreshToken calls the wrapped store's GetRefreshToken and reports the call.
 func (in *instrumented) GetRefreshToken(ctx context.Context, h TokenHash) (*RefreshToken, error) {
 	start := time.Now()
 	t, err := in.s.GetRefreshToken(ctx, h)
@@ -232,6 +242,7 @@ func (in *instrumented) GetRefreshToken(ctx context.Context, h TokenHash) (*Refr
 	return t, err
 }
 
+// RotateRefreshToken calls the wrapped store's RotateRefreshToken and reports the call.
 func (in *instrumented) RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error) {
 	start := time.Now()
 	t, err := in.s.RotateRefreshToken(ctx, old, h, next)
@@ -239,6 +250,7 @@ func (in *instrumented) RotateRefreshToken(ctx context.Context, old, h TokenHash
 	return t, err
 }
 
+// RevokeRefreshToken calls the wrapped store's RevokeRefreshToken and reports the call.
 func (in *instrumented) RevokeRefreshToken(ctx context.Context, h TokenHash) error {
 	start := time.Now()
 	err := in.s.RevokeRefreshToken(ctx, h)
@@ -246,6 +258,7 @@ func (in *instrumented) RevokeRefreshToken(ctx context.Context, h TokenHash) err
 	return err
 }
 
+// RevokeGrant calls the wrapped store's RevokeGrant and reports the call.
 func (in *instrumented) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
 	start := time.Now()
 	err := in.s.RevokeGrant(ctx, grantID, until)
@@ -253,6 +266,7 @@ func (in *instrumented) RevokeGrant(ctx context.Context, grantID string, until t
 	return err
 }
 
+// Insert calls the wrapped store's Insert and reports the call.
 func (in *instrumented) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
 	start := time.Now()
 	ok, err := in.s.Insert(ctx, key, ttl)
@@ -266,6 +280,7 @@ type pushedPart struct {
 	p  PushedRequestStore
 }
 
+// SavePushedRequest calls the wrapped store's SavePushedRequest and reports the call.
 func (w pushedPart) SavePushedRequest(ctx context.Context, h TokenHash, r *PushedRequest) error {
 	start := time.Now()
 	err := w.p.SavePushedRequest(ctx, h, r)
@@ -273,6 +288,7 @@ func (w pushedPart) SavePushedRequest(ctx context.Context, h TokenHash, r *Pushe
 	return err
 }
 
+// GetPushedRequest calls the wrapped store's GetPushedRequest and reports the call.
 func (w pushedPart) GetPushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
 	start := time.Now()
 	r, err := w.p.GetPushedRequest(ctx, h)
@@ -280,6 +296,7 @@ func (w pushedPart) GetPushedRequest(ctx context.Context, h TokenHash) (*PushedR
 	return r, err
 }
 
+// ConsumePushedRequest calls the wrapped store's ConsumePushedRequest and reports the call.
 func (w pushedPart) ConsumePushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
 	start := time.Now()
 	r, err := w.p.ConsumePushedRequest(ctx, h)
@@ -293,6 +310,7 @@ type pingPart struct {
 	p  Pinger
 }
 
+// Ping calls the wrapped store's Ping and reports the call.
 func (w pingPart) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := w.p.Ping(ctx)
@@ -303,4 +321,5 @@ func (w pingPart) Ping(ctx context.Context) error {
 // statsPart forwards the replay cache's fill level, untimed.
 type statsPart struct{ s dpop.ReplayCacheStats }
 
+// ReplayEntries forwards to the wrapped store, untimed.
 func (w statsPart) ReplayEntries() int { return w.s.ReplayEntries() }
