@@ -176,60 +176,81 @@ func (s *Server) assertionRefused(cause error) *Error {
 // id (and client_id, when sent), from a client registered with keys, that
 // passes checkAssertion and is spent in the replay cache last, once
 // everything else holds (a refused request costs no shared state).
-func (s *Server) authenticateAssertion(r *http.Request, f form) (*store.Client, *Error) {
+func (s *Server) authenticateAssertion(r *http.Request, f form) (*store.Client, *pendingAssertion, *Error) {
 	ctx := r.Context()
 	typ, assertion, id := f.get("client_assertion_type"), f.get("client_assertion"), f.get("client_id")
 	if f.get("client_secret") != "" || r.Header.Get("Authorization") != "" {
-		return nil, badRequest(dpop.CodeInvalidRequest, "use one client authentication method", ErrAuthMethods)
+		return nil, nil, badRequest(dpop.CodeInvalidRequest, "use one client authentication method", ErrAuthMethods)
 	}
 	if typ == "" || assertion == "" {
-		return nil, badRequest(dpop.CodeInvalidRequest, "client_assertion and client_assertion_type go together", ErrMissingParam)
+		return nil, nil, badRequest(dpop.CodeInvalidRequest, "client_assertion and client_assertion_type go together", ErrMissingParam)
 	}
 	if typ != ClientAssertionTypeJWT {
-		return nil, s.assertionRefused(errAssertionType)
+		return nil, nil, s.assertionRefused(errAssertionType)
 	}
 	a, err := jose.ParseAssertion(assertion)
 	if err != nil {
-		return nil, s.assertionRefused(fmt.Errorf("%w: %w", errAssertionMalformed, err))
+		return nil, nil, s.assertionRefused(fmt.Errorf("%w: %w", errAssertionMalformed, err))
 	}
 	sub := a.Claims.Subject
 	if sub == "" || a.Claims.Issuer != sub {
-		return nil, s.assertionRefused(errAssertionIssuer)
+		return nil, nil, s.assertionRefused(errAssertionIssuer)
 	}
 	if id != "" && id != sub {
-		return nil, s.assertionRefused(errAssertionClientID)
+		return nil, nil, s.assertionRefused(errAssertionClientID)
 	}
 	c, err := s.cfg.Store.GetClient(ctx, sub)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, s.assertionRefused(errAssertionUnknownClient)
+		return nil, nil, s.assertionRefused(errAssertionUnknownClient)
 	case err != nil:
-		return nil, s.storeError(r, err)
+		return nil, nil, s.storeError(r, err)
 	}
 	if !c.KeyAuthenticated() {
-		return nil, s.assertionRefused(errAssertionNotRegistered)
+		return nil, nil, s.assertionRefused(errAssertionNotRegistered)
 	}
 	st := s.assertions
 	now := s.cfg.Now()
 	if cause := st.checkClaims(&a.Claims, now, s.assertionAudiences()); cause != nil {
-		return nil, s.assertionRefused(cause)
+		return nil, nil, s.assertionRefused(cause)
 	}
 	if e := s.verifyAssertion(ctx, st, c, a); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	// Spent last: remembered until exp (and the leeway, for the clocks of
-	// other instances), under a key of its own domain so that a proof's
-	// jti and an assertion's never meet, and every instance sharing the
-	// cache agrees.
+	// The jti is spent by the caller (spendAssertion) once the request has
+	// passed its other checks: remembered until exp (and the leeway, for
+	// the clocks of other instances), under a key of its own domain so
+	// that a proof's jti and an assertion's never meet, and every instance
+	// sharing the cache agrees.
 	ttl := a.Claims.Expiry.Sub(now).Truncate(time.Millisecond) + time.Millisecond + AssertionLeeway
-	fresh, err := s.cfg.DPoP.ReplayCache.Insert(ctx, assertionReplayKey(c.ID, a.Claims.JTI), ttl)
+	return c, &pendingAssertion{key: assertionReplayKey(c.ID, a.Claims.JTI), ttl: ttl}, nil
+}
+
+// pendingAssertion is the jti of a verified client assertion, still to be
+// recorded in the replay cache.
+type pendingAssertion struct {
+	key dpop.ReplayKey
+	ttl time.Duration
+}
+
+// spendAssertion records the jti of a verified assertion (RFC 7523 §3: an
+// assertion is used once), refusing a replay with invalid_client; nil is
+// nothing to spend. Endpoints call it once the request has passed every
+// check that spends nothing, so that a request refused for another reason
+// (a use_dpop_nonce answer, say) costs no replay entry and its retry may
+// carry the same assertion.
+func (s *Server) spendAssertion(ctx context.Context, p *pendingAssertion) *Error {
+	if p == nil {
+		return nil
+	}
+	fresh, err := s.cfg.DPoP.ReplayCache.Insert(ctx, p.key, p.ttl)
 	if err != nil {
-		return nil, s.storeErr(ctx, err)
+		return s.storeErr(ctx, err)
 	}
 	if !fresh {
-		return nil, s.assertionRefused(errAssertionReplayed)
+		return s.assertionRefused(errAssertionReplayed)
 	}
-	return c, nil
+	return nil
 }
 
 // assertionReplayKey is the replay cache key of an assertion: the client

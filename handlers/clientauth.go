@@ -27,9 +27,31 @@ const (
 // hash in constant time. A client registered with keys must use
 // private_key_jwt, and only such a client may.
 func (s *Server) authenticateClient(r *http.Request, f form) (*store.Client, *Error) {
+	c, pending, e := s.authenticateClientLater(r, f)
+	if e != nil {
+		return nil, e
+	}
+	if e := s.spendAssertion(r.Context(), pending); e != nil {
+		return nil, e
+	}
+	return c, nil
+}
+
+// authenticateClientLater is authenticateClient that leaves a client
+// assertion's jti unspent: the token and PAR endpoints spend it
+// (spendAssertion) just before the DPoP proof, once every check that spends
+// nothing has passed.
+func (s *Server) authenticateClientLater(r *http.Request, f form) (*store.Client, *pendingAssertion, *Error) {
 	if f.get("client_assertion_type") != "" || f.get("client_assertion") != "" {
 		return s.authenticateAssertion(r, f)
 	}
+	c, e := s.authenticateSecret(r, f)
+	return c, nil, e
+}
+
+// authenticateSecret authenticates a client by its secret (Basic or
+// client_secret_post), or a public client by its id alone.
+func (s *Server) authenticateSecret(r *http.Request, f form) (*store.Client, *Error) {
 	if s.fapi2() {
 		// FAPI 2.0 §5.3.1.2: confidential clients with private_key_jwt
 		// only; no secret, no public client.

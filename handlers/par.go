@@ -102,7 +102,7 @@ func (s *Server) pushAuthorization(w http.ResponseWriter, r *http.Request, clien
 	if e != nil {
 		return nil, e
 	}
-	client, e := s.authenticateClient(r, f)
+	client, pending, e := s.authenticateClientLater(r, f)
 	if e != nil {
 		return nil, e
 	}
@@ -129,6 +129,11 @@ func (s *Server) pushAuthorization(w http.ResponseWriter, r *http.Request, clien
 	}
 	jkt, proof, e := s.pushedKey(r, client, f.get("dpop_jkt"))
 	if e != nil {
+		return nil, e
+	}
+	// The client's assertion, then the proof: spent only now, when every
+	// check that spends nothing has passed.
+	if e := s.spendAssertion(ctx, pending); e != nil {
 		return nil, e
 	}
 	if e := s.acceptProof(ctx, proof); e != nil {

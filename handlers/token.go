@@ -84,7 +84,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, who *requester) (
 	default:
 		who.grantType = "unsupported" // the value is the client's: not logged
 	}
-	client, e := s.authenticateClient(r, f)
+	client, pending, e := s.authenticateClientLater(r, f)
 	if e != nil {
 		return nil, e
 	}
@@ -106,11 +106,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, who *requester) (
 	// refused spends nothing another party needs.
 	switch grant {
 	case GrantClientCredentials:
-		return s.clientCredentials(r, client, f)
+		return s.clientCredentials(r, client, pending, f)
 	case GrantAuthorizationCode:
-		return s.authorizationCode(r, client, f)
+		return s.authorizationCode(r, client, pending, f)
 	default:
-		return s.refresh(r, client, f)
+		return s.refresh(r, client, pending, f)
 	}
 }
 
@@ -150,7 +150,12 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 // acceptTokenProof is acceptProof at the token endpoint, where the outcome
 // of a proof is known once it is accepted or refused: it reports it to
 // Config.Hooks, once per request (tokenProof reports the refusals before).
-func (s *Server) acceptTokenProof(ctx context.Context, client *store.Client, p *dpop.Proof) *Error {
+func (s *Server) acceptTokenProof(ctx context.Context, client *store.Client, pending *pendingAssertion, p *dpop.Proof) *Error {
+	// The client's assertion first: a replayed one stops the request
+	// before its proof takes a place in the replay cache.
+	if e := s.spendAssertion(ctx, pending); e != nil {
+		return e
+	}
 	e := s.acceptProof(ctx, p)
 	if p != nil {
 		reason := dpop.ReasonNone
@@ -213,7 +218,7 @@ func proofError(err error) *Error {
 	return badRequest(dpop.CodeInvalidProof, de.Description, err)
 }
 
-func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
+func (s *Server) clientCredentials(r *http.Request, client *store.Client, pending *pendingAssertion, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
 	scope, e := s.grantScopes(ctx, client, f.get("scope"))
 	if e != nil {
@@ -229,7 +234,7 @@ func (s *Server) clientCredentials(r *http.Request, client *store.Client, f form
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptTokenProof(ctx, client, proof); e != nil {
+	if e := s.acceptTokenProof(ctx, client, pending, proof); e != nil {
 		return nil, e
 	}
 	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, audience: audience, grantID: randomToken(), proof: proof})
@@ -242,7 +247,7 @@ func codeRefused(cause error) *Error {
 	return badRequest(dpop.CodeInvalidGrant, "the code is invalid, expired or already used", cause)
 }
 
-func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
+func (s *Server) authorizationCode(r *http.Request, client *store.Client, pending *pendingAssertion, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
 	code, e := f.required("code")
 	if e != nil {
@@ -281,7 +286,7 @@ func (s *Server) authorizationCode(r *http.Request, client *store.Client, f form
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptTokenProof(ctx, client, proof); e != nil {
+	if e := s.acceptTokenProof(ctx, client, pending, proof); e != nil {
 		return nil, e
 	}
 	// Everything passed: redeem the code, exactly once.
@@ -311,7 +316,7 @@ func (s *Server) codeError(ctx context.Context, client *store.Client, rec *store
 	return s.storeErr(ctx, err)
 }
 
-func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenResponse, *Error) {
+func (s *Server) refresh(r *http.Request, client *store.Client, pending *pendingAssertion, f form) (*tokenResponse, *Error) {
 	ctx := r.Context()
 	token, e := f.required("refresh_token")
 	if e != nil {
@@ -352,7 +357,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, f form) (*tokenR
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptTokenProof(ctx, client, proof); e != nil {
+	if e := s.acceptTokenProof(ctx, client, pending, proof); e != nil {
 		return nil, e
 	}
 	out := issued{subject: rec.Subject, scope: scope, audience: audience, grantID: rec.GrantID, proof: proof}
