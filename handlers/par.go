@@ -133,10 +133,7 @@ func (s *Server) pushAuthorization(w http.ResponseWriter, r *http.Request, clien
 	}
 	// The client's assertion, then the proof: spent only now, when every
 	// check that spends nothing has passed.
-	if e := s.spendAssertion(ctx, pending); e != nil {
-		return nil, e
-	}
-	if e := s.acceptProof(ctx, proof); e != nil {
+	if e := s.acceptCheckedProof(ctx, dpop.EndpointPAR, client, pending, proof); e != nil {
 		return nil, e
 	}
 
@@ -167,7 +164,9 @@ func (s *Server) pushedKey(r *http.Request, client *store.Client, param string) 
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) == 0 {
 		if param == "" && client.DPoPBound {
-			return "", nil, badRequest(dpop.CodeInvalidProof, "a DPoP proof or dpop_jkt is required", ErrProofRequired)
+			e := badRequest(dpop.CodeInvalidProof, "a DPoP proof or dpop_jkt is required", ErrProofRequired)
+			s.proofChecked(dpop.EndpointPAR, client, dpop.ReasonMissing, e)
+			return "", nil, e
 		}
 		return param, nil, nil
 	}
@@ -175,11 +174,13 @@ func (s *Server) pushedKey(r *http.Request, client *store.Client, param string) 
 		Method: r.Method, URL: s.url(s.cfg.Paths.PushedAuthorization), Proofs: proofs,
 		BoundJKT: param, Client: client.ID,
 	})
-	if errors.Is(err, dpop.ErrKeyMismatch) {
-		return "", nil, badRequest(dpop.CodeInvalidProof, "the DPoP proof's key does not match dpop_jkt", errors.Join(errPushedKey, err))
-	}
 	if err != nil {
-		return "", nil, proofError(err)
+		e := proofError(err)
+		if errors.Is(err, dpop.ErrKeyMismatch) {
+			e = badRequest(dpop.CodeInvalidProof, "the DPoP proof's key does not match dpop_jkt", errors.Join(errPushedKey, err))
+		}
+		s.proofChecked(dpop.EndpointPAR, client, dpop.ReasonOf(err), e)
+		return "", nil, e
 	}
 	return p.JKT, p, nil
 }

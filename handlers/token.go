@@ -126,7 +126,7 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 	if len(proofs) == 0 {
 		if client.DPoPBound || !s.cfg.AllowBearer || jkt != "" {
 			e := badRequest(dpop.CodeInvalidProof, "a DPoP proof is required", ErrProofRequired)
-			s.proofChecked(client, dpop.ReasonMissing, e)
+			s.proofChecked(dpop.EndpointToken, client, dpop.ReasonMissing, e)
 			return nil, e
 		}
 		return nil, nil
@@ -141,18 +141,18 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 			// RFC 9449 §5, §10: the grant is bound to another key.
 			e = badRequest(dpop.CodeInvalidGrant, "the DPoP key does not match the grant's binding", err)
 		}
-		s.proofChecked(client, dpop.ReasonOf(err), e)
+		s.proofChecked(dpop.EndpointToken, client, dpop.ReasonOf(err), e)
 		return nil, e
 	}
 	return p, nil
 }
 
-// acceptTokenProof is acceptProof at the token endpoint, where the outcome
-// of a proof is known once it is accepted or refused: it reports it to
-// Config.Hooks, once per request (tokenProof reports the refusals before).
-func (s *Server) acceptTokenProof(ctx context.Context, client *store.Client, pending *pendingAssertion, p *dpop.Proof) *Error {
-	// The client's assertion first: a replayed one stops the request
-	// before its proof takes a place in the replay cache.
+// acceptCheckedProof spends what a request that passed every other check
+// holds in the shared caches: the client assertion's jti first (a replayed
+// one stops the request before its proof takes a place), then the proof,
+// whose outcome it reports to Config.Hooks for the endpoint (the refusals
+// of the check before are reported where they happen), once per request.
+func (s *Server) acceptCheckedProof(ctx context.Context, endpoint dpop.Endpoint, client *store.Client, pending *pendingAssertion, p *dpop.Proof) *Error {
 	if e := s.spendAssertion(ctx, pending); e != nil {
 		return e
 	}
@@ -162,19 +162,19 @@ func (s *Server) acceptTokenProof(ctx context.Context, client *store.Client, pen
 		if e != nil {
 			reason = dpop.ReasonOf(e.Err)
 		}
-		s.proofChecked(client, reason, e)
+		s.proofChecked(endpoint, client, reason, e)
 	}
 	return e
 }
 
 // proofChecked reports the outcome of a token request's proof to
 // Hooks.ProofChecked: accepted when e is nil.
-func (s *Server) proofChecked(client *store.Client, reason dpop.RefusalReason, e *Error) {
+func (s *Server) proofChecked(endpoint dpop.Endpoint, client *store.Client, reason dpop.RefusalReason, e *Error) {
 	h := s.cfg.Hooks
 	if h == nil || h.ProofChecked == nil {
 		return
 	}
-	ev := dpop.ProofEvent{Endpoint: dpop.EndpointToken, Accepted: e == nil, Reason: reason, Client: client.ID}
+	ev := dpop.ProofEvent{Endpoint: endpoint, Accepted: e == nil, Reason: reason, Client: client.ID}
 	if e != nil {
 		ev.Err = e
 	}
@@ -234,7 +234,7 @@ func (s *Server) clientCredentials(r *http.Request, client *store.Client, pendin
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptTokenProof(ctx, client, pending, proof); e != nil {
+	if e := s.acceptCheckedProof(ctx, dpop.EndpointToken, client, pending, proof); e != nil {
 		return nil, e
 	}
 	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, audience: audience, grantID: randomToken(), proof: proof})
@@ -286,7 +286,7 @@ func (s *Server) authorizationCode(r *http.Request, client *store.Client, pendin
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptTokenProof(ctx, client, pending, proof); e != nil {
+	if e := s.acceptCheckedProof(ctx, dpop.EndpointToken, client, pending, proof); e != nil {
 		return nil, e
 	}
 	// Everything passed: redeem the code, exactly once.
@@ -357,7 +357,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, pending *pending
 	if e != nil {
 		return nil, e
 	}
-	if e := s.acceptTokenProof(ctx, client, pending, proof); e != nil {
+	if e := s.acceptCheckedProof(ctx, dpop.EndpointToken, client, pending, proof); e != nil {
 		return nil, e
 	}
 	out := issued{subject: rec.Subject, scope: scope, audience: audience, grantID: rec.GrantID, proof: proof}
