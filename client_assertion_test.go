@@ -156,6 +156,26 @@ func TestAssertionTransport(t *testing.T) {
 	if _, err := tr.RoundTrip(get); err != nil || bodies[len(bodies)-1] != nil {
 		t.Errorf("GET: %v %v", err, bodies[len(bodies)-1])
 	}
+	// A form POST without a body gets the assertion alone.
+	empty, _ := http.NewRequest(http.MethodPost, "https://as.example/token", nil)
+	empty.Header.Set("Content-Type", form)
+	if _, err := tr.RoundTrip(empty); err != nil || bodies[len(bodies)-1].Get("client_assertion") == "" || bodies[len(bodies)-1].Get("client_id") != "c1" {
+		t.Errorf("empty body: %v %v", err, bodies[len(bodies)-1])
+	}
+	if _, err := post("https://as.example/token", "%zz", form); err == nil {
+		t.Error("a body that is not form encoding got an assertion")
+	}
+	withAuth, _ := http.NewRequest(http.MethodPost, "https://as.example/token", strings.NewReader("grant_type=client_credentials"))
+	withAuth.Header.Set("Content-Type", form)
+	withAuth.Header.Set("Authorization", "Basic YzE6cw==")
+	if _, err := tr.RoundTrip(withAuth); err == nil {
+		t.Error("a request with an Authorization header got an assertion too")
+	}
+	bad := *tr
+	bad.Options.Lifetime = time.Hour
+	if _, err := bad.RoundTrip(mustPost(t, "https://as.example/token", "grant_type=client_credentials")); err == nil {
+		t.Error("options that make no assertion: the request was sent")
+	}
 	// A request that already authenticates is refused, not doubled.
 	if _, err := post("https://as.example/token", "grant_type=client_credentials&client_secret=s", form); err == nil {
 		t.Error("a request with client_secret got an assertion too")
@@ -163,4 +183,14 @@ func TestAssertionTransport(t *testing.T) {
 	if _, err := post("https://as.example/token", strings.Repeat("a", maxAssertionBody+1), form); err == nil {
 		t.Error("an oversized body was read")
 	}
+}
+
+func mustPost(t *testing.T, u, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return req
 }

@@ -107,17 +107,25 @@ func TestPushAuthorizationFAPI2(t *testing.T) {
 	}
 }
 
-// PushAuthorization refuses answers that are not RFC 9126 §2.2 or §2.3.
+// PushAuthorization refuses answers that are not RFC 9126 §2.2 or §2.3, and
+// requests it cannot send.
 func TestPushAuthorizationAnswers(t *testing.T) {
+	const good = `{"request_uri":"urn:x","expires_in":60}`
 	for _, tc := range []struct {
 		name, ct, body string
 		status         int
+		params         url.Values
+		parError       bool // refused with a *PARError
 	}{
-		{"201 without request_uri", "application/json", `{"expires_in":60}`, 201},
-		{"201 without expires_in", "application/json", `{"request_uri":"urn:x"}`, 201},
-		{"201 not JSON", "text/html", `<html>`, 201},
-		{"400 without an error", "application/json", `{}`, 400},
-		{"too large", "application/json", `{"request_uri":"` + strings.Repeat("x", 20000) + `","expires_in":60}`, 201},
+		{"201 without request_uri", "application/json", `{"expires_in":60}`, 201, nil, false},
+		{"201 without expires_in", "application/json", `{"request_uri":"urn:x"}`, 201, nil, false},
+		{"201 not JSON", "text/html", `<html>`, 201, nil, false},
+		{"201 JSON as text/plain", "text/plain", good, 201, nil, false},
+		{"400 without an error member", "application/json", `{"error_description":"x"}`, 400, nil, false},
+		{"400 not JSON", "application/json", `oops`, 400, nil, false},
+		{"400 invalid_request", "application/json", `{"error":"invalid_request","error_description":"d"}`, 400, nil, true},
+		{"too large, even when what fits is JSON", "application/json", good + strings.Repeat(" ", 20000), 201, nil, false},
+		{"request_uri is never pushed", "application/json", good, 201, url.Values{"request_uri": {"urn:y"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -126,10 +134,23 @@ func TestPushAuthorizationAnswers(t *testing.T) {
 				w.Write([]byte(tc.body))
 			}))
 			defer ts.Close()
-			if p, err := dpop.PushAuthorization(context.Background(), nil, ts.URL, url.Values{"client_id": {"c"}}); err == nil {
-				t.Fatalf("accepted %+v", p)
+			params := tc.params
+			if params == nil {
+				params = url.Values{"client_id": {"c"}}
+			}
+			p, err := dpop.PushAuthorization(context.Background(), nil, ts.URL, params)
+			var pe *dpop.PARError
+			if err == nil || errors.As(err, &pe) != tc.parError {
+				t.Fatalf("got %+v, %v; want an error (PARError %v)", p, err, tc.parError)
 			}
 		})
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, u := range []string{"://no scheme", closed.URL} {
+		if _, err := dpop.PushAuthorization(context.Background(), nil, u, url.Values{}); err == nil {
+			t.Errorf("PushAuthorization(%q) succeeded", u)
+		}
 	}
 	if _, err := dpop.AuthorizationURL("/relative", "c", "urn:x"); err == nil {
 		t.Error("relative authorization endpoint accepted")
