@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -17,9 +18,14 @@ import (
 	"github.com/dpopkit/dpop"
 	"github.com/dpopkit/dpop/handlers"
 	"github.com/dpopkit/dpop/middleware"
+	dpopotel "github.com/dpopkit/dpop/otel"
 	"github.com/dpopkit/dpop/store"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // The demo's registered clients and end user. Fixed and printed at start:
@@ -110,20 +116,83 @@ type app struct {
 	paths handlers.Paths
 }
 
-// newApp builds the store, the authorization server and the APIs for the
-// issuer of s.
-func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app, error) {
-	st, closeStore, err := openStore(ctx, cfg, logger)
+// Operational endpoints, at the root of the demo's address whatever the
+// issuer's path: one process, one set of metrics and one store.
+const (
+	metricsPath = "/metrics"
+	healthPath  = "/healthz"
+	readyPath   = "/readyz"
+)
+
+// observability is the demo's metrics: the OpenTelemetry adapter over a
+// MeterProvider whose only reader is the Prometheus exporter, on a registry
+// of its own (so /metrics shows the kit's metrics and nothing the process
+// registered elsewhere).
+type observability struct {
+	hooks    *dpop.Hooks
+	metrics  http.Handler
+	shutdown func()
+}
+
+func newObservability(st store.Store) (*observability, error) {
+	reg := prometheus.NewRegistry()
+	// Without the otel_scope_* labels: every series is the adapter's.
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return nil, err
 	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	opts := dpopotel.Options{MeterProvider: mp}
+	// The memory store tells its replay cache's fill level; Redis and
+	// PostgreSQL do not, and have no gauge.
+	if stats, ok := st.(dpop.ReplayCacheStats); ok {
+		opts.ReplayCache = stats
+	}
+	a, err := dpopotel.New(opts)
+	if err != nil {
+		mp.Shutdown(context.Background())
+		return nil, err
+	}
+	return &observability{
+		hooks:   a.Hooks(),
+		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		shutdown: func() {
+			a.Close()
+			mp.Shutdown(context.Background())
+		},
+	}, nil
+}
+
+// healthy is GET /healthz: the process is up and serving.
+func healthy(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, `{"status":"up"}`+"\n")
+}
+
+// newApp builds the store, the authorization server and the APIs for the
+// issuer of s.
+func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app, error) {
+	raw, closeRaw, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := newObservability(raw)
+	if err != nil {
+		closeRaw()
+		return nil, err
+	}
+	closeStore := func() { closeRaw(); obs.shutdown() }
 	ok := false
 	defer func() {
 		if !ok {
 			closeStore()
 		}
 	}()
-	if err := registerClients(ctx, st, s, demoClients(s, cfg.jwtClients, cfg.profile == profileFAPI2), logger); err != nil {
+	// Every store call of the handlers and the middleware is timed
+	// (dpop_store_duration_seconds); the registrations below are not.
+	st := store.Instrument(raw, obs.hooks)
+	if err := registerClients(ctx, raw, s, demoClients(s, cfg.jwtClients, cfg.profile == profileFAPI2), logger); err != nil {
 		return nil, fmt.Errorf("registering the demo clients: %w", err)
 	}
 
@@ -165,6 +234,7 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 		// only, PS256/ES256/EdDSA (the JWT access tokens' key is ES256),
 		// 303 redirects.
 		Profile: profileOf(cfg.profile),
+		Hooks:   obs.hooks,
 	}
 	// The validator reads tokens; the audience is the middleware's to
 	// check, each API against its own identifier.
@@ -210,6 +280,7 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 			DPoP:        dpop.VerifierOptions{ReplayCache: st, Nonces: nonces, Quota: apiQuota},
 			Validator:   validator,
 			Logger:      logger.With("component", "middleware", "resource", resource),
+			Hooks:       obs.hooks,
 		})
 		if err != nil {
 			return nil, err
@@ -242,6 +313,17 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 		return nil, err
 	}
 	mux.Handle("GET "+middleware.MetadataPath(s.issuer), md)
+
+	// Metrics, liveness and readiness at the root, not under the issuer's
+	// path. Readiness pings the store (every store the demo opens is a
+	// store.Pinger): 503 while Redis or PostgreSQL cannot be reached.
+	mux.Handle("GET "+metricsPath, obs.metrics)
+	mux.HandleFunc("GET "+healthPath, healthy)
+	if p, isPinger := st.(store.Pinger); isPinger {
+		mux.Handle("GET "+readyPath, store.ReadinessHandler(p, store.ReadinessOptions{Logger: logger.With("component", "readiness")}))
+	} else {
+		mux.HandleFunc("GET "+readyPath, healthy)
+	}
 
 	ok = true
 	return &app{handler: middleware.ExposeDPoPHeaders(mux), close: closeStore, defaults: dpop.DefaultQuota(st), paths: as.MountPaths()}, nil

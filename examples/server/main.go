@@ -38,6 +38,13 @@
 //	go run ./examples/server -profile fapi2 -jwt-client fapi-client=fapi-jwks.json
 //	go run ./examples/client -mode fapi -client-id fapi-client -client-key fapi.pem -kid k1
 //
+// At the root of its address, whatever the issuer's path, it serves GET
+// /metrics (the kit's metrics through the OpenTelemetry adapter,
+// github.com/dpopkit/dpop/otel, in the Prometheus text format), GET
+// /healthz (200 while the process serves) and GET /readyz
+// (store.ReadinessHandler: 200, or 503 while Redis or PostgreSQL cannot be
+// reached).
+//
 // This is a demonstration: the secrets are fixed and printed, and it speaks
 // plain HTTP on a loopback address. See the repository README for what a
 // real deployment must do differently.
@@ -292,6 +299,8 @@ func printBanner(out io.Writer, cfg config, s site, bound string, a *app) {
 	fmt.Fprintf(out, "  proof quotas (replay entries): per client %s, per grant or access token at each API %s, per grant at the token endpoint %s\n",
 		quotaText(cfg.quotaClient, defaults.PerClient), quotaText(cfg.quotaToken, defaults.PerGrant), quotaText(cfg.quotaGrant, dpop.DefaultGrantQuota))
 	fmt.Fprintf(out, "  metadata: %s%s; tokens carry the claim %s=%q\n", s.origin, a.paths.Metadata, tenantClaim, s.tenant())
+	fmt.Fprintf(out, "  operations, at the root of the address (not under the issuer's path): %s%s (Prometheus metrics), %s%s (up: 200), %s%s (store reachable: 200, else 503)\n",
+		s.origin, metricsPath, s.origin, healthPath, s.origin, readyPath)
 	fmt.Fprintf(out, "APIs (GET with Authorization: DPoP <token>; a token is accepted where its audience names the resource):\n")
 	fmt.Fprintf(out, "  %s/hello (resource %s)\n", api, api)
 	fmt.Fprintf(out, "  %s/hello (resource %s)\n", billing, billing)
