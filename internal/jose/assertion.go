@@ -62,36 +62,18 @@ type Assertion struct {
 // duplicate *MemberError); a typ that AssertionType accepts
 // (ErrAssertionTyp); claims as ParseAssertionClaims reads them.
 func ParseAssertion(token string) (*Assertion, error) {
-	if token == "" || len(token) > MaxJWTBytes {
-		return nil, ErrSize
-	}
-	h, p, s, ok := Split(token)
-	if !ok {
-		return nil, ErrCompact
-	}
-	hdr, err := ParseHeader(h)
-	switch {
-	case errors.Is(err, ErrCrit), errors.Is(err, ErrB64):
+	j, err := readJWS(token)
+	if err != nil {
 		return nil, err
-	case err != nil:
-		return nil, ErrMalformed
 	}
-	payload, err := B64.DecodeString(p)
-	if err != nil {
-		return nil, ErrMalformed
-	}
-	sig, err := B64.DecodeString(s)
-	if err != nil {
-		return nil, ErrMalformed
-	}
-	if !AssertionType(hdr.Typ) {
+	if !AssertionType(j.header.Typ) {
 		return nil, ErrAssertionTyp
 	}
-	claims, err := ParseAssertionClaims(payload)
+	claims, err := ParseAssertionClaims(j.payload)
 	if err != nil {
 		return nil, err
 	}
-	return &Assertion{Header: hdr, Claims: *claims, signingInput: token[:len(h)+1+len(p)], sig: sig}, nil
+	return &Assertion{Header: j.header, Claims: *claims, signingInput: j.signingInput, sig: j.sig}, nil
 }
 
 // Verify checks the assertion's signature: an alg of the profile that

@@ -54,28 +54,11 @@ type KeyFunc func(kid string, spec Spec) (crypto.PublicKey, error)
 // ParseAccessTokenClaims reads them. Whether the claims make the token
 // acceptable (issuer, audience, times) is the caller's policy.
 func VerifyAccessToken(token string, allowed map[string]Spec, key KeyFunc) (*AccessTokenClaims, error) {
-	if token == "" || len(token) > MaxJWTBytes {
-		return nil, ErrSize
-	}
-	h, p, s, ok := Split(token)
-	if !ok {
-		return nil, ErrCompact
-	}
-	hdr, err := ParseHeader(h)
-	switch {
-	case errors.Is(err, ErrCrit), errors.Is(err, ErrB64):
+	j, err := readJWS(token)
+	if err != nil {
 		return nil, err
-	case err != nil:
-		return nil, ErrMalformed
 	}
-	payload, err := B64.DecodeString(p)
-	if err != nil {
-		return nil, ErrMalformed
-	}
-	sig, err := B64.DecodeString(s)
-	if err != nil {
-		return nil, ErrMalformed
-	}
+	hdr, payload, sig := j.header, j.payload, j.sig
 	if !AccessTokenType(hdr.Typ) {
 		return nil, ErrTyp
 	}
@@ -90,10 +73,50 @@ func VerifyAccessToken(token string, allowed map[string]Spec, key KeyFunc) (*Acc
 	if err != nil {
 		return nil, err
 	}
-	if !Verify(spec, pub, token[:len(h)+1+len(p)], sig) {
+	if !Verify(spec, pub, j.signingInput, sig) {
 		return nil, ErrSignature
 	}
 	return ParseAccessTokenClaims(payload)
+}
+
+// jws is a compact JWS as readJWS reads it, not yet verified.
+type jws struct {
+	header       Header
+	payload, sig []byte
+	// signingInput is the header and payload segments with their dot
+	// (RFC 7515 §5.2).
+	signingInput string
+}
+
+// readJWS is the one reading of a JWT in compact serialization, for access
+// tokens and client assertions alike: at most MaxJWTBytes (ErrSize); three
+// segments (ErrCompact); a protected header that ParseHeader accepts
+// (ErrCrit, ErrB64, else ErrMalformed); a payload and a signature that
+// decode as unpadded base64url (ErrMalformed).
+func readJWS(token string) (jws, error) {
+	if token == "" || len(token) > MaxJWTBytes {
+		return jws{}, ErrSize
+	}
+	h, p, s, ok := Split(token)
+	if !ok {
+		return jws{}, ErrCompact
+	}
+	hdr, err := ParseHeader(h)
+	switch {
+	case errors.Is(err, ErrCrit), errors.Is(err, ErrB64):
+		return jws{}, err
+	case err != nil:
+		return jws{}, ErrMalformed
+	}
+	payload, err := B64.DecodeString(p)
+	if err != nil {
+		return jws{}, ErrMalformed
+	}
+	sig, err := B64.DecodeString(s)
+	if err != nil {
+		return jws{}, ErrMalformed
+	}
+	return jws{header: hdr, payload: payload, sig: sig, signingInput: token[:len(h)+1+len(p)]}, nil
 }
 
 // AccessTokenClaims are the claims of a JWT access token (RFC 9068 §2.2,
