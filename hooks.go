@@ -1,6 +1,9 @@
 package dpop
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Hooks are the kit's observation points, in the manner of
 // net/http/httptrace: a struct of optional functions that the handlers
@@ -112,6 +115,10 @@ type ResourceEvent struct {
 
 // StoreEvent is one call to a store.
 type StoreEvent struct {
+	// Context is the context the call was made with (the request's), so
+	// that a tracer can make the call's span a child of the request's
+	// span; store.Instrument always sets it. Do not keep it.
+	Context context.Context
 	// Operation names the method called: one of the fixed names of the
 	// store package (store.OpGetClient…), never a key or a value.
 	Operation string

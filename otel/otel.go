@@ -313,10 +313,15 @@ func (a *Adapter) storeCall(e dpop.StoreEvent) {
 	if a.tracer == nil {
 		return
 	}
-	// The event comes after the call, without the request's context: the
-	// span is a root span with the call's own start and end times.
+	// The event comes after the call: the span gets the call's own start
+	// and end times, under the request's span when the call's context
+	// carries one.
+	ctx := e.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	end := time.Now()
-	_, span := a.tracer.Start(context.Background(), "dpop.store "+e.Operation,
+	_, span := a.tracer.Start(ctx, "dpop.store "+e.Operation,
 		trace.WithTimestamp(end.Add(-e.Duration)),
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String(AttrOperation, k.op), attribute.String(AttrResult, k.outcome)))

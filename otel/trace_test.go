@@ -103,3 +103,28 @@ func TestWrapHandler(t *testing.T) {
 		t.Fatalf("without a tracer: %T, want the handler itself", got)
 	}
 }
+
+// TestStoreCallSpanParent: a store call made under a request's span (through
+// store.Instrument, which passes the call's context on) is that span's
+// child, so a slow token request can be tied to a slow store.
+func TestStoreCallSpanParent(t *testing.T) {
+	a, rec := tracing(t)
+	m, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st := store.Instrument(m, a.Hooks())
+	h := a.WrapHandler("oauth.token", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st.GetClient(r.Context(), "nobody")
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/token", nil))
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want the store call and the request", len(spans))
+	}
+	call, req := spans[0], spans[1]
+	if call.Name() != "dpop.store get_client" || call.Parent().SpanID() != req.SpanContext().SpanID() || call.SpanContext().TraceID() != req.SpanContext().TraceID() {
+		t.Fatalf("store span %q parent %v, want the request's span %v", call.Name(), call.Parent().SpanID(), req.SpanContext().SpanID())
+	}
+}

@@ -148,9 +148,9 @@ type instrumented struct {
 	call func(dpop.StoreEvent)
 }
 
-// done reports a call that began at start.
-func (in *instrumented) done(op string, start time.Time, err error) {
-	in.call(dpop.StoreEvent{Operation: op, Duration: time.Since(start), Err: err})
+// done reports a call made with ctx that began at start.
+func (in *instrumented) done(ctx context.Context, op string, start time.Time, err error) {
+	in.call(dpop.StoreEvent{Operation: op, Duration: time.Since(start), Err: err, Context: ctx})
 }
 
 // Capacity forwards the replay cache's capacity, 0 (unknown, which dpop
@@ -166,7 +166,7 @@ func (in *instrumented) Capacity() int {
 func (in *instrumented) GetClient(ctx context.Context, id string) (*Client, error) {
 	start := time.Now()
 	c, err := in.s.GetClient(ctx, id)
-	in.done(OpGetClient, start, err)
+	in.done(ctx, OpGetClient, start, err)
 	return c, err
 }
 
@@ -174,7 +174,7 @@ func (in *instrumented) GetClient(ctx context.Context, id string) (*Client, erro
 func (in *instrumented) SaveClient(ctx context.Context, c *Client) error {
 	start := time.Now()
 	err := in.s.SaveClient(ctx, c)
-	in.done(OpSaveClient, start, err)
+	in.done(ctx, OpSaveClient, start, err)
 	return err
 }
 
@@ -182,7 +182,7 @@ func (in *instrumented) SaveClient(ctx context.Context, c *Client) error {
 func (in *instrumented) SaveCode(ctx context.Context, h TokenHash, code *AuthorizationCode) error {
 	start := time.Now()
 	err := in.s.SaveCode(ctx, h, code)
-	in.done(OpSaveCode, start, err)
+	in.done(ctx, OpSaveCode, start, err)
 	return err
 }
 
@@ -190,7 +190,7 @@ func (in *instrumented) SaveCode(ctx context.Context, h TokenHash, code *Authori
 func (in *instrumented) GetCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
 	start := time.Now()
 	c, err := in.s.GetCode(ctx, h)
-	in.done(OpGetCode, start, err)
+	in.done(ctx, OpGetCode, start, err)
 	return c, err
 }
 
@@ -198,7 +198,7 @@ func (in *instrumented) GetCode(ctx context.Context, h TokenHash) (*Authorizatio
 func (in *instrumented) ConsumeCode(ctx context.Context, h TokenHash) (*AuthorizationCode, error) {
 	start := time.Now()
 	c, err := in.s.ConsumeCode(ctx, h)
-	in.done(OpConsumeCode, start, err)
+	in.done(ctx, OpConsumeCode, start, err)
 	return c, err
 }
 
@@ -206,7 +206,7 @@ func (in *instrumented) ConsumeCode(ctx context.Context, h TokenHash) (*Authoriz
 func (in *instrumented) SaveAccessToken(ctx context.Context, h TokenHash, t *AccessToken) error {
 	start := time.Now()
 	err := in.s.SaveAccessToken(ctx, h, t)
-	in.done(OpSaveAccessToken, start, err)
+	in.done(ctx, OpSaveAccessToken, start, err)
 	return err
 }
 
@@ -214,7 +214,7 @@ func (in *instrumented) SaveAccessToken(ctx context.Context, h TokenHash, t *Acc
 func (in *instrumented) GetAccessToken(ctx context.Context, h TokenHash) (*AccessToken, error) {
 	start := time.Now()
 	t, err := in.s.GetAccessToken(ctx, h)
-	in.done(OpGetAccessToken, start, err)
+	in.done(ctx, OpGetAccessToken, start, err)
 	return t, err
 }
 
@@ -222,7 +222,7 @@ func (in *instrumented) GetAccessToken(ctx context.Context, h TokenHash) (*Acces
 func (in *instrumented) RevokeAccessToken(ctx context.Context, h TokenHash) error {
 	start := time.Now()
 	err := in.s.RevokeAccessToken(ctx, h)
-	in.done(OpRevokeAccessToken, start, err)
+	in.done(ctx, OpRevokeAccessToken, start, err)
 	return err
 }
 
@@ -230,7 +230,7 @@ func (in *instrumented) RevokeAccessToken(ctx context.Context, h TokenHash) erro
 func (in *instrumented) SaveRefreshToken(ctx context.Context, h TokenHash, t *RefreshToken) error {
 	start := time.Now()
 	err := in.s.SaveRefreshToken(ctx, h, t)
-	in.done(OpSaveRefreshToken, start, err)
+	in.done(ctx, OpSaveRefreshToken, start, err)
 	return err
 }
 
@@ -238,7 +238,7 @@ func (in *instrumented) SaveRefreshToken(ctx context.Context, h TokenHash, t *Re
 func (in *instrumented) GetRefreshToken(ctx context.Context, h TokenHash) (*RefreshToken, error) {
 	start := time.Now()
 	t, err := in.s.GetRefreshToken(ctx, h)
-	in.done(OpGetRefreshToken, start, err)
+	in.done(ctx, OpGetRefreshToken, start, err)
 	return t, err
 }
 
@@ -246,7 +246,7 @@ func (in *instrumented) GetRefreshToken(ctx context.Context, h TokenHash) (*Refr
 func (in *instrumented) RotateRefreshToken(ctx context.Context, old, h TokenHash, next *RefreshToken) (*RefreshToken, error) {
 	start := time.Now()
 	t, err := in.s.RotateRefreshToken(ctx, old, h, next)
-	in.done(OpRotateRefreshToken, start, err)
+	in.done(ctx, OpRotateRefreshToken, start, err)
 	return t, err
 }
 
@@ -254,7 +254,7 @@ func (in *instrumented) RotateRefreshToken(ctx context.Context, old, h TokenHash
 func (in *instrumented) RevokeRefreshToken(ctx context.Context, h TokenHash) error {
 	start := time.Now()
 	err := in.s.RevokeRefreshToken(ctx, h)
-	in.done(OpRevokeRefreshToken, start, err)
+	in.done(ctx, OpRevokeRefreshToken, start, err)
 	return err
 }
 
@@ -262,7 +262,7 @@ func (in *instrumented) RevokeRefreshToken(ctx context.Context, h TokenHash) err
 func (in *instrumented) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
 	start := time.Now()
 	err := in.s.RevokeGrant(ctx, grantID, until)
-	in.done(OpRevokeGrant, start, err)
+	in.done(ctx, OpRevokeGrant, start, err)
 	return err
 }
 
@@ -270,7 +270,7 @@ func (in *instrumented) RevokeGrant(ctx context.Context, grantID string, until t
 func (in *instrumented) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
 	start := time.Now()
 	ok, err := in.s.Insert(ctx, key, ttl)
-	in.done(OpReplayInsert, start, err)
+	in.done(ctx, OpReplayInsert, start, err)
 	return ok, err
 }
 
@@ -284,7 +284,7 @@ type pushedPart struct {
 func (w pushedPart) SavePushedRequest(ctx context.Context, h TokenHash, r *PushedRequest) error {
 	start := time.Now()
 	err := w.p.SavePushedRequest(ctx, h, r)
-	w.in.done(OpSavePushedRequest, start, err)
+	w.in.done(ctx, OpSavePushedRequest, start, err)
 	return err
 }
 
@@ -292,7 +292,7 @@ func (w pushedPart) SavePushedRequest(ctx context.Context, h TokenHash, r *Pushe
 func (w pushedPart) GetPushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
 	start := time.Now()
 	r, err := w.p.GetPushedRequest(ctx, h)
-	w.in.done(OpGetPushedRequest, start, err)
+	w.in.done(ctx, OpGetPushedRequest, start, err)
 	return r, err
 }
 
@@ -300,7 +300,7 @@ func (w pushedPart) GetPushedRequest(ctx context.Context, h TokenHash) (*PushedR
 func (w pushedPart) ConsumePushedRequest(ctx context.Context, h TokenHash) (*PushedRequest, error) {
 	start := time.Now()
 	r, err := w.p.ConsumePushedRequest(ctx, h)
-	w.in.done(OpConsumePushedRequest, start, err)
+	w.in.done(ctx, OpConsumePushedRequest, start, err)
 	return r, err
 }
 
@@ -314,7 +314,7 @@ type pingPart struct {
 func (w pingPart) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := w.p.Ping(ctx)
-	w.in.done(OpPing, start, err)
+	w.in.done(ctx, OpPing, start, err)
 	return err
 }
 
