@@ -198,15 +198,36 @@ func (v *Verifier) accept(ctx context.Context, p *Proof) *Error {
 	if p == nil || p.by != v {
 		return invalid(ErrNotChecked, "proof was not checked")
 	}
-	if retry, ok := v.quotas.charge(p.client, p.grant, p.ttl, v.opts.Now()); !ok {
+	return v.spend(ctx, p.client, p.grant, p.replayKey, p.ttl)
+}
+
+// Spend records a one-time value other than a proof's jti in the replay
+// cache, under the same rules as Accept: charged to client's share of the
+// cache (Quota.PerClient), refused with ErrReplay when it was recorded
+// before, and failing closed when the cache is full or down. The token
+// endpoint spends a client assertion's jti this way (RFC 7523 §3), so that
+// a client's assertions and its proofs share one bounded share and no
+// client can fill the cache the others need. key must be of a domain of
+// its own (NewReplayKey with a first argument no proof thumbprint can
+// equal). Any error is an *Error.
+func (v *Verifier) Spend(ctx context.Context, client string, key ReplayKey, ttl time.Duration) error {
+	if err := v.spend(ctx, client, "", key, ttl); err != nil {
+		return err
+	}
+	return nil
+}
+
+// spend charges client and grant, then records key for ttl.
+func (v *Verifier) spend(ctx context.Context, client, grant string, key ReplayKey, ttl time.Duration) *Error {
+	if retry, ok := v.quotas.charge(client, grant, ttl, v.opts.Now()); !ok {
 		return &Error{Code: CodeTemporarilyUnavailable, Description: "too many proofs; retry later", RetryAfter: retry, Err: ErrQuota}
 	}
 	// §11.1: replay, last, so that refused proofs take no room. A proof
 	// that takes no entry gives its charge back: someone replaying a
 	// captured proof must not spend its owner's share.
-	inserted, err := v.opts.ReplayCache.Insert(ctx, p.replayKey, p.ttl)
+	inserted, err := v.opts.ReplayCache.Insert(ctx, key, ttl)
 	if err != nil || !inserted {
-		v.quotas.refund(p.client, p.grant, p.ttl)
+		v.quotas.refund(client, grant, ttl)
 	}
 	switch {
 	case errors.Is(err, ErrReplayCacheFull):

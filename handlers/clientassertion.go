@@ -223,14 +223,15 @@ func (s *Server) authenticateAssertion(r *http.Request, f form) (*store.Client, 
 	// that a proof's jti and an assertion's never meet, and every instance
 	// sharing the cache agrees.
 	ttl := a.Claims.Expiry.Sub(now).Truncate(time.Millisecond) + time.Millisecond + AssertionLeeway
-	return c, &pendingAssertion{key: assertionReplayKey(c.ID, a.Claims.JTI), ttl: ttl}, nil
+	return c, &pendingAssertion{client: c.ID, key: assertionReplayKey(c.ID, a.Claims.JTI), ttl: ttl}, nil
 }
 
 // pendingAssertion is the jti of a verified client assertion, still to be
 // recorded in the replay cache.
 type pendingAssertion struct {
-	key dpop.ReplayKey
-	ttl time.Duration
+	client string
+	key    dpop.ReplayKey
+	ttl    time.Duration
 }
 
 // spendAssertion records the jti of a verified assertion (RFC 7523 §3: an
@@ -238,19 +239,23 @@ type pendingAssertion struct {
 // nothing to spend. Endpoints call it once the request has passed every
 // check that spends nothing, so that a request refused for another reason
 // (a use_dpop_nonce answer, say) costs no replay entry and its retry may
-// carry the same assertion.
+// carry the same assertion. The entry is charged to the client's share of
+// the replay cache like its proofs (dpop.Verifier.Spend): over it, 429, and
+// the assertion is not spent.
 func (s *Server) spendAssertion(ctx context.Context, p *pendingAssertion) *Error {
 	if p == nil {
 		return nil
 	}
-	fresh, err := s.cfg.DPoP.ReplayCache.Insert(ctx, p.key, p.ttl)
-	if err != nil {
-		return s.storeErr(ctx, err)
-	}
-	if !fresh {
+	// Through the verifier, so that the entry is charged to the client's
+	// share of the replay cache, with its proofs (dpop.Quota).
+	err := s.verifier.Spend(ctx, p.client, p.key, p.ttl)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, dpop.ErrReplay):
 		return s.assertionRefused(errAssertionReplayed)
 	}
-	return nil
+	return proofError(err) // 429 over the client's share, 503 when the cache fails
 }
 
 // assertionReplayKey is the replay cache key of an assertion: the client

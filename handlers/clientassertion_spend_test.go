@@ -75,3 +75,29 @@ func pkjClient(t *testing.T, k testKey) *store.Client {
 	return &store.Client{ID: pkjID, JWKS: jwksOf(t, k), GrantTypes: []string{GrantAuthorizationCode},
 		RedirectURIs: []string{redirectURI}, Scopes: []string{"read"}}
 }
+
+// An assertion's replay entry is charged to its client's share of the
+// replay cache (dpop.Quota.PerClient), with its proofs: a client sending
+// unique assertions as fast as it can is refused with 429 once its share
+// is used, and the assertion over the share is not spent (its retry after
+// Retry-After may carry it).
+func TestClientAssertionChargedToClientShare(t *testing.T) {
+	es := key(t, "ec256", "ES256", "es")
+	h := assertionHarness(t, func(c *Config) { c.DPoP.Quota.PerClient = 2 }, "", es)
+	introspect := func(a string) response {
+		return h.postForm(DefaultPaths.Introspect, url.Values{"token": {"x"}, "client_assertion_type": {ClientAssertionTypeJWT}, "client_assertion": {a}}, nil)
+	}
+	for i := range 2 {
+		if r := introspect(assertionFor(t, es, pkjID, h.ts.URL, time.Now(), nil)); r.status != http.StatusOK {
+			t.Fatalf("assertion %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	over := assertionFor(t, es, pkjID, h.ts.URL, time.Now(), nil)
+	r := introspect(over)
+	wantError(t, r, http.StatusTooManyRequests, dpop.CodeTemporarilyUnavailable)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	// Another client is not affected.
+	wantToken(t, h.tokenRequest(ccForm()), TokenTypeDPoP)
+}

@@ -589,7 +589,7 @@ func TestClientAssertionReplay(t *testing.T) {
 		cache.fail.Store(true)
 		defer cache.fail.Store(false)
 		c, e := h.authenticate(assertionForm(assertionFor(t, es, pkjID, h.ts.URL, now, nil)), nil)
-		wantAuth(t, c, e, 503, dpop.CodeServerError, ErrStore)
+		wantAuth(t, c, e, 503, dpop.CodeServerError, dpop.ErrReplayCacheUnavailable)
 	})
 }
 
