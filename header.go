@@ -88,12 +88,14 @@ func parseJWK(raw []byte, spec jose.Spec) (crypto.PublicKey, string, *Error) {
 	var coordLen [2]int // decoded lengths of x and y
 	_, err := jose.ForEachKnown(raw, jwkNames, func(i int, value []byte) error {
 		s, _ := jose.String(value)
-		switch i {
-		case 0:
+		switch {
+		case i == 0:
 			kty = s
-		case 1:
+		case i == 1:
 			crv = s
-		case 2, 3, 4, 5:
+		case i >= jwkFirstPrivate:
+			return errPrivateJWK
+		default: // x, y, n, e
 			// RFC 7518 §6.2.1, §6.3.1: base64url, which the JWK library
 			// would not insist on (it decodes the standard alphabet too).
 			if !jose.IsB64(s) {
@@ -102,8 +104,6 @@ func parseJWK(raw []byte, spec jose.Spec) (crypto.PublicKey, string, *Error) {
 			if i < 4 {
 				coordLen[i-2] = base64.RawURLEncoding.DecodedLen(len(s))
 			}
-		default:
-			return errPrivateJWK
 		}
 		return nil
 	})

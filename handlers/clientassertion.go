@@ -103,9 +103,8 @@ type ClientAssertionOptions struct {
 }
 
 // normalized returns the options with their defaults, and the allowed
-// algorithms as a set; an error names what cannot be enforced. Config's
-// normalisation may call it to refuse bad options in New; until then the
-// first assertion finds the error and every assertion is refused.
+// algorithms as a set; an error names what cannot be enforced, and New
+// refuses it.
 func (o ClientAssertionOptions) normalized() (ClientAssertionOptions, map[string]jose.Spec, error) {
 	algs, err := jose.AllowList("handlers: Config.ClientAssertion.Algorithms", o.Algorithms)
 	if err != nil {
@@ -441,18 +440,22 @@ func publicKeySet(doc []byte) (jwk.Set, error) {
 type assertionSettings struct {
 	opts   ClientAssertionOptions
 	algs   map[string]jose.Spec
-	err    error // the options cannot be enforced
 	issuer string
 	sets   *lru.Cache[[2 * sha256.Size]byte, parsedSet]
 	uris   *jwksURIs
 }
 
-func newAssertionSettings(cfg Config) *assertionSettings {
+// newAssertionSettings makes the private_key_jwt state of a server, or
+// says why its options cannot be enforced.
+func newAssertionSettings(cfg Config) (*assertionSettings, error) {
 	st := &assertionSettings{issuer: cfg.Issuer}
-	st.opts, st.algs, st.err = cfg.ClientAssertion.normalized()
+	var err error
+	if st.opts, st.algs, err = cfg.ClientAssertion.normalized(); err != nil {
+		return nil, err
+	}
 	st.sets, _ = lru.New[[2 * sha256.Size]byte, parsedSet](jwksSetCacheSize)
 	st.uris = newJWKSURIs(st.opts.HTTPClient, cfg.Now)
-	return st
+	return st, nil
 }
 
 // clientAuthMethods are the client authentication methods the token

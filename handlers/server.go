@@ -57,10 +57,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, verifier: v, assertions: newAssertionSettings(c)}
-	if err := s.assertions.err; err != nil {
+	assertions, err := newAssertionSettings(c)
+	if err != nil {
 		return nil, err
 	}
+	s := &Server{cfg: c, verifier: v, assertions: assertions}
 	s.pushed, _ = c.Store.(store.PushedRequestStore)
 	if c.RequirePAR && s.pushed == nil {
 		return nil, errors.New("handlers: Config.RequirePAR needs a Config.Store that implements store.PushedRequestStore")

@@ -355,6 +355,7 @@ func TestStoreValidatorClaims(t *testing.T) {
 		{"a string", []byte(`"tenant"`), nil, false},
 		{"null", []byte(`null`), nil, false},
 		{"trailing data", []byte(`{"a":1} {}`), nil, false},
+		{"a member given twice (read as strictly as JWT claims)", []byte(`{"tenant":"acme","tenant":"evil"}`), nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

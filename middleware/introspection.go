@@ -65,7 +65,10 @@ type IntrospectionOptions struct {
 }
 
 // IntrospectionValidator is a [TokenValidator] that asks the authorization
-// server about each token (RFC 7662) and caches the answers.
+// server about each token (RFC 7662) and caches the answers. Like every
+// validator it reports the token's aud in Principal.Audience and leaves the
+// audience check to the middleware (Options.Audiences); a caller that uses
+// Validate outside the middleware must check it itself.
 //
 // The request is a POST of token and token_type_hint=access_token,
 // application/x-www-form-urlencoded, authenticated with

@@ -109,7 +109,10 @@ func (o JWTOptions) normalize() (JWTOptions, error) {
 }
 
 // JWTValidator is a [TokenValidator] for JWT access tokens (RFC 9068). It
-// accepts a token only when every check of RFC 9068 §4 passes:
+// does not check aud: the middleware does, for every validator, against
+// Options.Audiences (RFC 9068 §4, RFC 8707); a caller that uses Validate
+// outside the middleware must check Principal.Audience itself. It accepts
+// a token only when every other check of RFC 9068 §4 passes:
 //
 //   - the token is at most 16 KiB and a JWS in compact serialization
 //     (RFC 7515 §7.1) with exactly one signature;

@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,17 +67,15 @@ func recordClaims(raw []byte) (map[string]any, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
+	// The one strict reading of a JSON object (a member given twice is
+	// refused), as for JWT and introspection claims.
+	o, err := jose.ParseObject(raw)
 	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+	if err == nil {
+		m, err = o.HostClaims()
+	}
+	if err != nil {
 		return nil, &tokenRefusal{cause: ErrTokenMalformed, reason: "store: claims are not a JSON object"}
-	}
-	for name := range m {
-		if jose.Registered(name) {
-			delete(m, name)
-		}
-	}
-	if len(m) == 0 {
-		return nil, nil
 	}
 	return m, nil
 }
