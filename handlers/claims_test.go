@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dpopkit/dpop"
@@ -107,16 +108,34 @@ func TestClaimsRefused(t *testing.T) {
 	for _, format := range []string{FormatOpaque, FormatJWT} {
 		for _, tc := range tests {
 			t.Run(format+"/"+tc.name, func(t *testing.T) {
-				h := newHarness(t, func(c *Config) {
+				called := false
+				h, saves := wrappedHarness(t, func(m *store.Memory) *savingStore { return &savingStore{Memory: m} }, func(c *Config) {
 					c.Claims = func(context.Context, *store.Client, *store.AccessToken) (map[string]any, error) {
+						called = true
 						return tc.claims, tc.err
 					}
 					if format == FormatJWT {
 						c.AccessTokenFormat, c.SigningKeys = FormatJWT, keySet(esKey(t, "k1"))
 					}
 				})
-				wantError(t, h.tokenRequest(ccForm()), http.StatusInternalServerError, dpop.CodeServerError)
+				r := h.tokenRequest(ccForm())
+				wantError(t, r, http.StatusInternalServerError, dpop.CodeServerError)
+				if !called || r.str("error_description") != "the server could not make the token's claims" || saves.n.Load() != 0 {
+					t.Errorf("callback called %v, description %q, access tokens saved %d: want the claims' refusal and no token",
+						called, r.str("error_description"), saves.n.Load())
+				}
 			})
 		}
 	}
+}
+
+// savingStore counts the access tokens saved.
+type savingStore struct {
+	*store.Memory
+	n atomic.Int32
+}
+
+func (s *savingStore) SaveAccessToken(ctx context.Context, h store.TokenHash, t *store.AccessToken) error {
+	s.n.Add(1)
+	return s.Memory.SaveAccessToken(ctx, h, t)
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -98,7 +99,7 @@ func TestResourceClientCredentials(t *testing.T) {
 				}
 				return out
 			}
-			basic := cmpOr(tc.basic, confID+":"+confSecret)
+			basic := cmp.Or(tc.basic, confID+":"+confSecret)
 			proof := h.proof("POST", DefaultPaths.Token, dpop.ProofOptions{})
 			r := h.postForm(DefaultPaths.Token, withResources(ccForm(), fix(tc.resources)...), map[string]string{"basic": basic, "DPoP": proof})
 			if tc.want == nil {
@@ -115,13 +116,6 @@ func TestResourceClientCredentials(t *testing.T) {
 			h.wantAudience(wantToken(t, r, TokenTypeDPoP), fix(tc.want))
 		})
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // RFC 8707 §2.1–2.2 through the code flow: the authorization request fixes
@@ -251,9 +245,12 @@ func TestResourceConfigAudience(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	for _, bad := range [][]string{{"relative"}, {"https://api.example#f"}, {""}} {
-		if _, err := New(Config{Issuer: "https://as.example", Store: m, Audience: bad}); err == nil {
-			t.Errorf("Audience %q accepted", bad)
+	if _, err := New(Config{Issuer: "https://as.example", Store: m, Audience: []string{"https://api.example", "urn:example:rs"}}); err != nil {
+		t.Fatalf("valid Audience refused: %v", err)
+	}
+	for _, bad := range [][]string{{"relative"}, {"https://api.example#f"}, {""}, {"https://api.example", "https://api .example"}} {
+		if _, err := New(Config{Issuer: "https://as.example", Store: m, Audience: bad}); err == nil || !strings.Contains(err.Error(), "Config.Audience") {
+			t.Errorf("Audience %q: %v, want a refusal naming Config.Audience", bad, err)
 		}
 	}
 }

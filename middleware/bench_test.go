@@ -47,11 +47,11 @@ func benchMiddlewareWith(b *testing.B, opts Options, signer *dpop.Signer, token 
 	}
 	req := httptest.NewRequest("GET", apiPath, nil)
 	req.Header.Set("Authorization", "DPoP "+token)
-	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		req.Header["Dpop"] = proofs[i : i+1]
+		w := httptest.NewRecorder() // one per request: a response written once
 		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatalf("%d %s", w.Code, w.Body)
