@@ -121,3 +121,42 @@ func TestJWKSURIFetchRefusals(t *testing.T) {
 		t.Errorf("%d redirects followed, want %d", hops, jwksURIMaxRedirects)
 	}
 }
+
+// A fresh set is read without waiting for a fetch in progress: a forged
+// assertion naming a client (an unknown kid starts a refetch before any
+// signature is checked) must not hold up that client's real requests for
+// the fetch's duration.
+func TestJWKSURIFreshSetWhileFetching(t *testing.T) {
+	doc := jwksOf(t, key(t, "ec256", "ES256", "es"))
+	release := make(chan struct{})
+	var calls atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) > 1 {
+			<-release
+		}
+		w.Write(doc)
+	}))
+	defer ts.Close()
+	defer close(release)
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	u := newJWKSURIs(jwksHTTPClient(nil), now)
+	if _, err := u.keys(context.Background(), ts.URL, false); err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(jwksURIRefetch + time.Second)) // a refetch is allowed again; the set is still fresh
+	go u.keys(context.Background(), ts.URL, true)
+	for calls.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := u.keys(context.Background(), ts.URL, false); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a read of the fresh set waited for the fetch in progress")
+	}
+}

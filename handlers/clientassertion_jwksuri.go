@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -40,6 +41,16 @@ type uriEntry struct {
 	fetched time.Time // when set was fetched
 	attempt time.Time // the last fetch, good or bad
 	err     error     // the last fetch's error, nil after a success
+	// good is set and fetched, published for readers that do not take the
+	// slot: a fresh set is read without waiting for a fetch in progress,
+	// which a forged assertion naming the client can start.
+	good atomic.Pointer[goodSet]
+}
+
+// goodSet is a fetched set and when it was fetched.
+type goodSet struct {
+	set     jwk.Set
+	fetched time.Time
 }
 
 func newJWKSURIs(client *http.Client, now func() time.Time) *jwksURIs {
@@ -67,6 +78,11 @@ func (u *jwksURIs) entry(uri string) *uriEntry {
 // fault).
 func (u *jwksURIs) keys(ctx context.Context, uri string, refresh bool) (jwk.Set, error) {
 	e := u.entry(uri)
+	if g := e.good.Load(); g != nil && !refresh {
+		if now := u.now(); !now.Before(g.fetched) && now.Sub(g.fetched) < jwksURITTL {
+			return g.set, nil
+		}
+	}
 	select {
 	case e.slot <- struct{}{}:
 	case <-ctx.Done():
@@ -93,6 +109,7 @@ func (u *jwksURIs) keys(ctx context.Context, uri string, refresh bool) (jwk.Set,
 		return nil, err
 	}
 	e.set, e.fetched, e.err = set, now, nil
+	e.good.Store(&goodSet{set: set, fetched: now})
 	return set, nil
 }
 
