@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dpopkit/dpop/adaptertest"
+	"github.com/dpopkit/dpop/internal/testkit"
 	"github.com/dpopkit/dpop/store"
 	"github.com/dpopkit/dpop/store/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -41,22 +42,33 @@ func (quietLogger) Printf(_ context.Context, format string, v ...any) {
 	log.Print(msg)
 }
 
+// envURL returns the value of the variable env, the URL of what (a Redis
+// server, a Redis Cluster), and skips the test when it is not set.
+func envURL(tb testing.TB, env, what, example string) string {
+	tb.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		tb.Skipf("%s is not set: set it to %s the tests may write to, e.g. %s=%s", env, what, env, example)
+	}
+	return u
+}
+
+// shortTimeouts sets the fields of a client's options (a server's or a
+// cluster's) that make a broken server fail a test instead of hanging it.
+func shortTimeouts(contextTimeout *bool, dial, read, write *time.Duration) {
+	*contextTimeout = true
+	*dial, *read, *write = 2*time.Second, 2*time.Second, 2*time.Second
+}
+
 // redisOptions returns the client options of the test server, with short
 // timeouts so that a broken server fails a test instead of hanging it.
 func redisOptions(tb testing.TB) *redis.Options {
 	tb.Helper()
-	u := os.Getenv(urlEnv)
-	if u == "" {
-		tb.Skipf("%s is not set: set it to a Redis server the tests may write to, e.g. %s=redis://127.0.0.1:6379/0", urlEnv, urlEnv)
-	}
-	opts, err := redis.ParseURL(u)
+	opts, err := redis.ParseURL(envURL(tb, urlEnv, "a Redis server", "redis://127.0.0.1:6379/0"))
 	if err != nil {
 		tb.Fatalf("%s: %v", urlEnv, err)
 	}
-	opts.ContextTimeoutEnabled = true
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 2 * time.Second
-	opts.WriteTimeout = 2 * time.Second
+	shortTimeouts(&opts.ContextTimeoutEnabled, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout)
 	return opts
 }
 
@@ -80,31 +92,47 @@ func freshPrefix() string {
 }
 
 // keysUnder lists the keys that start with prefix (which has no glob
-// characters).
+// characters): on a Redis Cluster, those of every master (keysByMaster).
 func keysUnder(tb testing.TB, c redis.UniversalClient, prefix string) []string {
 	tb.Helper()
-	var keys []string
-	iter := c.Scan(bg, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(bg) {
-		keys = append(keys, iter.Val())
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		var keys []string
+		for _, k := range keysByMaster(tb, cc, prefix) {
+			keys = append(keys, k...)
+		}
+		return keys
 	}
-	if err := iter.Err(); err != nil {
+	keys, err := scanKeys(bg, c, prefix)
+	if err != nil {
 		tb.Fatalf("SCAN %s*: %v", prefix, err)
 	}
 	return keys
 }
 
-// deleteUnder deletes every key that starts with prefix.
+// scanKeys lists the keys of one server that start with prefix.
+func scanKeys(ctx context.Context, c redis.Cmdable, prefix string) ([]string, error) {
+	var keys []string
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}
+
+// deleteUnder deletes every key that starts with prefix, with one UNLINK
+// a key in a pipeline: a Redis Cluster refuses one command over keys of
+// several slots.
 func deleteUnder(tb testing.TB, c redis.UniversalClient, prefix string) {
 	tb.Helper()
 	keys := keysUnder(tb, c, prefix)
-	for len(keys) > 0 {
-		n := min(len(keys), 500)
-		if err := c.Unlink(bg, keys[:n]...).Err(); err != nil {
-			tb.Errorf("deleting the test keys: %v", err)
-			return
+	_, err := c.Pipelined(bg, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Unlink(bg, k)
 		}
-		keys = keys[n:]
+		return nil
+	})
+	if err != nil {
+		tb.Errorf("deleting the test keys: %v", err)
 	}
 }
 
@@ -140,6 +168,23 @@ func suiteStores(c redis.UniversalClient) adaptertest.NewStore {
 			if left := keysUnder(t, c, prefix); len(left) > 0 {
 				t.Errorf("%d keys left after cleanup", len(left))
 			}
+		}
+	}
+}
+
+// instanceStores is the constructor adaptertest.RunInstances gets: two
+// stores over one fresh prefix, one over ca and one over cb (a client each,
+// as two processes would have), whose keys are deleted when the subtest
+// ends.
+func instanceStores(ca, cb redis.UniversalClient) adaptertest.NewStores {
+	return func(t *testing.T) (store.Store, store.Store, func()) {
+		prefix := freshPrefix()
+		a, b, closeBoth := testkit.StorePair(t, ca, cb, func(c redis.UniversalClient) (*redisstore.Store, error) {
+			return redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
+		})
+		return a, b, func() {
+			closeBoth()
+			deleteUnder(t, ca, prefix)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/dpopkit/dpop/adaptertest"
 	"github.com/dpopkit/dpop/internal/testkit"
 	"github.com/dpopkit/dpop/internal/testkit/dpoptest"
-	"github.com/dpopkit/dpop/store"
 	"github.com/dpopkit/dpop/store/redisstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -20,17 +19,7 @@ import (
 // one for each subtest) act as one service. Each instance has a client of
 // its own, as two processes would.
 func TestInstances(t *testing.T) {
-	ca, cb := newClient(t), newClient(t)
-	adaptertest.RunInstances(t, func(t *testing.T) (store.Store, store.Store, func()) {
-		prefix := freshPrefix()
-		a, b, closeBoth := testkit.StorePair(t, ca, cb, func(c *redis.Client) (*redisstore.Store, error) {
-			return redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
-		})
-		return a, b, func() {
-			closeBoth()
-			deleteUnder(t, ca, prefix)
-		}
-	})
+	adaptertest.RunInstances(t, instanceStores(newClient(t), newClient(t)))
 }
 
 // newKit starts a kit over c and prefix, with the kit's clients
