@@ -126,6 +126,42 @@
 // stores with different prefixes on one cluster share these 17 slots. The
 // prefix may therefore contain no braces, which would change the tags.
 //
+// A store on a Cluster needs nothing of the caller but a
+// *redis.ClusterClient (or any UniversalClient) as Options.Client.
+//
+// # Failover
+//
+// Redis replicates asynchronously: a master answers a write before its
+// replicas have it. If the master dies in that moment and a replica takes
+// over (Redis Cluster or Sentinel failover), the write is gone, and with it
+// what the kit relied on it for:
+//
+//   - a replay entry: the captured proof is accepted again (RFC 9449 §11.1);
+//   - a consumed code or pushed request: it is redeemed again;
+//   - a rotated refresh token: it is accepted again instead of revoking its
+//     grant (RFC 9700 §4.14.2);
+//   - a revoked access or refresh token, or grant revocation: it is usable
+//     again until it expires.
+//
+// The window is short (the replication delay, usually under a millisecond
+// on a local network, more under load or when a replica lags), but an
+// attacker who can make a master fail can aim at it. Saves (codes, tokens,
+// clients) lost this way only make the kit refuse what it no longer knows.
+//
+// Options.Replicas closes the window: each of those writes is followed, on
+// its connection to the master holding the key, by WAIT for that many
+// replicas, and a write fewer replicas acknowledged within
+// Options.ReplicaTimeout fails with ErrNotReplicated (the kit answers 503).
+// A replica that acknowledged has the write, and Redis Cluster promotes a
+// replica that has it. The cost is one wait for the replicas per such
+// write; writes fail while a shard has fewer live replicas than asked
+// (after a failover, until the old master rejoins as a replica), which is
+// the price of never accepting on a guess. The write may have reached the
+// master when it fails: a replay entry then refuses the proof's replays,
+// and a consumed code stays consumed. TestFailover kills masters of a real
+// cluster right after such writes and checks that none is lost with the
+// option, and that without it unreplicated writes are.
+//
 // A revocation written to 17 keys is not one atomic step: should the
 // pipeline fail half-way, RevokeGrant returns the error and some groups
 // already refuse the grant's tokens (a refusal, never an acceptance); the

@@ -162,7 +162,8 @@ func (s *Store) del(ctx context.Context, op, key string) error {
 	if _, err := s.begin(ctx); err != nil {
 		return err
 	}
-	if err := s.c.Del(ctx, key).Err(); err != nil {
+	_, err := s.durable(ctx, key, func(c redis.Cmdable, _ bool) redis.Cmder { return c.Del(ctx, key) })
+	if err != nil {
 		return fail(ctx, op, err)
 	}
 	return nil
@@ -201,7 +202,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, h store.TokenHash, 
 		return nil, fmt.Errorf("redisstore: RotateRefreshToken: %w", err)
 	}
 	expMs := next.ExpiresAt.UnixMilli()
-	status, rec, err := s.runLookup(ctx, "RotateRefreshToken", rotateScript, []string{s.refreshKey(old), s.refreshKey(h)},
+	status, rec, err := s.runLookup(ctx, "RotateRefreshToken", rotateScript, true, []string{s.refreshKey(old), s.refreshKey(h)},
 		s.grantPrefix(refreshTag), now.UnixMilli(), frame(expMs, next.GrantID, data), expMs,
 		s.consumedPrefix(), store.ConsumedRefreshTokensPerGrant)
 	if err != nil {
@@ -232,7 +233,7 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 		// Tokens without a grant are never checked against one.
 		return nil
 	}
-	if err := s.runEach(ctx, revokeScript, s.grantKeys(grantID), untilMs); err != nil {
+	if err := s.durableEach(ctx, revokeScript, s.grantKeys(grantID), untilMs); err != nil {
 		return fail(ctx, "RevokeGrant", err)
 	}
 	return nil
@@ -251,11 +252,14 @@ func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duratio
 	if ttl <= 0 {
 		return false, errors.New("redisstore: replay entry needs a positive ttl")
 	}
-	ok, err := s.c.SetNX(ctx, s.replayKey(key), "1", time.Duration(ceilMillis(ttl))*time.Millisecond).Result()
+	k, exp := s.replayKey(key), time.Duration(ceilMillis(ttl))*time.Millisecond
+	cmd, err := s.durable(ctx, k, func(c redis.Cmdable, _ bool) redis.Cmder {
+		return c.SetNX(ctx, k, "1", exp)
+	})
 	if err != nil {
 		return false, fail(ctx, "Insert", err)
 	}
-	return ok, nil
+	return cmd.(*redis.BoolCmd).Val(), nil
 }
 
 func decodeAccess(rec string) (*store.AccessToken, error) {
@@ -278,14 +282,15 @@ func decodeRefresh(rec string) (*store.RefreshToken, error) {
 // lookup runs sc, lookupScript or consumeScript, on key after begin's
 // checks, with grants, the prefix of the revocation keys beside the record
 // ("" for codes: no grant check), and the time now, and decodes its answer
-// as result does.
+// as result does. consumeScript, which writes, runs as a durable write
+// (Options.Replicas).
 func lookup[V any](ctx context.Context, s *Store, op string, sc *redis.Script, key, grants string,
 	decode func(string) (*V, error)) (*V, error) {
 	now, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	status, rec, err := s.runLookup(ctx, op, sc, []string{key}, grants, now.UnixMilli())
+	status, rec, err := s.runLookup(ctx, op, sc, sc != lookupScript, []string{key}, grants, now.UnixMilli())
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,27 @@ type Options struct {
 	// captured proof is accepted again), consumed codes and refresh tokens
 	// (a replay is no longer detected) and clients.
 	SkipEvictionCheck bool
+	// Replicas, when positive, makes every write that a failover must not
+	// lose wait until that many replicas have it (Redis WAIT, on the
+	// connection of the write, to the master holding the key): each replay
+	// cache insert (RFC 9449 §11.1), code and pushed request consumption,
+	// refresh token rotation, and token or grant revocation. A write fewer
+	// replicas acknowledge within ReplicaTimeout fails with
+	// ErrNotReplicated, and the kit refuses the request (503): the store
+	// fails closed rather than accept what a failover could forget. Redis
+	// replicates asynchronously, so without it a write acknowledged by a
+	// master that dies before a replica copied it is lost when that
+	// replica is promoted: a proof then replays, a code is redeemed twice,
+	// a rotated refresh token is accepted again, a revoked token or grant
+	// comes back (see the package documentation). A Cluster shard (or a
+	// Sentinel group) with fewer live replicas than Replicas refuses these
+	// writes until one returns. Default 0: no waiting. It needs Client to
+	// be a *redis.Client (single server or Sentinel) or a
+	// *redis.ClusterClient.
+	Replicas int
+	// ReplicaTimeout bounds each wait for Replicas acknowledgements.
+	// Default DefaultReplicaTimeout; it is rounded up to the millisecond.
+	ReplicaTimeout time.Duration
 }
 
 // evictionCheckTimeout bounds New's check of the eviction policy.
@@ -49,10 +70,12 @@ const evictionCheckTimeout = 2 * time.Second
 // state of its own besides its options, and any number of Store values (in
 // any number of processes) over the same Redis and prefix see the same data.
 type Store struct {
-	c      redis.UniversalClient
-	prefix string
-	now    func() time.Time
-	closed atomic.Bool
+	c              redis.UniversalClient
+	prefix         string
+	now            func() time.Time
+	replicas       int
+	replicaTimeout time.Duration
+	closed         atomic.Bool
 }
 
 var (
@@ -82,12 +105,28 @@ func New(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	switch {
+	case opts.Replicas < 0:
+		return nil, errors.New("redisstore: Options.Replicas must not be negative")
+	case opts.ReplicaTimeout < 0:
+		return nil, errors.New("redisstore: Options.ReplicaTimeout must not be negative")
+	case opts.ReplicaTimeout == 0:
+		opts.ReplicaTimeout = DefaultReplicaTimeout
+	}
+	// WAIT takes whole milliseconds, and 0 would wait for ever.
+	opts.ReplicaTimeout = time.Duration(ceilMillis(opts.ReplicaTimeout)) * time.Millisecond
+	if opts.Replicas > 0 {
+		if err := checkReplicaClient(opts.Client); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.SkipEvictionCheck {
 		if err := checkNoEviction(opts.Client); err != nil {
 			return nil, err
 		}
 	}
-	return &Store{c: opts.Client, prefix: opts.Prefix, now: opts.Now}, nil
+	return &Store{c: opts.Client, prefix: opts.Prefix, now: opts.Now,
+		replicas: opts.Replicas, replicaTimeout: opts.ReplicaTimeout}, nil
 }
 
 // checkNoEviction reads maxmemory-policy from every node of c and reports an

@@ -111,9 +111,20 @@ const (
 )
 
 // runLookup runs a lookup script and returns its status and record;
-// status "" means the key does not exist.
-func (s *Store) runLookup(ctx context.Context, op string, sc *redis.Script, keys []string, args ...any) (status, record string, err error) {
-	res, err := sc.Run(ctx, s.c, keys, args...).Slice()
+// status "" means the key does not exist. A script that writes (consumes
+// or rotates) runs as a durable write: with Options.Replicas, it is
+// acknowledged by the replicas before the answer counts.
+func (s *Store) runLookup(ctx context.Context, op string, sc *redis.Script, writes bool, keys []string, args ...any) (status, record string, err error) {
+	var res []any
+	if writes {
+		var cmd redis.Cmder
+		cmd, err = s.durable(ctx, keys[0], scriptWriter(ctx, sc, keys, args))
+		if err == nil {
+			res, err = cmd.(*redis.Cmd).Slice()
+		}
+	} else {
+		res, err = sc.Run(ctx, s.c, keys, args...).Slice()
+	}
 	switch {
 	case errors.Is(err, redis.Nil):
 		return "", "", nil
@@ -131,14 +142,29 @@ func (s *Store) runLookup(ctx context.Context, op string, sc *redis.Script, keys
 	return status, record, nil
 }
 
+// scriptWriter is a durable write running sc on keys with args: by digest,
+// or in full when eval is set.
+func scriptWriter(ctx context.Context, sc *redis.Script, keys []string, args []any) ackWriter {
+	return func(c redis.Cmdable, eval bool) redis.Cmder {
+		if eval {
+			return sc.Eval(ctx, c, keys, args...)
+		}
+		return sc.EvalSha(ctx, c, keys, args...)
+	}
+}
+
 // runEach runs sc once for each key, with the same arguments, in one
-// pipeline (one round trip per node). Scripts the server does not hold are
-// sent again in full.
-func (s *Store) runEach(ctx context.Context, sc *redis.Script, keys []string, args ...any) error {
+// pipeline on c (one round trip per node), followed by the commands then
+// queues (nil: none). Scripts the server does not hold are sent again in
+// full, with then's commands after them again.
+func (s *Store) runEach(ctx context.Context, c redis.Cmdable, sc *redis.Script, keys []string, args []any, then func(redis.Pipeliner)) error {
 	cmds := make([]*redis.Cmd, len(keys))
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = sc.EvalSha(ctx, p, []string{k}, args...)
+		}
+		if then != nil {
+			then(p)
 		}
 		return nil
 	})
@@ -158,9 +184,12 @@ func (s *Store) runEach(ctx context.Context, sc *redis.Script, keys []string, ar
 	if len(missing) == 0 {
 		return err
 	}
-	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range missing {
 			sc.Eval(ctx, p, []string{k}, args...)
+		}
+		if then != nil {
+			then(p)
 		}
 		return nil
 	})
