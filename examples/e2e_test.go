@@ -683,6 +683,10 @@ func TestServerFlags(t *testing.T) {
 		{"-store", "redis", "-redis-url", "redis://127.0.0.1:1/0"}, // unreachable
 		{"-store", "postgres", "-postgres-url", "postgres://postgres@127.0.0.1:1/test?sslmode=disable"}, // unreachable
 		{"-store", "redis", "-redis-url", "mysql://127.0.0.1/0"},
+		{"-redis-cluster"}, // the memory store is no Redis
+		{"-store", "postgres", "-postgres-url", "postgres://postgres@127.0.0.1:1/test", "-redis-cluster"},
+		{"-store", "redis", "-redis-cluster", "-redis-url", "mysql://127.0.0.1:30001"},
+		{"-store", "redis", "-redis-cluster", "-redis-url", "redis://127.0.0.1:1?addr=127.0.0.1:2"}, // unreachable
 		{"-addr", "127.0.0.1:0", "extra"},
 		{"-issuer", "http://127.0.0.1:8080/a//b"},
 		{"-issuer", "http://127.0.0.1:8080/a?b=c"},

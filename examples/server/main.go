@@ -76,6 +76,8 @@ type config struct {
 	tokenFormat  string
 	store        string
 	redisURL     string
+	// redisCluster is -redis-cluster: redisURL names a Redis Cluster.
+	redisCluster bool
 	postgresURL  string
 	nonceSecret  string
 	namespace    string
@@ -134,6 +136,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.tokenFormat, "token-format", "opaque", "access token `format`: opaque or jwt (jwt signs with an ES256 key generated at start)")
 	fs.StringVar(&cfg.store, "store", "memory", "`kind` of store: memory, redis or postgres")
 	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis `URL` for -store redis, such as redis://127.0.0.1:6379/0")
+	fs.BoolVar(&cfg.redisCluster, "redis-cluster", false, "with -store redis: -redis-url names a Redis Cluster, in the form redis://host:port?addr=host:port&addr=host:port (one node, the others as addr parameters)")
 	fs.StringVar(&cfg.postgresURL, "postgres-url", "", "PostgreSQL `URL` for -store postgres, such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	fs.StringVar(&cfg.namespace, "store-namespace", "", "`name` keeping this demo's records apart in a shared store: the Redis key prefix name: or the PostgreSQL schema name (default the store's own, dpop: or dpop); demos of different -issuer need different ones, since the demo clients' resources name the issuer")
 	fs.IntVar(&cfg.replayCap, "replay-capacity", 0, "`entries` of the memory store's proof replay cache and access tokens (default 100000: about 1,400 proofs a second; a full replay cache refuses requests with 503)")
@@ -179,6 +182,9 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	}
 	if cfg.store == "postgres" && cfg.postgresURL == "" {
 		return config{}, errors.New("-store postgres needs -postgres-url")
+	}
+	if cfg.redisCluster && cfg.store != "redis" {
+		return config{}, fmt.Errorf("-redis-cluster is for -store redis, not -store %s", cfg.store)
 	}
 	if cfg.namespace != "" {
 		if cfg.store == "memory" {

@@ -32,25 +32,34 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (store.Stor
 		if cfg.namespace != "" {
 			prefix = cfg.namespace + ":"
 		}
-		return openRedis(ctx, cfg.redisURL, prefix)
+		return openRedis(ctx, cfg.redisURL, cfg.redisCluster, prefix)
 	case "postgres":
 		return openPostgres(ctx, cfg.postgresURL, cfg.namespace, logger)
 	}
 	return nil, nil, fmt.Errorf("unknown store %q", cfg.store)
 }
 
-func openRedis(ctx context.Context, rawURL, prefix string) (store.Store, func(), error) {
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("-redis-url: %w", err)
+// openRedis opens the Redis store on the server rawURL names or, with
+// cluster (-redis-cluster), on the Redis Cluster it names in the form of
+// redis.ParseClusterURL: one node's URL, the other nodes as addr parameters.
+// The store runs on a cluster unchanged (see its package doc: hash tags).
+func openRedis(ctx context.Context, rawURL string, cluster bool, prefix string) (store.Store, func(), error) {
+	var client redis.UniversalClient
+	if cluster {
+		opts, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-redis-url (a cluster URL, for -redis-cluster): %w", err)
+		}
+		failFast(&opts.ContextTimeoutEnabled, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout)
+		client = redis.NewClusterClient(opts)
+	} else {
+		opts, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-redis-url: %w", err)
+		}
+		failFast(&opts.ContextTimeoutEnabled, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout)
+		client = redis.NewClient(opts)
 	}
-	// Request deadlines bound the calls, and a Redis that stops answering
-	// makes requests fail fast (503) instead of hanging.
-	opts.ContextTimeoutEnabled = true
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 2 * time.Second
-	opts.WriteTimeout = 2 * time.Second
-	client := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
@@ -63,6 +72,14 @@ func openRedis(ctx context.Context, rawURL, prefix string) (store.Store, func(),
 		return nil, nil, err
 	}
 	return st, func() { st.Close(); client.Close() }, nil
+}
+
+// failFast sets the fields of a Redis client's options, a server's or a
+// cluster's: request deadlines bound the calls, and a Redis that stops
+// answering makes requests fail fast (503) instead of hanging.
+func failFast(contextTimeout *bool, dial, read, write *time.Duration) {
+	*contextTimeout = true
+	*dial, *read, *write = 2*time.Second, 2*time.Second, 2*time.Second
 }
 
 func openPostgres(ctx context.Context, rawURL, schema string, logger *slog.Logger) (store.Store, func(), error) {
