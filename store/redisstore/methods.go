@@ -11,10 +11,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// GetClient implements [store.ClientStore] (RFC 6749 §2): one GET.
+// GetClient implements [store.ClientStore] (RFC 6749 §2): one GET, unless
+// the client is in the store's client cache (Options.ClientCacheTTL).
 func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
 	if _, err := s.begin(ctx); err != nil {
 		return nil, err
+	}
+	if c, ok := s.clients.Get(id); ok {
+		return c, nil
 	}
 	data, err := s.c.Get(ctx, s.clientKey(id)).Bytes()
 	switch {
@@ -23,11 +27,17 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	case err != nil:
 		return nil, fail(ctx, "GetClient", err)
 	}
-	return decodeClient(data)
+	c, err := decodeClient(data)
+	if err != nil {
+		return nil, err
+	}
+	s.clients.Put(c)
+	return c, nil
 }
 
 // SaveClient implements [store.ClientStore]: one SET, without expiry,
-// replacing any client with the same id. It refuses a client that
+// replacing any client with the same id (and its entry in this store's
+// client cache). It refuses a client that
 // [store.Client.Validate] refuses.
 func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 	if _, err := s.begin(ctx); err != nil {
@@ -41,8 +51,10 @@ func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 		return fmt.Errorf("redisstore: SaveClient: %w", err)
 	}
 	if err := s.c.Set(ctx, s.clientKey(c.ID), data, 0).Err(); err != nil {
+		s.clients.Forget(c.ID) // the write may have landed
 		return fail(ctx, "SaveClient", err)
 	}
+	s.clients.Put(c)
 	return nil
 }
 

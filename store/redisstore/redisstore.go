@@ -40,6 +40,14 @@ type Options struct {
 	// captured proof is accepted again), consumed codes and refresh tokens
 	// (a replay is no longer detected) and clients.
 	SkipEvictionCheck bool
+	// ClientCacheTTL is how long GetClient keeps a client it read in
+	// process (store.ClientCache), saving the round trip on the next
+	// requests of that client. SaveClient through this store replaces the
+	// entry at once; a client saved by another process is seen within
+	// ClientCacheTTL, until when this one may still honour its previous
+	// registration. Unknown clients are never kept. Default
+	// store.DefaultClientCacheTTL (one second); negative: no cache.
+	ClientCacheTTL time.Duration
 	// Replicas, when positive, makes every write that a failover must not
 	// lose wait until that many replicas have it (Redis WAIT, on the
 	// connection of the write, to the master holding the key): each replay
@@ -75,6 +83,7 @@ type Store struct {
 	now            func() time.Time
 	replicas       int
 	replicaTimeout time.Duration
+	clients        *store.ClientCache
 	closed         atomic.Bool
 }
 
@@ -125,8 +134,12 @@ func New(opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	if opts.ClientCacheTTL == 0 {
+		opts.ClientCacheTTL = store.DefaultClientCacheTTL
+	}
 	return &Store{c: opts.Client, prefix: opts.Prefix, now: opts.Now,
-		replicas: opts.Replicas, replicaTimeout: opts.ReplicaTimeout}, nil
+		replicas: opts.Replicas, replicaTimeout: opts.ReplicaTimeout,
+		clients: store.NewClientCache(opts.ClientCacheTTL, 0, opts.Now)}, nil
 }
 
 // checkNoEviction reads maxmemory-policy from every node of c and reports an
