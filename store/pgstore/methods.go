@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// GetClient implements [store.ClientStore]: one SELECT by id.
+// GetClient implements [store.ClientStore]: one SELECT by id, unless the
+// client is in the store's client cache (Options.ClientCacheTTL).
 func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
@@ -20,6 +21,9 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	defer done()
 	if !validText(id) {
 		return nil, store.ErrNotFound // SaveClient refuses such ids
+	}
+	if c, ok := s.clients.Get(id); ok {
+		return c, nil
 	}
 	c := &store.Client{ID: id}
 	var access, refresh int64
@@ -32,10 +36,12 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 		return nil, fail(ctx, "get client", err)
 	}
 	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(access), time.Duration(refresh)
+	s.clients.Put(c)
 	return c, nil
 }
 
-// SaveClient implements [store.ClientStore]: one upsert by id. It refuses a
+// SaveClient implements [store.ClientStore]: one upsert by id (replacing
+// the client's entry in this store's client cache). It refuses a
 // client that [store.Client.Validate] refuses, and one with text PostgreSQL
 // cannot hold (ErrInvalidText).
 func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
@@ -66,8 +72,10 @@ func (s *Store) SaveClient(ctx context.Context, c *store.Client) error {
 	_, err = s.pool.Exec(ctx, s.q.saveClient, c.ID, secret, grants, uris, scopes, resources, c.Introspect, c.DPoPBound,
 		int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL), jwks, c.JWKSURI)
 	if err != nil {
+		s.clients.Forget(c.ID) // the write may have landed
 		return fail(ctx, "save client", err)
 	}
+	s.clients.Put(c)
 	return nil
 }
 

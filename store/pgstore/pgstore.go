@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -73,6 +74,14 @@ type Options struct {
 	// Logger receives one record per failed background cleanup. Default:
 	// discard.
 	Logger *slog.Logger
+	// ClientCacheTTL is how long GetClient keeps a client it read in
+	// process (store.ClientCache), saving the query on the next requests
+	// of that client. SaveClient through this store replaces the entry at
+	// once; a client saved by another process is seen within
+	// ClientCacheTTL, until when this one may still honour its previous
+	// registration. Unknown clients are never kept. Default
+	// store.DefaultClientCacheTTL (one second); negative: no cache.
+	ClientCacheTTL time.Duration
 }
 
 // Store is a [store.Store] in PostgreSQL. It is safe for concurrent use, by
@@ -85,6 +94,7 @@ type Store struct {
 	timeout time.Duration
 	log     *slog.Logger
 	q       queries
+	clients *store.ClientCache
 
 	closed   atomic.Bool
 	stop     context.CancelFunc
@@ -203,6 +213,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		pool: opts.Pool, schema: opts.Schema, now: opts.Now, batch: opts.CleanupBatch, timeout: opts.QueryTimeout, log: opts.Logger,
 		q: buildQueries(quoted), done: make(chan struct{}),
+		clients: store.NewClientCache(cmp.Or(opts.ClientCacheTTL, store.DefaultClientCacheTTL), 0, opts.Now),
 	}
 	if opts.CleanupInterval < 0 {
 		close(s.done)
