@@ -687,6 +687,8 @@ func TestServerFlags(t *testing.T) {
 		{"-store", "postgres", "-postgres-url", "postgres://postgres@127.0.0.1:1/test", "-redis-cluster"},
 		{"-store", "redis", "-redis-cluster", "-redis-url", "mysql://127.0.0.1:30001"},
 		{"-store", "redis", "-redis-cluster", "-redis-url", "redis://127.0.0.1:1?addr=127.0.0.1:2"}, // unreachable
+		{"-redis-replicas", "1"}, // the memory store has no replicas
+		{"-store", "redis", "-redis-url", "redis://127.0.0.1:1/0", "-redis-replicas", "-1"},
 		{"-addr", "127.0.0.1:0", "extra"},
 		{"-issuer", "http://127.0.0.1:8080/a//b"},
 		{"-issuer", "http://127.0.0.1:8080/a?b=c"},

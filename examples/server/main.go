@@ -78,10 +78,12 @@ type config struct {
 	redisURL     string
 	// redisCluster is -redis-cluster: redisURL names a Redis Cluster.
 	redisCluster bool
-	postgresURL  string
-	nonceSecret  string
-	namespace    string
-	replayCap    int
+	// redisReplicas is -redis-replicas: redisstore.Options.Replicas.
+	redisReplicas int
+	postgresURL   string
+	nonceSecret   string
+	namespace     string
+	replayCap     int
 	// Proof quotas (dpop.Quota), in replay entries: 0 selects the kit's
 	// default, negative turns the quota off.
 	quotaClient, quotaToken, quotaGrant int
@@ -137,6 +139,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.store, "store", "memory", "`kind` of store: memory, redis or postgres")
 	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis `URL` for -store redis, such as redis://127.0.0.1:6379/0")
 	fs.BoolVar(&cfg.redisCluster, "redis-cluster", false, "with -store redis: -redis-url names a Redis Cluster, in the form redis://host:port?addr=host:port&addr=host:port (one node, the others as addr parameters)")
+	fs.IntVar(&cfg.redisReplicas, "redis-replicas", 0, "with -store redis: the `replicas` that must acknowledge each replay entry, code consumption, refresh rotation and revocation before it counts (Redis WAIT; redisstore.Options.Replicas), so that a failover loses none; a write they do not acknowledge within 100ms is refused (503). 0: no waiting, and a failover may lose the last writes")
 	fs.StringVar(&cfg.postgresURL, "postgres-url", "", "PostgreSQL `URL` for -store postgres, such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	fs.StringVar(&cfg.namespace, "store-namespace", "", "`name` keeping this demo's records apart in a shared store: the Redis key prefix name: or the PostgreSQL schema name (default the store's own, dpop: or dpop); demos of different -issuer need different ones, since the demo clients' resources name the issuer")
 	fs.IntVar(&cfg.replayCap, "replay-capacity", 0, "`entries` of the memory store's proof replay cache and access tokens (default 100000: about 1,400 proofs a second; a full replay cache refuses requests with 503)")
@@ -185,6 +188,12 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	}
 	if cfg.redisCluster && cfg.store != "redis" {
 		return config{}, fmt.Errorf("-redis-cluster is for -store redis, not -store %s", cfg.store)
+	}
+	if cfg.redisReplicas != 0 && cfg.store != "redis" {
+		return config{}, fmt.Errorf("-redis-replicas is for -store redis, not -store %s", cfg.store)
+	}
+	if cfg.redisReplicas < 0 {
+		return config{}, errors.New("-redis-replicas must not be negative")
 	}
 	if cfg.namespace != "" {
 		if cfg.store == "memory" {

@@ -32,7 +32,7 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (store.Stor
 		if cfg.namespace != "" {
 			prefix = cfg.namespace + ":"
 		}
-		return openRedis(ctx, cfg.redisURL, cfg.redisCluster, prefix)
+		return openRedis(ctx, cfg, prefix)
 	case "postgres":
 		return openPostgres(ctx, cfg.postgresURL, cfg.namespace, logger)
 	}
@@ -43,9 +43,10 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (store.Stor
 // cluster (-redis-cluster), on the Redis Cluster it names in the form of
 // redis.ParseClusterURL: one node's URL, the other nodes as addr parameters.
 // The store runs on a cluster unchanged (see its package doc: hash tags).
-func openRedis(ctx context.Context, rawURL string, cluster bool, prefix string) (store.Store, func(), error) {
+func openRedis(ctx context.Context, cfg config, prefix string) (store.Store, func(), error) {
+	rawURL := cfg.redisURL
 	var client redis.UniversalClient
-	if cluster {
+	if cfg.redisCluster {
 		opts, err := redis.ParseClusterURL(rawURL)
 		if err != nil {
 			return nil, nil, fmt.Errorf("-redis-url (a cluster URL, for -redis-cluster): %w", err)
@@ -66,7 +67,7 @@ func openRedis(ctx context.Context, rawURL string, cluster bool, prefix string) 
 		client.Close()
 		return nil, nil, fmt.Errorf("-store redis: %w", err)
 	}
-	st, err := redisstore.New(redisstore.Options{Client: client, Prefix: prefix})
+	st, err := redisstore.New(redisstore.Options{Client: client, Prefix: prefix, Replicas: cfg.redisReplicas})
 	if err != nil {
 		client.Close()
 		return nil, nil, err
