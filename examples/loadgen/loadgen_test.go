@@ -370,12 +370,20 @@ func TestParseFlags(t *testing.T) {
 	if got := strings.Join(cfg.serverArgs(), " "); got != "-store redis -token-format opaque -quota-client 100000000 -quota-token 100000000 -redis-url redis://x" {
 		t.Errorf("server args %q", got)
 	}
+	cfg, err = parseFlags([]string{"-compare", "-spawn", "-store", "redis", "-redis-cluster", "-redis-replicas", "1", "-redis-url", "redis://x?addr=y"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.serverArgs(), " "); !strings.HasSuffix(got, " -redis-url redis://x?addr=y -redis-cluster -redis-replicas 1") {
+		t.Errorf("server args for a cluster %q", got)
+	}
 	cfg, _ = parseFlags(nil, io.Discard)
 	if ts, _ := cfg.targets(); strings.Join(ts, ",") != "token" {
 		t.Errorf("default targets %v", ts)
 	}
 	for _, bad := range [][]string{
 		{"-store", "redis"},              // needs -spawn
+		{"-redis-replicas", "1"},         // needs -spawn
 		{"-spawn"},                       // needs -compare
 		{"-c", "0"},                      // no connections
 		{"-d", "0"},                      // neither -d nor -n

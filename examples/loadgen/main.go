@@ -46,6 +46,8 @@ type config struct {
 	kitPID                     int
 	serverBin                  string
 	store, redisURL, pgURL     string
+	redisCluster               bool
+	redisReplicas              int
 	requireNonce               bool
 	tokenFormat                string
 	replayCap                  int
@@ -204,6 +206,8 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.serverBin, "server-bin", "", "with -spawn: a `binary` of examples/server to start instead of building one")
 	fs.StringVar(&cfg.store, "store", "memory", "with -spawn: the demo's -store (`kind`: memory, redis, postgres)")
 	fs.StringVar(&cfg.redisURL, "redis-url", "", "with -spawn: the demo's -redis-url (`URL`)")
+	fs.BoolVar(&cfg.redisCluster, "redis-cluster", false, "with -spawn: the demo's -redis-cluster (-redis-url names a Redis Cluster)")
+	fs.IntVar(&cfg.redisReplicas, "redis-replicas", 0, "with -spawn: the demo's -redis-replicas (`replicas` acknowledging each replay entry)")
 	fs.StringVar(&cfg.pgURL, "postgres-url", "", "with -spawn: the demo's -postgres-url (`URL`)")
 	fs.BoolVar(&cfg.requireNonce, "require-nonce", false, "with -spawn: start the demo with -require-nonce")
 	fs.StringVar(&cfg.tokenFormat, "token-format", "opaque", "with -spawn: the demo's -token-format (`format`: opaque or jwt)")
@@ -243,7 +247,7 @@ Examples:
 		switch f.Name {
 		case "target":
 			cfg.targetSet = true
-		case "store", "redis-url", "postgres-url", "require-nonce", "token-format":
+		case "store", "redis-url", "redis-cluster", "redis-replicas", "postgres-url", "require-nonce", "token-format":
 			cfg.passThrough = append(cfg.passThrough, f.Name)
 		}
 	})
@@ -319,6 +323,12 @@ func (cfg config) serverArgs() []string {
 	args = append(args, "-quota-client", unreachableQuota, "-quota-token", unreachableQuota)
 	if cfg.redisURL != "" {
 		args = append(args, "-redis-url", cfg.redisURL)
+	}
+	if cfg.redisCluster {
+		args = append(args, "-redis-cluster")
+	}
+	if cfg.redisReplicas != 0 {
+		args = append(args, "-redis-replicas", strconv.Itoa(cfg.redisReplicas))
 	}
 	if cfg.pgURL != "" {
 		args = append(args, "-postgres-url", cfg.pgURL)
