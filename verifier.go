@@ -194,11 +194,40 @@ func (v *Verifier) Accept(ctx context.Context, p *Proof) error {
 	return nil
 }
 
+// InsertFunc records key for ttl in a replay cache, as ReplayCache.Insert
+// does (RFC 9449 §11.1): it reports false when key was recorded before and
+// is still live, and an error (ErrReplayCacheFull, or any other when the
+// cache is down) when it could not tell.
+type InsertFunc func(ctx context.Context, key ReplayKey, ttl time.Duration) (bool, error)
+
+// AcceptWith is Accept with insert standing in for the replay cache's
+// Insert: the proof is charged to its parties' quotas, recorded by insert
+// (RFC 9449 §11.1), and refunded when insert records nothing, with the
+// errors of Accept. A server that writes something else together with the
+// replay entry in one atomic step of its store (a token endpoint saving the
+// access token it issues, RFC 9449 §5) passes a function that does both;
+// insert must record key in the same cache as the verifier's ReplayCache,
+// so that a proof accepted one way is refused the other. Any error is an
+// *Error.
+func (v *Verifier) AcceptWith(ctx context.Context, p *Proof, insert InsertFunc) error {
+	if insert == nil {
+		insert = v.opts.ReplayCache.Insert
+	}
+	if err := v.acceptWith(ctx, p, insert); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (v *Verifier) accept(ctx context.Context, p *Proof) *Error {
+	return v.acceptWith(ctx, p, v.opts.ReplayCache.Insert)
+}
+
+func (v *Verifier) acceptWith(ctx context.Context, p *Proof, insert InsertFunc) *Error {
 	if p == nil || p.by != v {
 		return invalid(ErrNotChecked, "proof was not checked")
 	}
-	return v.spend(ctx, p.client, p.grant, p.replayKey, p.ttl)
+	return v.spend(ctx, p.client, p.grant, p.replayKey, p.ttl, insert)
 }
 
 // Spend records a one-time value other than a proof's jti in the replay
@@ -211,21 +240,21 @@ func (v *Verifier) accept(ctx context.Context, p *Proof) *Error {
 // its own (NewReplayKey with a first argument no proof thumbprint can
 // equal). Any error is an *Error.
 func (v *Verifier) Spend(ctx context.Context, client string, key ReplayKey, ttl time.Duration) error {
-	if err := v.spend(ctx, client, "", key, ttl); err != nil {
+	if err := v.spend(ctx, client, "", key, ttl, v.opts.ReplayCache.Insert); err != nil {
 		return err
 	}
 	return nil
 }
 
-// spend charges client and grant, then records key for ttl.
-func (v *Verifier) spend(ctx context.Context, client, grant string, key ReplayKey, ttl time.Duration) *Error {
+// spend charges client and grant, then records key for ttl with insert.
+func (v *Verifier) spend(ctx context.Context, client, grant string, key ReplayKey, ttl time.Duration, insert InsertFunc) *Error {
 	if retry, ok := v.quotas.charge(client, grant, ttl, v.opts.Now()); !ok {
 		return &Error{Code: CodeTemporarilyUnavailable, Description: "too many proofs; retry later", RetryAfter: retry, Err: ErrQuota}
 	}
 	// §11.1: replay, last, so that refused proofs take no room. A proof
 	// that takes no entry gives its charge back: someone replaying a
 	// captured proof must not spend its owner's share.
-	inserted, err := v.opts.ReplayCache.Insert(ctx, key, ttl)
+	inserted, err := insert(ctx, key, ttl)
 	if err != nil || !inserted {
 		v.quotas.refund(client, grant, ttl)
 	}

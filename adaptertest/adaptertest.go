@@ -52,6 +52,13 @@
 //     (ErrConsumed with their own record), forgets older ones (ErrNotFound),
 //     never its live token, and never another grant's;
 //   - grant revocation, and the replay cache of dpop;
+//   - the replay entry and access token of one token request, when the
+//     store implements store.AccessTokenIssuer (for a store that does not,
+//     the Issue group skips its subtests): saved together for a new key,
+//     nothing saved for a recorded one, exactly one of 48 concurrent calls
+//     with one key saving, over 20 rounds, a cancelled context saving
+//     nothing, and the entry and the token expiring as Insert's and
+//     SaveAccessToken's do;
 //   - atomicity: ConsumeCode, RotateRefreshToken, Insert and
 //     ConsumePushedRequest (when implemented) each race 48
 //     goroutines, released together from a barrier, for one record, over
@@ -136,6 +143,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, newStore) })
 	t.Run("PushedRequests", func(t *testing.T) { testPushedRequests(t, newStore) })
+	t.Run("Issue", func(t *testing.T) { testIssue(t, newStore) })
 	t.Run("Context", func(t *testing.T) { testContext(t, newStore) })
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 }

@@ -36,9 +36,16 @@ func randomToken() string {
 // opaqueAccessTokens are random strings stored by hash.
 type opaqueAccessTokens struct{ store store.AccessTokenStore }
 
-func (o opaqueAccessTokens) Issue(ctx context.Context, t *store.AccessToken) (string, error) {
+// newOpaqueToken returns a fresh opaque access token and the hash it is
+// stored under.
+func newOpaqueToken() (string, store.TokenHash) {
 	tok := randomToken()
-	if err := o.store.SaveAccessToken(ctx, store.HashToken(tok), t); err != nil {
+	return tok, store.HashToken(tok)
+}
+
+func (o opaqueAccessTokens) Issue(ctx context.Context, t *store.AccessToken) (string, error) {
+	tok, h := newOpaqueToken()
+	if err := o.store.SaveAccessToken(ctx, h, t); err != nil {
 		return "", err
 	}
 	return tok, nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -198,6 +199,12 @@ type Config struct {
 	// request. New copies the struct. Store calls are observed by wrapping
 	// the store before it is set here: Store = store.Instrument(st, hooks).
 	Hooks *dpop.Hooks
+
+	// issuer, set by normalize, is Store as a store.AccessTokenIssuer when
+	// access tokens are opaque and Store is also the verifier's replay
+	// cache: the client credentials grant then records the proof and saves
+	// the token in one call (RFC 9449 §11.1). Nil otherwise.
+	issuer store.AccessTokenIssuer
 }
 
 func (c Config) normalize() (Config, error) {
@@ -293,6 +300,10 @@ func (c Config) normalize() (Config, error) {
 	if c.DPoP.ReplayCache == nil {
 		c.DPoP.ReplayCache = c.Store
 	}
+	c.issuer = nil
+	if i, ok := c.Store.(store.AccessTokenIssuer); ok && c.AccessTokenFormat == FormatOpaque && sameCache(c.DPoP.ReplayCache, c.Store) {
+		c.issuer = i
+	}
 	if c.DPoP.Now == nil {
 		c.DPoP.Now = c.Now
 	}
@@ -302,6 +313,13 @@ func (c Config) normalize() (Config, error) {
 		c.DPoP.Quota.PerGrant = dpop.DefaultGrantQuota
 	}
 	return c, nil
+}
+
+// sameCache reports whether the replay cache is the store itself. Values of
+// a type that cannot be compared are never the same.
+func sameCache(r dpop.ReplayCache, s store.Store) bool {
+	t := reflect.TypeOf(r)
+	return t == reflect.TypeOf(s) && t.Comparable() && any(r) == any(s)
 }
 
 // hasUserinfo reports whether u has a userinfo component (RFC 3986 §3.2.1),

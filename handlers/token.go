@@ -153,10 +153,17 @@ func (s *Server) tokenProof(r *http.Request, client *store.Client, jkt, grantID 
 // whose outcome it reports to Config.Hooks for the endpoint (the refusals
 // of the check before are reported where they happen), once per request.
 func (s *Server) acceptCheckedProof(ctx context.Context, endpoint dpop.Endpoint, client *store.Client, pending *pendingAssertion, p *dpop.Proof) *Error {
+	return s.acceptCheckedProofWith(ctx, endpoint, client, pending, p, nil)
+}
+
+// acceptCheckedProofWith is acceptCheckedProof with insert recording the
+// proof in the replay cache (dpop.Verifier.AcceptWith); nil: the cache's
+// Insert.
+func (s *Server) acceptCheckedProofWith(ctx context.Context, endpoint dpop.Endpoint, client *store.Client, pending *pendingAssertion, p *dpop.Proof, insert dpop.InsertFunc) *Error {
 	if e := s.spendAssertion(ctx, pending); e != nil {
 		return e
 	}
-	e := s.acceptProof(ctx, p)
+	e := s.acceptProof(ctx, p, insert)
 	if p != nil {
 		reason := dpop.ReasonNone
 		if e != nil {
@@ -182,13 +189,14 @@ func (s *Server) proofChecked(endpoint dpop.Endpoint, client *store.Client, reas
 }
 
 // acceptProof records a checked proof in the replay cache, charged to the
-// client's and the grant's quotas (RFC 9449 §11.1). A nil proof (a Bearer
-// request) has nothing to record.
-func (s *Server) acceptProof(ctx context.Context, p *dpop.Proof) *Error {
+// client's and the grant's quotas (RFC 9449 §11.1), with insert (nil: the
+// replay cache's Insert). A nil proof (a Bearer request) has nothing to
+// record.
+func (s *Server) acceptProof(ctx context.Context, p *dpop.Proof, insert dpop.InsertFunc) *Error {
 	if p == nil {
 		return nil
 	}
-	if err := s.verifier.Accept(ctx, p); err != nil {
+	if err := s.verifier.AcceptWith(ctx, p, insert); err != nil {
 		return proofError(err)
 	}
 	return nil
@@ -234,10 +242,47 @@ func (s *Server) clientCredentials(r *http.Request, client *store.Client, pendin
 	if e != nil {
 		return nil, e
 	}
+	in := issued{subject: client.ID, scope: scope, audience: audience, grantID: randomToken(), proof: proof}
+	if s.cfg.issuer != nil && proof != nil {
+		return s.issueAccepting(ctx, client, pending, in)
+	}
 	if e := s.acceptCheckedProof(ctx, dpop.EndpointToken, client, pending, proof); e != nil {
 		return nil, e
 	}
-	return s.issue(ctx, client, issued{subject: client.ID, scope: scope, audience: audience, grantID: randomToken(), proof: proof})
+	return s.issue(ctx, client, in)
+}
+
+// issueAccepting is acceptCheckedProof followed by issue in one store call
+// (store.AccessTokenIssuer, with opaque tokens in a store that is also the
+// replay cache): the token is minted first, then the proof's replay entry
+// is recorded and the token saved together (RFC 9449 §11.1, §6), so that a
+// replayed proof saves no token and an accepted one costs one round trip.
+// The quotas are charged and refunded by the verifier as by Accept. A store
+// that recorded the entry but could not save the token (the memory store,
+// out of room) keeps the charge and answers as a failed save does.
+func (s *Server) issueAccepting(ctx context.Context, client *store.Client, pending *pendingAssertion, in issued) (*tokenResponse, *Error) {
+	at, resp, e := s.newAccessToken(ctx, client, in)
+	if e != nil {
+		return nil, e
+	}
+	tok, h := newOpaqueToken()
+	var saveErr error
+	insert := func(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
+		ok, err := s.cfg.issuer.InsertAndSaveAccessToken(ctx, key, ttl, h, at)
+		if ok && err != nil {
+			saveErr = err // the proof is spent; the token is not saved
+			return true, nil
+		}
+		return ok, err
+	}
+	if e := s.acceptCheckedProofWith(ctx, dpop.EndpointToken, client, pending, in.proof, insert); e != nil {
+		return nil, e
+	}
+	if saveErr != nil {
+		return nil, s.storeErr(ctx, saveErr)
+	}
+	resp.AccessToken = tok
+	return resp, nil
 }
 
 // codeRefused is the one answer to a code that cannot be redeemed by this
@@ -428,18 +473,8 @@ type issued struct {
 // when asked, a refresh token: bound to the key for public clients, unbound
 // for confidential ones (RFC 9449 §5).
 func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*tokenResponse, *Error) {
-	now := s.cfg.Now()
-	ttl := s.accessTTL(client)
-	at := &store.AccessToken{
-		GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, Audience: in.audience,
-		IssuedAt: now, ExpiresAt: now.Add(ttl),
-	}
-	resp := &tokenResponse{TokenType: TokenTypeBearer, ExpiresIn: int64(ttl / time.Second), Scope: in.scope, RefreshToken: in.rotated}
-	if in.proof != nil {
-		at.JKT, resp.TokenType = in.proof.JKT, TokenTypeDPoP
-	}
-	var e *Error
-	if at.Claims, e = s.hostClaims(ctx, client, at); e != nil {
+	at, resp, e := s.newAccessToken(ctx, client, in)
+	if e != nil {
 		return nil, e
 	}
 	tok, err := s.tokens.Issue(ctx, at)
@@ -448,6 +483,7 @@ func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*t
 	}
 	resp.AccessToken = tok
 	if in.refresh {
+		now := at.IssuedAt
 		rt := &store.RefreshToken{
 			GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, Audience: in.grantAudience,
 			IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL(client)),
@@ -461,6 +497,26 @@ func (s *Server) issue(ctx context.Context, client *store.Client, in issued) (*t
 		}
 	}
 	return resp, nil
+}
+
+// newAccessToken returns the record of the access token issue mints, with
+// the host's claims, and the response without the token.
+func (s *Server) newAccessToken(ctx context.Context, client *store.Client, in issued) (*store.AccessToken, *tokenResponse, *Error) {
+	now := s.cfg.Now()
+	ttl := s.accessTTL(client)
+	at := &store.AccessToken{
+		GrantID: in.grantID, ClientID: client.ID, Subject: in.subject, Scope: in.scope, Audience: in.audience,
+		IssuedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	resp := &tokenResponse{TokenType: TokenTypeBearer, ExpiresIn: int64(ttl / time.Second), Scope: in.scope, RefreshToken: in.rotated}
+	if in.proof != nil {
+		at.JKT, resp.TokenType = in.proof.JKT, TokenTypeDPoP
+	}
+	var e *Error
+	if at.Claims, e = s.hostClaims(ctx, client, at); e != nil {
+		return nil, nil, e
+	}
+	return at, resp, nil
 }
 
 // grantScopes parses and checks the scope parameter (RFC 6749 §3.3).

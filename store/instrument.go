@@ -11,24 +11,25 @@ import (
 // Operation names of [dpop.StoreEvent]: one fixed name per store method,
 // the operation label of dpop_store_duration_seconds.
 const (
-	OpGetClient            = "get_client"
-	OpSaveClient           = "save_client"
-	OpSaveCode             = "save_code"
-	OpGetCode              = "get_code"
-	OpConsumeCode          = "consume_code"
-	OpSaveAccessToken      = "save_access_token"
-	OpGetAccessToken       = "get_access_token"
-	OpRevokeAccessToken    = "revoke_access_token"
-	OpSaveRefreshToken     = "save_refresh_token"
-	OpGetRefreshToken      = "get_refresh_token"
-	OpRotateRefreshToken   = "rotate_refresh_token"
-	OpRevokeRefreshToken   = "revoke_refresh_token"
-	OpRevokeGrant          = "revoke_grant"
-	OpReplayInsert         = "replay_insert"
-	OpSavePushedRequest    = "save_pushed_request"
-	OpGetPushedRequest     = "get_pushed_request"
-	OpConsumePushedRequest = "consume_pushed_request"
-	OpPing                 = "ping"
+	OpGetClient                = "get_client"
+	OpSaveClient               = "save_client"
+	OpSaveCode                 = "save_code"
+	OpGetCode                  = "get_code"
+	OpConsumeCode              = "consume_code"
+	OpSaveAccessToken          = "save_access_token"
+	OpGetAccessToken           = "get_access_token"
+	OpRevokeAccessToken        = "revoke_access_token"
+	OpSaveRefreshToken         = "save_refresh_token"
+	OpGetRefreshToken          = "get_refresh_token"
+	OpRotateRefreshToken       = "rotate_refresh_token"
+	OpRevokeRefreshToken       = "revoke_refresh_token"
+	OpRevokeGrant              = "revoke_grant"
+	OpReplayInsert             = "replay_insert"
+	OpInsertAndSaveAccessToken = "insert_and_save_access_token"
+	OpSavePushedRequest        = "save_pushed_request"
+	OpGetPushedRequest         = "get_pushed_request"
+	OpConsumePushedRequest     = "consume_pushed_request"
+	OpPing                     = "ping"
 )
 
 // Outcomes of a store call ([Outcome]), the result label of
@@ -78,11 +79,21 @@ func Outcome(err error) string {
 // cache's Capacity (from which dpop sizes quotas) and
 // [dpop.ReplayCacheStats] (not timed: no store call). Methods s has beyond
 // these (Close…) are not visible through it: keep s to call them.
+//
+// [AccessTokenIssuer] is the exception: the wrapper always implements it
+// (one more optional interface would double the wrapper types, which Go
+// cannot compose at run time). When s implements it the call is forwarded
+// and reported as one OpInsertAndSaveAccessToken event; when not, it is
+// Insert then, for a new key, SaveAccessToken, reported as those two
+// calls: the steps, round trips and events of the two calls made apart
+// (RFC 9449 §11.1 replay check first, the token saved only for a new
+// proof).
 func Instrument(s Store, hooks *dpop.Hooks) Store {
 	if s == nil || hooks == nil || hooks.StoreCall == nil {
 		return s
 	}
 	in := &instrumented{s: s, call: hooks.StoreCall}
+	in.issuer, _ = s.(AccessTokenIssuer)
 	var mask int
 	pushed, okPushed := s.(PushedRequestStore)
 	pinger, okPing := s.(Pinger)
@@ -144,8 +155,9 @@ func Instrument(s Store, hooks *dpop.Hooks) Store {
 
 // instrumented times the methods of Store.
 type instrumented struct {
-	s    Store
-	call func(dpop.StoreEvent)
+	s      Store
+	issuer AccessTokenIssuer // nil when s does not implement it
+	call   func(dpop.StoreEvent)
 }
 
 // done reports a call made with ctx that began at start.
@@ -271,6 +283,23 @@ func (in *instrumented) Insert(ctx context.Context, key dpop.ReplayKey, ttl time
 	start := time.Now()
 	ok, err := in.s.Insert(ctx, key, ttl)
 	in.done(ctx, OpReplayInsert, start, err)
+	return ok, err
+}
+
+// InsertAndSaveAccessToken calls the wrapped store's
+// InsertAndSaveAccessToken and reports the call, or, when the store has
+// none, calls Insert and, for a new key, SaveAccessToken, each reported.
+func (in *instrumented) InsertAndSaveAccessToken(ctx context.Context, key dpop.ReplayKey, ttl time.Duration, h TokenHash, t *AccessToken) (bool, error) {
+	if in.issuer == nil {
+		ok, err := in.Insert(ctx, key, ttl)
+		if err != nil || !ok {
+			return false, err
+		}
+		return true, in.SaveAccessToken(ctx, h, t)
+	}
+	start := time.Now()
+	ok, err := in.issuer.InsertAndSaveAccessToken(ctx, key, ttl, h, t)
+	in.done(ctx, OpInsertAndSaveAccessToken, start, err)
 	return ok, err
 }
 

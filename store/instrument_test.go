@@ -220,3 +220,56 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// issuing is a memory store with store.AccessTokenIssuer.
+type issuing struct{ *store.Memory }
+
+func (s issuing) InsertAndSaveAccessToken(ctx context.Context, key dpop.ReplayKey, ttl time.Duration, h store.TokenHash, t *store.AccessToken) (bool, error) {
+	ok, err := s.Insert(ctx, key, ttl)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, s.SaveAccessToken(ctx, h, t)
+}
+
+// TestInstrumentIssuer: the wrapper always implements
+// store.AccessTokenIssuer: forwarded as one event to a store that has it,
+// Insert then SaveAccessToken (two events, no save for a recorded key) for
+// one that has not.
+func TestInstrumentIssuer(t *testing.T) {
+	ctx := context.Background()
+	tok := func() *store.AccessToken {
+		return &store.AccessToken{ClientID: "c1", GrantID: "g", ExpiresAt: time.Now().Add(time.Minute)}
+	}
+	for _, tc := range []struct {
+		s          store.Store
+		first, dup []string
+	}{
+		{issuing{memory(t)}, []string{store.OpInsertAndSaveAccessToken}, []string{store.OpInsertAndSaveAccessToken}},
+		{memory(t), []string{store.OpReplayInsert, store.OpSaveAccessToken}, []string{store.OpReplayInsert}},
+	} {
+		rec := &recorder{}
+		w, ok := store.Instrument(tc.s, rec.hooks()).(store.AccessTokenIssuer)
+		if !ok {
+			t.Fatalf("%T: the wrapper does not implement store.AccessTokenIssuer", tc.s)
+		}
+		key := dpop.NewReplayKey("jkt", "jti")
+		for i, want := range [][]string{tc.first, tc.dup} {
+			h := store.HashToken(fmt.Sprint("t", i))
+			ok, err := w.InsertAndSaveAccessToken(ctx, key, time.Minute, h, tok())
+			if err != nil || ok != (i == 0) {
+				t.Fatalf("%T call %d: %v, %v", tc.s, i, ok, err)
+			}
+			var ops []string
+			for _, e := range rec.take() {
+				ops = append(ops, e.Operation)
+			}
+			if fmt.Sprint(ops) != fmt.Sprint(want) {
+				t.Errorf("%T call %d: events %v, want %v", tc.s, i, ops, want)
+			}
+			if _, err := tc.s.GetAccessToken(ctx, h); (err == nil) != (i == 0) {
+				t.Errorf("%T call %d: GetAccessToken %v", tc.s, i, err)
+			}
+		}
+	}
+}
