@@ -36,14 +36,13 @@ func (w *watchedIssuer) InsertAndSaveAccessToken(ctx context.Context, k dpop.Rep
 // issuerOf returns the store.AccessTokenIssuer of a store opened by open,
 // behind the same watchdog, or false when the store does not implement it.
 func issuerOf(s store.Store) (store.AccessTokenIssuer, bool) {
-	w, ok := s.(*watched)
-	if !ok {
-		i, ok := s.(store.AccessTokenIssuer)
-		return i, ok
+	inner, w := s, (*watched)(nil)
+	if ws, ok := s.(*watched); ok {
+		inner, w = ws.s, ws
 	}
-	i, ok := w.s.(store.AccessTokenIssuer)
-	if !ok {
-		return nil, false
+	i, ok := inner.(store.AccessTokenIssuer)
+	if !ok || w == nil {
+		return i, ok
 	}
 	return &watchedIssuer{t: w.t, i: i}, true
 }
