@@ -59,6 +59,14 @@
 //     with one key saving, over 20 rounds, a cancelled context saving
 //     nothing, and the entry and the token expiring as Insert's and
 //     SaveAccessToken's do;
+//   - the access token lookup and replay entry of one resource request,
+//     when the store implements store.AccessTokenUser (for a store that
+//     does not, the Use group has no subtests): the token read and the
+//     proof recorded once for a live token bound to the proof's key,
+//     nothing recorded for a token bound to another key, unknown, revoked,
+//     of a revoked grant or expired (each with GetAccessToken's error),
+//     exactly one of 48 concurrent uses of one proof recorded, over 20
+//     rounds, and a cancelled context recording nothing;
 //   - atomicity: ConsumeCode, RotateRefreshToken, Insert and
 //     ConsumePushedRequest (when implemented) each race 48
 //     goroutines, released together from a barrier, for one record, over
@@ -144,6 +152,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Replay", func(t *testing.T) { testReplay(t, newStore) })
 	t.Run("PushedRequests", func(t *testing.T) { testPushedRequests(t, newStore) })
 	t.Run("Issue", func(t *testing.T) { testIssue(t, newStore) })
+	t.Run("Use", func(t *testing.T) { testUse(t, newStore) })
 	t.Run("Context", func(t *testing.T) { testContext(t, newStore) })
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 }

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
 )
 
 // settings is what a middleware instance needs at request time, also
@@ -24,6 +26,10 @@ type settings struct {
 	onError   ErrorHandler
 	log       *slog.Logger
 	hooks     *dpop.Hooks
+	// use is the one-round-trip path (use.go), nil when the validator
+	// and the replay cache do not allow it.
+	use *tokenUse
+	now func() time.Time
 }
 
 type settingsKey struct{}
@@ -66,6 +72,9 @@ func newSettings(opts Options) (*settings, error) {
 		return nil, err
 	}
 	opts.DPoP.BaseURL = opts.ResourceURL
+	if opts.DPoP.Now == nil {
+		opts.DPoP.Now = time.Now
+	}
 	v, err := dpop.NewVerifier(opts.DPoP)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
@@ -73,6 +82,8 @@ func newSettings(opts Options) (*settings, error) {
 	return &settings{
 		verifier: v, validator: opts.Validator, audiences: opts.Audiences, algs: strings.Join(v.Algorithms(), " "),
 		realm: opts.Realm, bearer: opts.AllowBearer, onError: opts.ErrorHandler, log: opts.Logger, hooks: opts.Hooks,
+		use: newTokenUse(opts.Validator, opts.DPoP.ReplayCache, DefaultCacheSize),
+		now: opts.DPoP.Now,
 	}, nil
 }
 
@@ -82,14 +93,18 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	if e != nil {
 		return nil, e
 	}
+	var u *usage
+	if scheme == "dpop" && st.use != nil {
+		u = &usage{h: store.HashToken(token)}
+		if b, ok := st.use.lookup(u.h, st.now()); ok {
+			// A token whose proof was accepted before: its binding
+			// stands in for the lookup, UseAccessToken reads it again.
+			return st.checkProof(r, token, b.principal(), u)
+		}
+	}
 	p, err := st.validator.Validate(r.Context(), token)
-	switch {
-	case errors.Is(err, ErrInvalidToken):
-		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid, expired or revoked", err)
-	case err != nil:
-		return nil, st.refuse(http.StatusServiceUnavailable, dpop.CodeServerError, "the access token cannot be checked now", errors.Join(ErrValidatorUnavailable, err))
-	case p == nil:
-		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid", ErrInvalidToken)
+	if e := st.tokenError(p, err); e != nil {
+		return nil, e
 	}
 	// RFC 8707 §2, RFC 9068 §4: a token for another API is refused here,
 	// whichever validator read it, and before the proof check, so that a
@@ -108,6 +123,33 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	if p.JKT == "" {
 		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is not DPoP-bound", ErrUnboundToken)
 	}
+	return st.checkProof(r, token, p, u)
+}
+
+// tokenError is the refusal of a validator's answer, nil when it is a
+// principal.
+func (st *settings) tokenError(p *Principal, err error) *Error {
+	switch {
+	case errors.Is(err, ErrInvalidToken):
+		return st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid, expired or revoked", err)
+	case err != nil:
+		return st.refuse(http.StatusServiceUnavailable, dpop.CodeServerError, "the access token cannot be checked now", errors.Join(ErrValidatorUnavailable, err))
+	case p == nil:
+		return st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is invalid", ErrInvalidToken)
+	}
+	return nil
+}
+
+// checkProof checks the request's proof against the DPoP-bound token p
+// stands for (§7.1) and records it: in the replay cache, or, with u, by
+// UseAccessToken, which reads the token again in the same step and
+// decides whether it is still good. It returns the principal of the
+// token: p, or the one of the record UseAccessToken read.
+func (st *settings) checkProof(r *http.Request, token string, p *Principal, u *usage) (*Principal, *Error) {
+	// RFC 8707 §2: checked again for a token known by its binding.
+	if !st.forUs(p.Audience) {
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is not meant for this resource", errWrongAudience)
+	}
 	// §7.1: the token is bound to the key that signed the proof. The
 	// verifier checks the binding before the signature and before the
 	// replay cache, so that proofs by other keys take no place there.
@@ -123,11 +165,27 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	if p.GrantID != "" {
 		req.Grant = p.GrantID
 	}
-	proof, err := st.verifier.Verify(r.Context(), req)
+	ctx := r.Context()
+	var (
+		proof *dpop.Proof
+		err   error
+	)
+	if u == nil {
+		proof, err = st.verifier.Verify(ctx, req)
+	} else if proof, err = st.verifier.Check(ctx, req); err == nil {
+		err = st.verifier.AcceptWith(ctx, proof, u.insert(st.use.user, p.JKT))
+	}
+	if u != nil && u.refused != nil {
+		// The token is no longer good: nothing was recorded, and the
+		// proof was neither accepted nor refused.
+		st.use.bindings.Remove(u.h)
+		return nil, st.tokenError(nil, u.refused)
+	}
 	if err == nil && !equalConstantTime(proof.JKT, p.JKT) { // belt and braces
 		err = dpop.ErrKeyMismatch
 	}
-	switch { // e is nil here
+	var e *Error
+	switch {
 	case errors.Is(err, dpop.ErrKeyMismatch):
 		e = st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the proof key does not match the token binding", err)
 	case err != nil:
@@ -143,6 +201,14 @@ func (st *settings) check(r *http.Request) (*Principal, *Error) {
 	if e != nil {
 		return nil, e
 	}
+	if u == nil {
+		return p, nil
+	}
+	p, err = recordPrincipal(u.t)
+	if err != nil {
+		return nil, st.tokenError(nil, err)
+	}
+	st.use.remember(u.h, p)
 	return p, nil
 }
 

@@ -44,12 +44,24 @@ func (v StoreValidator) Validate(ctx context.Context, token string) (*Principal,
 		return nil, fmt.Errorf("%w: StoreValidator without a Store", ErrValidatorUnavailable)
 	}
 	t, err := v.Store.GetAccessToken(ctx, store.HashToken(token))
-	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrValidatorUnavailable, err)
+	if err != nil {
+		return nil, storeTokenError(err)
 	}
+	return recordPrincipal(t)
+}
+
+// storeTokenError is the validator's error for a store's answer to a token
+// lookup: a refusal (ErrInvalidToken) for a token it does not know, expired
+// or revoked, unavailability for any other error.
+func storeTokenError(err error) error {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
+		return fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return fmt.Errorf("%w: %w", ErrValidatorUnavailable, err)
+}
+
+// recordPrincipal is the Principal of a stored access token.
+func recordPrincipal(t *store.AccessToken) (*Principal, error) {
 	claims, err := recordClaims(t.Claims)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ const (
 	OpRevokeGrant              = "revoke_grant"
 	OpReplayInsert             = "replay_insert"
 	OpInsertAndSaveAccessToken = "insert_and_save_access_token"
+	OpUseAccessToken           = "use_access_token"
 	OpSavePushedRequest        = "save_pushed_request"
 	OpGetPushedRequest         = "get_pushed_request"
 	OpConsumePushedRequest     = "consume_pushed_request"
@@ -80,20 +81,22 @@ func Outcome(err error) string {
 // [dpop.ReplayCacheStats] (not timed: no store call). Methods s has beyond
 // these (Close…) are not visible through it: keep s to call them.
 //
-// [AccessTokenIssuer] is the exception: the wrapper always implements it
-// (one more optional interface would double the wrapper types, which Go
-// cannot compose at run time). When s implements it the call is forwarded
-// and reported as one OpInsertAndSaveAccessToken event; when not, it is
-// Insert then, for a new key, SaveAccessToken, reported as those two
-// calls: the steps, round trips and events of the two calls made apart
-// (RFC 9449 §11.1 replay check first, the token saved only for a new
-// proof).
+// [AccessTokenIssuer] and [AccessTokenUser] are the exceptions: the wrapper
+// always implements them (more optional interfaces would multiply the
+// wrapper types, which Go cannot compose at run time). When s implements
+// one, the call is forwarded and reported as one event
+// (OpInsertAndSaveAccessToken, OpUseAccessToken); when not, it is made of
+// the two calls it stands for, reported as such: Insert then, for a new
+// key, SaveAccessToken (RFC 9449 §11.1 replay check first, the token saved
+// only for a new proof); GetAccessToken then, for a live token bound to
+// the proof's key, Insert.
 func Instrument(s Store, hooks *dpop.Hooks) Store {
 	if s == nil || hooks == nil || hooks.StoreCall == nil {
 		return s
 	}
 	in := &instrumented{s: s, call: hooks.StoreCall}
 	in.issuer, _ = s.(AccessTokenIssuer)
+	in.user, _ = s.(AccessTokenUser)
 	var mask int
 	pushed, okPushed := s.(PushedRequestStore)
 	pinger, okPing := s.(Pinger)
@@ -157,6 +160,7 @@ func Instrument(s Store, hooks *dpop.Hooks) Store {
 type instrumented struct {
 	s      Store
 	issuer AccessTokenIssuer // nil when s does not implement it
+	user   AccessTokenUser   // nil when s does not implement it
 	call   func(dpop.StoreEvent)
 }
 
@@ -301,6 +305,20 @@ func (in *instrumented) InsertAndSaveAccessToken(ctx context.Context, key dpop.R
 	ok, err := in.issuer.InsertAndSaveAccessToken(ctx, key, ttl, h, t)
 	in.done(ctx, OpInsertAndSaveAccessToken, start, err)
 	return ok, err
+}
+
+// UseAccessToken calls the wrapped store's UseAccessToken and reports the
+// call, or, when the store has none, calls GetAccessToken and, for a live
+// token bound to jkt, Insert, each reported: the steps of the two calls
+// made apart, in the store's one replay cache.
+func (in *instrumented) UseAccessToken(ctx context.Context, h TokenHash, jkt string, key dpop.ReplayKey, ttl time.Duration) (*AccessToken, bool, error) {
+	if in.user == nil {
+		return UseAccessTokenApart(ctx, in, h, jkt, key, ttl)
+	}
+	start := time.Now()
+	t, ok, err := in.user.UseAccessToken(ctx, h, jkt, key, ttl)
+	in.done(ctx, OpUseAccessToken, start, err)
+	return t, ok, err
 }
 
 // pushedPart times the methods of PushedRequestStore.

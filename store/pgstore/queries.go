@@ -17,6 +17,7 @@ type queries struct {
 	saveRefresh, getRefresh, rotate, revokeRefr string
 	revokeGrant                                 string
 	replayInsert                                string
+	useAccess                                   string
 	cleanup                                     map[string]string // table -> batched DELETE
 }
 
@@ -194,6 +195,8 @@ func buildQueries(schema string) queries {
 			ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
 			WHERE r.expires_at <= $now
 			RETURNING true`, "$3"),
+
+		useAccess: f(useAccessSQL, "$2"),
 
 		cleanup: map[string]string{},
 	}

@@ -1,0 +1,81 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dpopkit/dpop"
+	"github.com/dpopkit/dpop/store"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ store.AccessTokenUser = (*Store)(nil)
+
+// useScript is lookupScript on an access token (KEYS[1]) that, when the
+// token is live and its record's jkt is ARGV[3], records the replay entry
+// KEYS[2] for ARGV[4] ms (SET NX PX). It answers {status, record, set}:
+// set is 1 when this call recorded the entry. A record that is not JSON
+// records nothing; its decoding in Go refuses it.
+var useScript = redis.NewScript(checkLive + `
+local ok, obj = pcall(cjson.decode, rec)
+if not ok or type(obj) ~= 'table' or obj['jkt'] ~= ARGV[3] then return {'ok', rec, 0} end
+if redis.call('SET', KEYS[2], '1', 'PX', ARGV[4], 'NX') then return {'ok', rec, 1} end
+return {'ok', rec, 0}
+`)
+
+// useReplayKey is the key of a replay entry recorded by UseAccessToken:
+// beside the token of hash h, under its access tag, so that the script's
+// keys share a Cluster slot. A resource's proofs are recorded only there
+// (store.AccessTokenUser).
+func (s *Store) useReplayKey(h store.TokenHash, k dpop.ReplayKey) string {
+	return s.prefix + accessTag(h) + "rp:" + k.String()
+}
+
+// UseAccessToken implements [store.AccessTokenUser] (RFC 9449 §7.1,
+// §11.1): one script reads the token and its grant's revocation, as
+// GetAccessToken does, and, when the token is live and bound to jkt,
+// records the proof's replay entry beside it (SET NX with a relative
+// expiry of ttl rounded up to the millisecond): one round trip. With
+// Options.Replicas the script is a durable write.
+func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, key dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
+	now, err := s.begin(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if ttl <= 0 {
+		return nil, false, errors.New("redisstore: replay entry needs a positive ttl")
+	}
+	keys := []string{s.accessKey(h), s.useReplayKey(h, key)}
+	cmd, err := s.durable(ctx, keys[0], scriptWriter(ctx, useScript, keys,
+		[]any{s.grantPrefix(accessTag(h)), now.UnixMilli(), jkt, ceilMillis(ttl)}))
+	var res []any
+	if err == nil {
+		res, err = cmd.(*redis.Cmd).Slice()
+	}
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, false, store.ErrNotFound
+	case err != nil:
+		return nil, false, fail(ctx, "UseAccessToken", err)
+	}
+	if len(res) != 2 && len(res) != 3 {
+		return nil, false, fail(ctx, "UseAccessToken", fmt.Errorf("unexpected script reply %v", res))
+	}
+	status, ok1 := res[0].(string)
+	rec, ok2 := res[1].(string)
+	set := false
+	if len(res) == 3 {
+		n, _ := res[2].(int64)
+		set = n == 1
+	}
+	if !ok1 || !ok2 || (status == statusOK) != (len(res) == 3) {
+		return nil, false, fail(ctx, "UseAccessToken", fmt.Errorf("unexpected script reply %v", res))
+	}
+	t, err := result(status, rec, decodeAccess)
+	if err != nil {
+		return nil, false, err
+	}
+	return t, set, nil
+}
