@@ -206,9 +206,11 @@ type InsertFunc func(ctx context.Context, key ReplayKey, ttl time.Duration) (boo
 // errors of Accept. A server that writes something else together with the
 // replay entry in one atomic step of its store (a token endpoint saving the
 // access token it issues, RFC 9449 §5) passes a function that does both;
-// insert must record key in the same cache as the verifier's ReplayCache,
-// so that a proof accepted one way is refused the other. Any error is an
-// *Error.
+// insert must record key where every other acceptance of the same proof
+// looks: in the verifier's ReplayCache, or, for proofs that are only ever
+// accepted through insert (a resource server recording each proof beside
+// the access token it is sent with), in a place of its own; either way a
+// proof accepted once is refused after. Any error is an *Error.
 func (v *Verifier) AcceptWith(ctx context.Context, p *Proof, insert InsertFunc) error {
 	if insert == nil {
 		insert = v.opts.ReplayCache.Insert

@@ -54,7 +54,7 @@
 //   - grant revocation, and the replay cache of dpop;
 //   - the replay entry and access token of one token request, when the
 //     store implements store.AccessTokenIssuer (for a store that does not,
-//     the Issue group skips its subtests): saved together for a new key,
+//     the Issue group has no subtests): saved together for a new key,
 //     nothing saved for a recorded one, exactly one of 48 concurrent calls
 //     with one key saving, over 20 rounds, a cancelled context saving
 //     nothing, and the entry and the token expiring as Insert's and

@@ -914,15 +914,3 @@ func (s consumingPushedGet) GetPushedRequest(ctx context.Context, h store.TokenH
 // withoutPushed is a correct store that does not implement
 // store.PushedRequestStore: only the methods of store.Store are promoted.
 type withoutPushed struct{ store.Store }
-
-// The stores above embed *store.Memory, whose UseAccessToken would read
-// and record around their faults: theirs make the two calls apart, through
-// their own methods, as a store without the one-step call does.
-
-func (s *perInstanceReplay) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, k dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
-	return store.UseAccessTokenApart(ctx, s, h, jkt, k, ttl)
-}
-
-func (s *perInstanceTokenCache) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, k dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
-	return store.UseAccessTokenApart(ctx, s, h, jkt, k, ttl)
-}

@@ -56,6 +56,7 @@ func testUse(t *testing.T, newStore NewStore) {
 	// Whether the store implements the interface is a property of its
 	// type: a probe store answers for every subtest.
 	if _, ok := userOf(t, open(t, newStore)); !ok {
+		t.Log("the store does not implement store.AccessTokenUser: no subtests")
 		return
 	}
 	openUser := func(t *testing.T) (store.Store, store.AccessTokenUser) {

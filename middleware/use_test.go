@@ -12,7 +12,8 @@ import (
 	"github.com/dpopkit/dpop/store"
 )
 
-// countingStore counts the store calls the middleware makes.
+// countingStore counts the store calls the middleware makes; its
+// UseAccessToken is the memory store's two steps, uncounted.
 type countingStore struct {
 	*store.Memory
 	gets, uses, inserts atomic.Int32
@@ -25,7 +26,7 @@ func (c *countingStore) GetAccessToken(ctx context.Context, h store.TokenHash) (
 
 func (c *countingStore) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, k dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
 	c.uses.Add(1)
-	return c.Memory.UseAccessToken(ctx, h, jkt, k, ttl)
+	return store.UseAccessTokenApart(ctx, c.Memory, h, jkt, k, ttl)
 }
 
 func (c *countingStore) Insert(ctx context.Context, k dpop.ReplayKey, ttl time.Duration) (bool, error) {

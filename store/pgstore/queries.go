@@ -16,7 +16,7 @@ type queries struct {
 	saveAccess, getAccess, revokeAccess         string
 	saveRefresh, getRefresh, rotate, revokeRefr string
 	revokeGrant                                 string
-	replayInsert                                string
+	replayInsert, issueAccess                   string
 	useAccess                                   string
 	cleanup                                     map[string]string // table -> batched DELETE
 }
@@ -24,6 +24,24 @@ type queries struct {
 // revokedExpr is true when the grant of the row aliased t was revoked and
 // the revocation has not ended at $now. A record without a grant id is never
 // revoked, as in store.Memory.
+// accessColumns and accessUpsert are the access token upsert's column list
+// and conflict clause, shared by saveAccess and issueAccess.
+const (
+	accessColumns = `(hash, grant_id, client_id, subject, scope, jkt, audience, claims, issued_at, expires_at)`
+	accessUpsert  = `ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
+				subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
+				audience = EXCLUDED.audience, claims = EXCLUDED.claims,
+				issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at`
+)
+
+// replayInsertSQL records a replay entry ($1 key, $2 expiry) unless a live
+// one holds the key; an expired one is renewed. It returns a row only when
+// it recorded the entry.
+const replayInsertSQL = `INSERT INTO {s}.replay AS r (key, expires_at) VALUES ($1, $2)
+			ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+			WHERE r.expires_at <= $now
+			RETURNING true`
+
 const revokedExpr = `(t.grant_id <> '' AND EXISTS (SELECT 1 FROM {s}.revoked_grants g WHERE g.grant_id = t.grant_id AND g.until > $now))`
 
 // buildQueries fills the schema and the positional parameter of $now into
@@ -101,13 +119,18 @@ func buildQueries(schema string) queries {
 			SELECT client_id, params, dpop_jkt, expires_at, consumed, live, EXISTS (SELECT 1 FROM won)
 			FROM cur`, "$2"),
 
-		saveAccess: f(`INSERT INTO {s}.access_tokens
-			(hash, grant_id, client_id, subject, scope, jkt, audience, claims, issued_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (hash) DO UPDATE SET grant_id = EXCLUDED.grant_id, client_id = EXCLUDED.client_id,
-				subject = EXCLUDED.subject, scope = EXCLUDED.scope, jkt = EXCLUDED.jkt,
-				audience = EXCLUDED.audience, claims = EXCLUDED.claims,
-				issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at`, ""),
+		saveAccess: f(`INSERT INTO {s}.access_tokens `+accessColumns+`
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) `+accessUpsert, ""),
+		// Insert's replay insert ($1 key, $2 expiry, $3 now) and, only when
+		// it returned a row, saveAccess's upsert ($4 to $13), in one
+		// statement (InsertAndSaveAccessToken).
+		issueAccess: f(`WITH r AS (`+replayInsertSQL+`), t AS (
+				INSERT INTO {s}.access_tokens `+accessColumns+`
+				SELECT $4::bytea, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text[], $11::bytea,
+					$12::timestamptz, $13::timestamptz
+				WHERE EXISTS (SELECT 1 FROM r) `+accessUpsert+`
+			)
+			SELECT EXISTS (SELECT 1 FROM r)`, "$3"),
 		getAccess: f(`SELECT t.grant_id, t.client_id, t.subject, t.scope, t.jkt, t.audience, t.claims, t.issued_at, t.expires_at,
 				t.expires_at > $now, {revoked}
 			FROM {s}.access_tokens t WHERE t.hash = $1`, "$2"),
@@ -191,12 +214,8 @@ func buildQueries(schema string) queries {
 		// expired (renewed); a live entry is left alone and nothing comes
 		// back. Concurrent inserts of one key are serialised on the primary
 		// key, and the WHERE is evaluated on the latest version of the row.
-		replayInsert: f(`INSERT INTO {s}.replay AS r (key, expires_at) VALUES ($1, $2)
-			ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
-			WHERE r.expires_at <= $now
-			RETURNING true`, "$3"),
-
-		useAccess: f(useAccessSQL, "$2"),
+		replayInsert: f(replayInsertSQL, "$3"),
+		useAccess:    f(useAccessSQL, "$2"),
 
 		cleanup: map[string]string{},
 	}
