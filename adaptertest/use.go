@@ -107,6 +107,15 @@ func testUse(t *testing.T, newStore NewStore) {
 			t.Fatal("a proof of a key the token is not bound to was recorded")
 		}
 		same(t, got, bound("jkt-a", exp), "token read with another key")
+		// Other members that spell the binding of another key bind nothing.
+		spoof := bound("jkt-a", exp)
+		spoof.Subject, spoof.Scope = `x","jkt":"jkt-b`, `"jkt":"jkt-b"`
+		spoof.Audience = append(spoof.Audience, `{"jkt":"jkt-b"}`)
+		hs := randomHash()
+		must(t, s.SaveAccessToken(bg, hs, spoof), "SaveAccessToken")
+		if _, ok, err := u.UseAccessToken(bg, hs, "jkt-b", k, time.Minute); err != nil || ok {
+			t.Fatalf("UseAccessToken with a key named only in other members = %v, %v; want nothing recorded", ok, err)
+		}
 		// Nothing was recorded: the entry is still free for the token's key.
 		h2 := randomHash()
 		must(t, s.SaveAccessToken(bg, h2, bound("jkt-b", exp)), "SaveAccessToken")

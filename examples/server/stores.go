@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dpopkit/dpop/store"
@@ -83,8 +84,21 @@ func failFast(contextTimeout *bool, dial, read, write *time.Duration) {
 	*dial, *read, *write = 2*time.Second, 2*time.Second, 2*time.Second
 }
 
+// demoPoolSize is the demo's PostgreSQL pool size when -postgres-url does
+// not set pool_max_conns: pgx's default (four connections on a machine of
+// two cores) keeps requests waiting for a connection while the others wait
+// for their commit.
+const demoPoolSize = 16
+
 func openPostgres(ctx context.Context, rawURL, schema string, logger *slog.Logger) (store.Store, func(), error) {
-	pool, err := pgxpool.New(ctx, rawURL)
+	pcfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-postgres-url: %w", err)
+	}
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		pcfg.MaxConns = demoPoolSize
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-postgres-url: %w", err)
 	}

@@ -47,10 +47,13 @@
 // trip, once pgx has prepared the statement on the connection (its default
 // QueryExecMode; the statements work in every mode, simple_protocol
 // included). A token
-// request of the client credentials grant costs three statements (GetClient,
-// Insert, SaveAccessToken), an API request two (GetAccessToken, Insert). Each
-// operation the store contract requires to be atomic is settled by
-// PostgreSQL's row locks inside its one statement:
+// request of the client credentials grant costs one statement
+// (InsertAndSaveAccessToken: the client is read from the store's client
+// cache, Options.ClientCacheTTL, after the first request), an API request
+// with a token seen before one (UseAccessToken), its first request two
+// (GetAccessToken, UseAccessToken). Each operation the store contract
+// requires to be atomic is settled by PostgreSQL's row locks inside its one
+// statement:
 //
 //   - Insert (replay) is INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE the
 //     existing entry has expired, RETURNING a row. Concurrent inserts of one
@@ -77,6 +80,14 @@
 //     moment may miss each other's consumption and leave a token more than
 //     the bound for each, which the grant's next rotation removes.
 //   - GetCode is a plain SELECT without a lock; it changes nothing.
+//   - InsertAndSaveAccessToken (store.AccessTokenIssuer) is Insert's
+//     statement as a CTE, and the access token upsert reading its RETURNING:
+//     the token row is written only when the replay entry was, in the same
+//     transaction.
+//   - UseAccessToken (store.AccessTokenUser) reads the token and its
+//     grant's revocation in a CTE, and inserts the replay entry as Insert
+//     does only when that row is live, not revoked and bound to the
+//     proof's key.
 //
 // # Clock
 //

@@ -58,6 +58,17 @@
 //     rotated, at every moment; older ones are unknown (ErrNotFound).
 //   - RevokeGrant records the end of the revocation and never shortens one
 //     already recorded.
+//   - UseAccessToken (store.AccessTokenUser) reads an access token and its
+//     grant's revocation, as GetAccessToken does, and records the proof's
+//     replay entry (SET NX) only when the token is live and its record's
+//     jkt is the proof's key, in one script: a resource's one round trip.
+//     The entry lies beside the token, under its tag, so that both keys
+//     share a Cluster slot; the middleware records every resource proof
+//     this way, so these entries need not meet Insert's.
+//   - InsertAndSaveAccessToken (store.AccessTokenIssuer) records a token
+//     request's replay entry and, only if it was new, saves the access
+//     token, in one script on a single server; on a Cluster, whose keys
+//     lie in different slots, it is Insert then SaveAccessToken.
 //
 // Scripts run with EVALSHA and fall back to EVAL when the server has no copy
 // (after a restart or SCRIPT FLUSH).
@@ -77,6 +88,8 @@
 //	P rp:K          replay entry for ReplayKey K; expires after the ttl
 //	P {aX}at:H      access token; expires at ExpiresAt
 //	P {aX}g:I       revocation of grant I, one copy per access tag X
+//	P {aX}rp:K      replay entry of a proof sent to a resource with an
+//	                access token of tag X (UseAccessToken), beside it
 //	P {r}rt:H       refresh token; expires at ExpiresAt
 //	P {r}rc:I       consumed refresh tokens of grant I: a list of their
 //	                keys, oldest first, at most ConsumedRefreshTokensPerGrant;

@@ -14,13 +14,15 @@ import (
 var _ store.AccessTokenUser = (*Store)(nil)
 
 // useScript is lookupScript on an access token (KEYS[1]) that, when the
-// token is live and its record's jkt is ARGV[3], records the replay entry
+// token is live and bound to the key ARGV[3], records the replay entry
 // KEYS[2] for ARGV[4] ms (SET NX PX). It answers {status, record, set}:
-// set is 1 when this call recorded the entry. A record that is not JSON
-// records nothing; its decoding in Go refuses it.
+// set is 1 when this call recorded the entry. The binding is found in the
+// record's JSON as the member "jkt":"ARGV[3]", compared as plain text: a
+// record has one member jkt and no nested object, and a quote inside any
+// string member is escaped, so the text can appear nowhere else. ARGV[3]
+// is a key thumbprint (base64url, RFC 7638), never escaped.
 var useScript = redis.NewScript(checkLive + `
-local ok, obj = pcall(cjson.decode, rec)
-if not ok or type(obj) ~= 'table' or obj['jkt'] ~= ARGV[3] then return {'ok', rec, 0} end
+if not string.find(rec, '"jkt":"' .. ARGV[3] .. '"', 1, true) then return {'ok', rec, 0} end
 if redis.call('SET', KEYS[2], '1', 'PX', ARGV[4], 'NX') then return {'ok', rec, 1} end
 return {'ok', rec, 0}
 `)
@@ -46,6 +48,12 @@ func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt strin
 	}
 	if ttl <= 0 {
 		return nil, false, errors.New("redisstore: replay entry needs a positive ttl")
+	}
+	if !thumbprintText(jkt) {
+		// Not a thumbprint: no token is bound to it (the script's plain
+		// text match needs text JSON does not escape).
+		t, err := s.GetAccessToken(ctx, h)
+		return t, false, err
 	}
 	keys := []string{s.accessKey(h), s.useReplayKey(h, key)}
 	cmd, err := s.durable(ctx, keys[0], scriptWriter(ctx, useScript, keys,
@@ -78,4 +86,16 @@ func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt strin
 		return nil, false, err
 	}
 	return t, set, nil
+}
+
+// thumbprintText reports whether jkt is non-empty base64url text, as every
+// JWK thumbprint is (RFC 7638 §3, RFC 9449 §6.1).
+func thumbprintText(jkt string) bool {
+	for i := 0; i < len(jkt); i++ {
+		c := jkt[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return jkt != ""
 }
