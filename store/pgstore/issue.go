@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/dpopkit/dpop"
@@ -20,14 +19,11 @@ var _ store.AccessTokenIssuer = (*Store)(nil)
 // same transaction, so that of concurrent calls with one key exactly one
 // saves, and a failure saves neither.
 func (s *Store) InsertAndSaveAccessToken(ctx context.Context, key dpop.ReplayKey, ttl time.Duration, h store.TokenHash, t *store.AccessToken) (bool, error) {
-	ctx, done, err := s.begin(ctx)
+	ctx, done, err := s.beginReplay(ctx, ttl)
 	if err != nil {
 		return false, err
 	}
 	defer done()
-	if ttl <= 0 {
-		return false, errors.New("pgstore: replay entry needs a positive ttl")
-	}
 	audience, claims, ok := tokenColumns(*t)
 	if !ok {
 		return false, ErrInvalidText

@@ -261,18 +261,24 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 	return s.exec(ctx, "revoke grant", validText(grantID), s.q.revokeGrant, grantID, until)
 }
 
+// beginReplay is begin for a call that records a replay entry for ttl,
+// which must be positive.
+func (s *Store) beginReplay(ctx context.Context, ttl time.Duration) (context.Context, func(), error) {
+	if ttl <= 0 {
+		return ctx, nil, errors.New("pgstore: replay entry needs a positive ttl")
+	}
+	return s.begin(ctx)
+}
+
 // Insert implements [dpop.ReplayCache] (RFC 9449 §11.1) with one INSERT ...
 // ON CONFLICT DO UPDATE that renews only an expired entry: it reports true
 // exactly when a row came back. The entry lives until Now()+ttl.
 func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
-	ctx, done, err := s.begin(ctx)
+	ctx, done, err := s.beginReplay(ctx, ttl)
 	if err != nil {
 		return false, err
 	}
 	defer done()
-	if ttl <= 0 {
-		return false, errors.New("pgstore: replay entry needs a positive ttl")
-	}
 	now := s.now()
 	var inserted bool
 	err = s.pool.QueryRow(ctx, s.q.replayInsert, key[:], now.Add(ttl), now).Scan(&inserted)

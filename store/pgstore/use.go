@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/dpopkit/dpop"
@@ -35,14 +34,11 @@ const useAccessSQL = `WITH t AS MATERIALIZED (
 // GetAccessToken does, and, when the token is live and bound to jkt,
 // inserts the proof's replay entry as Insert does: one round trip.
 func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, key dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
-	ctx, done, err := s.begin(ctx)
+	ctx, done, err := s.beginReplay(ctx, ttl)
 	if err != nil {
 		return nil, false, err
 	}
 	defer done()
-	if ttl <= 0 {
-		return nil, false, errors.New("pgstore: replay entry needs a positive ttl")
-	}
 	now := s.now()
 	var (
 		t  store.AccessToken

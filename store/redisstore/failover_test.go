@@ -111,12 +111,49 @@ func write(t *testing.T, s *Store, c *redis.ClusterClient, addr string) failover
 func lost(t *testing.T, s *Store, w failoverWrites) (n int, what []string) {
 	t.Helper()
 	ctx := context.Background()
-	retry := func(f func() error) {
+	// Each check returns what was lost ("" for nothing) or the call's
+	// error, to retry.
+	var checks []func() (string, error)
+	for _, k := range w.replays {
+		checks = append(checks, func() (string, error) {
+			if ok, err := s.Insert(ctx, k, time.Hour); ok || err != nil {
+				return "replay accepted", err
+			}
+			return "", nil
+		})
+	}
+	for _, h := range w.codes {
+		checks = append(checks, func() (string, error) {
+			_, err := s.ConsumeCode(ctx, h)
+			return lostIf(err, "code redeemed again", store.ErrConsumed)
+		})
+	}
+	checks = append(checks,
+		func() (string, error) {
+			_, err := s.GetRefreshToken(ctx, w.old)
+			return lostIf(err, "rotated refresh token live again", store.ErrConsumed, store.ErrRevoked)
+		},
+		func() (string, error) {
+			_, err := s.GetRefreshToken(ctx, w.next)
+			return lostIf(err, "revoked grant live again", store.ErrRevoked)
+		},
+		func() (string, error) {
+			_, err := s.GetAccessToken(ctx, w.revoked)
+			if errors.Is(err, store.ErrNotFound) { // revoked: deleted
+				return "", nil
+			}
+			return lostIf(err, "revoked access token live again")
+		})
+	for _, check := range checks {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			err := f()
+			l, err := check()
 			if err == nil {
-				return
+				if l != "" {
+					n++
+					what = append(what, l)
+				}
+				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("store still failing after failover: %v", err)
@@ -124,76 +161,26 @@ func lost(t *testing.T, s *Store, w failoverWrites) (n int, what []string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	for _, k := range w.replays {
-		retry(func() error {
-			ok, err := s.Insert(ctx, k, time.Hour)
-			if ok {
-				n++
-				what = append(what, "replay")
-			}
-			return err
-		})
-	}
-	for _, h := range w.codes {
-		retry(func() error {
-			_, err := s.ConsumeCode(ctx, h)
-			switch {
-			case err == nil:
-				n++
-				what = append(what, "code redeemed again")
-			case errors.Is(err, store.ErrConsumed):
-			case errors.Is(err, store.ErrNotFound):
-				n++ // the code itself was lost: refused, but lost
-				what = append(what, "code gone")
-			default:
-				return err
-			}
-			return nil
-		})
-	}
-	retry(func() error {
-		_, err := s.GetRefreshToken(ctx, w.old)
-		switch {
-		case err == nil:
-			n++
-			what = append(what, "rotated refresh token live again")
-		case errors.Is(err, store.ErrConsumed), errors.Is(err, store.ErrRevoked):
-		case errors.Is(err, store.ErrNotFound):
-			n++
-			what = append(what, "refresh token gone")
-		default:
-			return err
-		}
-		return nil
-	})
-	retry(func() error {
-		_, err := s.GetRefreshToken(ctx, w.next)
-		switch {
-		case err == nil:
-			n++
-			what = append(what, "revoked grant live again")
-		case errors.Is(err, store.ErrRevoked):
-		case errors.Is(err, store.ErrNotFound):
-			n++
-			what = append(what, "refresh token gone")
-		default:
-			return err
-		}
-		return nil
-	})
-	retry(func() error {
-		_, err := s.GetAccessToken(ctx, w.revoked)
-		switch {
-		case err == nil:
-			n++
-			what = append(what, "revoked access token live again")
-		case errors.Is(err, store.ErrNotFound):
-		default:
-			return err
-		}
-		return nil
-	})
 	return n, what
+}
+
+// lostIf reads a lookup's answer: no error means the write was lost (the
+// record is live again), an error among kept says it was kept, ErrNotFound
+// that the record itself was lost (refused, but lost); any other error is
+// returned, to retry.
+func lostIf(err error, live string, kept ...error) (string, error) {
+	switch {
+	case err == nil:
+		return live, nil
+	case errors.Is(err, store.ErrNotFound): // ErrExpired too
+		return "record gone", nil
+	}
+	for _, k := range kept {
+		if errors.Is(err, k) {
+			return "", nil
+		}
+	}
+	return "", err
 }
 
 // TestFailover kills masters of a private Redis Cluster right after

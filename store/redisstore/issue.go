@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -48,12 +47,9 @@ func (s *Store) InsertAndSaveAccessToken(ctx context.Context, key dpop.ReplayKey
 		}
 		return true, s.SaveAccessToken(ctx, h, t)
 	}
-	now, err := s.begin(ctx)
+	now, err := s.beginReplay(ctx, ttl)
 	if err != nil {
 		return false, err
-	}
-	if ttl <= 0 {
-		return false, errors.New("redisstore: replay entry needs a positive ttl")
 	}
 	data, err := encodeToken(*t)
 	if err != nil {

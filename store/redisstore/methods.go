@@ -251,6 +251,15 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 	return nil
 }
 
+// beginReplay is begin for a call that records a replay entry for ttl,
+// which must be positive.
+func (s *Store) beginReplay(ctx context.Context, ttl time.Duration) (time.Time, error) {
+	if ttl <= 0 {
+		return time.Time{}, errors.New("redisstore: replay entry needs a positive ttl")
+	}
+	return s.begin(ctx)
+}
+
 // Insert implements [dpop.ReplayCache] (RFC 9449 §11.1): one SET NX with a
 // relative expiry of ttl rounded up to the millisecond, so that of any
 // number of concurrent inserts of key, on any number of instances, exactly
@@ -258,11 +267,8 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 // Redis runs with maxmemory-policy noeviction (see the package
 // documentation).
 func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duration) (bool, error) {
-	if _, err := s.begin(ctx); err != nil {
+	if _, err := s.beginReplay(ctx, ttl); err != nil {
 		return false, err
-	}
-	if ttl <= 0 {
-		return false, errors.New("redisstore: replay entry needs a positive ttl")
 	}
 	k, exp := s.replayKey(key), time.Duration(ceilMillis(ttl))*time.Millisecond
 	cmd, err := s.durable(ctx, k, func(c redis.Cmdable, _ bool) redis.Cmder {

@@ -42,12 +42,9 @@ func (s *Store) useReplayKey(h store.TokenHash, k dpop.ReplayKey) string {
 // expiry of ttl rounded up to the millisecond): one round trip. With
 // Options.Replicas the script is a durable write.
 func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, key dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
-	now, err := s.begin(ctx)
+	now, err := s.beginReplay(ctx, ttl)
 	if err != nil {
 		return nil, false, err
-	}
-	if ttl <= 0 {
-		return nil, false, errors.New("redisstore: replay entry needs a positive ttl")
 	}
 	if !thumbprintText(jkt) {
 		// Not a thumbprint: no token is bound to it (the script's plain
