@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -199,6 +198,19 @@ type Config struct {
 	// request. New copies the struct. Store calls are observed by wrapping
 	// the store before it is set here: Store = store.Instrument(st, hooks).
 	Hooks *dpop.Hooks
+	// OneRoundTrip lets the client credentials grant, with opaque access
+	// tokens, record the proof (RFC 9449 §11.1) and save the access token
+	// in one call of Store, when Store implements store.AccessTokenIssuer
+	// and is also the replay cache (DPoP.ReplayCache unset, or Store
+	// itself): one round trip to a shared store instead of two. The token's
+	// record is then made, Claims called included, before the proof is
+	// charged and recorded, so Claims may run for a request then refused as
+	// a replay or over its quota. Set it when Store is one of the kit's
+	// stores, or one given to store.Instrument; a type that embeds a store
+	// and overrides Insert or SaveAccessToken inherits an
+	// InsertAndSaveAccessToken that bypasses its overrides. Default false:
+	// the two calls.
+	OneRoundTrip bool
 
 	// issuer, set by normalize, is Store as a store.AccessTokenIssuer when
 	// access tokens are opaque and Store is also the verifier's replay
@@ -301,7 +313,8 @@ func (c Config) normalize() (Config, error) {
 		c.DPoP.ReplayCache = c.Store
 	}
 	c.issuer = nil
-	if i, ok := c.Store.(store.AccessTokenIssuer); ok && c.AccessTokenFormat == FormatOpaque && sameCache(c.DPoP.ReplayCache, c.Store) {
+	if i, ok := c.Store.(store.AccessTokenIssuer); ok && c.OneRoundTrip && c.AccessTokenFormat == FormatOpaque &&
+		store.Same(c.DPoP.ReplayCache, c.Store) {
 		c.issuer = i
 	}
 	if c.DPoP.Now == nil {
@@ -313,13 +326,6 @@ func (c Config) normalize() (Config, error) {
 		c.DPoP.Quota.PerGrant = dpop.DefaultGrantQuota
 	}
 	return c, nil
-}
-
-// sameCache reports whether the replay cache is the store itself. Values of
-// a type that cannot be compared are never the same.
-func sameCache(r dpop.ReplayCache, s store.Store) bool {
-	t := reflect.TypeOf(r)
-	return t == reflect.TypeOf(s) && t.Comparable() && any(r) == any(s)
 }
 
 // hasUserinfo reports whether u has a userinfo component (RFC 3986 §3.2.1),

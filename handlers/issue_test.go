@@ -41,12 +41,22 @@ func (s *issuingStore) took() (int, store.TokenHash) {
 
 func issuing(m *store.Memory) *issuingStore { return &issuingStore{Memory: m} }
 
-// TestTokenIssueOneCall: with opaque tokens in a store that is also the
+// oneRoundTrip is edit (nil: none) with Config.OneRoundTrip set.
+func oneRoundTrip(edit func(*Config)) func(*Config) {
+	return func(c *Config) {
+		c.OneRoundTrip = true
+		if edit != nil {
+			edit(c)
+		}
+	}
+}
+
+// TestTokenIssueOneCall: with Config.OneRoundTrip and opaque tokens in a store that is also the
 // replay cache and implements store.AccessTokenIssuer, a client credentials
 // request records its proof and saves its token in one call; a replayed
 // proof is refused and saves no token.
 func TestTokenIssueOneCall(t *testing.T) {
-	h, s := wrappedHarness(t, issuing, nil)
+	h, s := wrappedHarness(t, issuing, oneRoundTrip(nil))
 	headers := confHeaders(h, h.signer)
 	r := wantToken(t, h.postForm(DefaultPaths.Token, ccForm(), headers), TokenTypeDPoP)
 	n, last := s.took()
@@ -74,8 +84,8 @@ func TestTokenIssueOneCall(t *testing.T) {
 	}
 }
 
-// TestTokenIssueOneCallOnlyWhenSame: the one call is used only with opaque
-// tokens and when the verifier's replay cache is the store; otherwise the
+// TestTokenIssueOneCallOnlyWhenSame: the one call is used only when asked
+// for, with opaque tokens and when the verifier's replay cache is the store; otherwise the
 // proof and the token take their two calls, and a Bearer request (no proof)
 // saves its token as before.
 func TestTokenIssueOneCallOnlyWhenSame(t *testing.T) {
@@ -85,8 +95,9 @@ func TestTokenIssueOneCallOnlyWhenSame(t *testing.T) {
 	}
 	t.Cleanup(func() { other.Close() })
 	for name, edit := range map[string]func(*Config){
-		"separate replay cache": func(c *Config) { c.DPoP.ReplayCache = other },
-		"JWT access tokens":     func(c *Config) { c.AccessTokenFormat = FormatJWT; c.SigningKeys = keySet(esKey(t, "k1")) },
+		"separate replay cache": oneRoundTrip(func(c *Config) { c.DPoP.ReplayCache = other }),
+		"JWT access tokens":     oneRoundTrip(func(c *Config) { c.AccessTokenFormat = FormatJWT; c.SigningKeys = keySet(esKey(t, "k1")) }),
+		"not asked for":         nil,
 	} {
 		t.Run(name, func(t *testing.T) {
 			h, s := wrappedHarness(t, issuing, edit)
@@ -97,14 +108,14 @@ func TestTokenIssueOneCallOnlyWhenSame(t *testing.T) {
 		})
 	}
 	t.Run("same cache set explicitly", func(t *testing.T) {
-		h, s := wrappedHarness(t, issuing, func(c *Config) { c.DPoP.ReplayCache = c.Store })
+		h, s := wrappedHarness(t, issuing, oneRoundTrip(func(c *Config) { c.DPoP.ReplayCache = c.Store }))
 		wantToken(t, h.tokenRequest(ccForm()), TokenTypeDPoP)
 		if n, _ := s.took(); n != 1 {
 			t.Errorf("%d InsertAndSaveAccessToken calls, want 1", n)
 		}
 	})
 	t.Run("Bearer", func(t *testing.T) {
-		h, s := wrappedHarness(t, issuing, func(c *Config) { c.AllowBearer = true })
+		h, s := wrappedHarness(t, issuing, oneRoundTrip(func(c *Config) { c.AllowBearer = true }))
 		r := h.postBasic(DefaultPaths.Token, url.Values{"grant_type": {"client_credentials"}}, bearerID+":"+bearerSecret)
 		tok := wantToken(t, r, TokenTypeBearer).str("access_token")
 		if n, _ := s.took(); n != 0 {

@@ -208,6 +208,10 @@ func (st *settings) checkProof(r *http.Request, token string, p *Principal, u *u
 	if err != nil {
 		return nil, st.tokenError(nil, err)
 	}
+	if !st.forUs(p.Audience) { // the record read, should it differ
+		st.use.bindings.Remove(u.h)
+		return nil, st.refuse(http.StatusUnauthorized, dpop.CodeInvalidToken, "the access token is not meant for this resource", errWrongAudience)
+	}
 	st.use.remember(u.h, p)
 	return p, nil
 }

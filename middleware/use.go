@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
@@ -45,29 +44,23 @@ type tokenUse struct {
 
 // newTokenUse returns the one-round-trip path for validator and cache, or
 // nil when they do not allow it: the validator must be a StoreValidator
-// whose store implements store.AccessTokenUser and is cache itself (the
-// replay entries UseAccessToken records must be the verifier's).
+// with OneRoundTrip whose store implements store.AccessTokenUser and is
+// cache itself (the replay entries UseAccessToken records must be the
+// verifier's).
 func newTokenUse(validator TokenValidator, cache dpop.ReplayCache, size int) *tokenUse {
-	var s store.AccessTokenStore
-	switch v := validator.(type) {
+	var v StoreValidator
+	switch sv := validator.(type) {
 	case StoreValidator:
-		s = v.Store
+		v = sv
 	case *StoreValidator:
-		s = v.Store
+		v = *sv
 	}
-	u, ok := s.(store.AccessTokenUser)
-	if !ok || !sameValue(s, cache) {
+	u, ok := v.Store.(store.AccessTokenUser)
+	if !ok || !v.OneRoundTrip || !store.Same(v.Store, cache) {
 		return nil
 	}
 	l, _ := lru.New[store.TokenHash, binding](size) // size is positive
 	return &tokenUse{user: u, bindings: l}
-}
-
-// sameValue reports whether a and b are the same value, without the panic
-// == raises on values of a type that is not comparable.
-func sameValue(a, b any) bool {
-	va := reflect.ValueOf(a)
-	return va.IsValid() && va.Comparable() && reflect.TypeOf(b) == va.Type() && a == b
 }
 
 // lookup returns the binding of the token with hash h, unless it is unknown

@@ -45,7 +45,7 @@ func newCountingRS(t *testing.T, replay bool, edit func(*Options)) (*rs, *counti
 	t.Cleanup(func() { m.Close() })
 	cs := &countingStore{Memory: m}
 	r := newRS(t, func(o *Options) {
-		o.Validator = StoreValidator{Store: cs}
+		o.Validator = StoreValidator{Store: cs, OneRoundTrip: true}
 		if replay {
 			o.DPoP.ReplayCache = cs
 		}
@@ -131,33 +131,59 @@ func TestResourceOneRoundTrip(t *testing.T) {
 	}
 }
 
-// TestResourceOneRoundTripOff: a store that is not the replay cache is only
-// looked up, and the proofs go to the replay cache, every request.
+// TestResourceOneRoundTripOff: without OneRoundTrip, or with a store that
+// is not the replay cache, every request is looked up, and the proofs go to
+// the replay cache.
 func TestResourceOneRoundTripOff(t *testing.T) {
-	r, cs := newCountingRS(t, false, nil)
-	for i := range 3 {
-		if got := r.get(apiPath, r.dpopHeaders(apiPath)); got.status != http.StatusOK {
-			t.Fatalf("request %d: %d %s", i, got.status, got.body)
-		}
-	}
-	if got := counts(cs); got != [3]int32{3, 0, 0} {
-		t.Fatalf("store calls (get, use, insert) %v, want 3 lookups", got)
+	for name, c := range map[string]struct {
+		replay bool
+		edit   func(*Options)
+	}{
+		"another replay cache": {false, nil},
+		"not asked for": {true, func(o *Options) {
+			v := o.Validator.(StoreValidator)
+			v.OneRoundTrip = false
+			o.Validator = v
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, cs := newCountingRS(t, c.replay, c.edit)
+			for i := range 3 {
+				if got := r.get(apiPath, r.dpopHeaders(apiPath)); got.status != http.StatusOK {
+					t.Fatalf("request %d: %d %s", i, got.status, got.body)
+				}
+			}
+			want := [3]int32{3, 0, 0} // the proofs went to another cache
+			if c.replay {
+				want = [3]int32{3, 0, 3}
+			}
+			if got := counts(cs); got != want {
+				t.Fatalf("store calls (get, use, insert) %v, want %v", got, want)
+			}
+		})
 	}
 }
 
 // TestResourceOneRoundTripExpiry: a binding ends with its token: a request
-// after the token's expiry is looked up again and refused.
+// after the token's expiry is looked up again, and refused as expired.
 func TestResourceOneRoundTripExpiry(t *testing.T) {
-	now := time.Now()
-	var mu atomic.Int64
-	clock := func() time.Time { return now.Add(time.Duration(mu.Load())) }
-	r, cs := newCountingRS(t, true, func(o *Options) { o.DPoP.Now = clock })
-	if got := r.get(apiPath, r.dpopHeaders(apiPath)); got.status != http.StatusOK {
+	r, cs := newCountingRS(t, true, nil)
+	tok := randomToken()
+	err := r.store.SaveAccessToken(bg, store.HashToken(tok), &store.AccessToken{
+		ClientID: "demo", Subject: "alice", Scope: "read", JKT: r.signer.JKT(), Audience: []string{r.ts.URL},
+		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := func() map[string][]string {
+		return map[string][]string{"Authorization": {"DPoP " + tok}, "DPoP": {r.proof(r.signer, "GET", apiPath, tok, "")}}
+	}
+	if got := r.get(apiPath, headers()); got.status != http.StatusOK {
 		t.Fatalf("%d %s", got.status, got.body)
 	}
-	mu.Store(int64(time.Hour + time.Second)) // the token lived an hour
-	r.get(apiPath, r.dpopHeaders(apiPath))
-	if got := counts(cs); got[0] != 2 {
-		t.Fatalf("store calls (get, use, insert) %v: an expired binding was used", got)
+	time.Sleep(1100 * time.Millisecond)
+	wantChallenge(t, r.get(apiPath, headers()), http.StatusUnauthorized, dpop.CodeInvalidToken)
+	if got := counts(cs); got != [3]int32{2, 1, 0} {
+		t.Fatalf("store calls (get, use, insert) %v: want the expired token looked up again, not its binding used", got)
 	}
 }

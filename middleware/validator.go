@@ -36,6 +36,19 @@ type TokenValidator interface {
 // the record's own: the kit's stores return a fresh record on every read.
 type StoreValidator struct {
 	Store store.AccessTokenStore
+	// OneRoundTrip lets the middleware read the token and record the
+	// request's proof (RFC 9449 §7.1, §11.1) in one call of Store, when
+	// Store implements store.AccessTokenUser and is also the replay cache
+	// (Options.DPoP.ReplayCache): after a token's first accepted request,
+	// the middleware remembers its binding (key, parties, audience,
+	// expiry) in a bounded cache and its later requests make only that
+	// call, which refuses a token no longer live. Set it when Store is one
+	// of the kit's stores, or one given to store.Instrument; a type that
+	// embeds a store and overrides GetAccessToken or Insert inherits a
+	// UseAccessToken that bypasses its overrides. Every instance of a
+	// resource must set it alike (store.AccessTokenUser). Default false:
+	// a lookup, then the replay cache.
+	OneRoundTrip bool
 }
 
 // Validate implements [TokenValidator].

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"reflect"
 	"time"
 
 	"github.com/dpopkit/dpop"
@@ -15,7 +16,13 @@ import (
 // resource's proofs are then recorded nowhere else, so a store may keep
 // these entries apart from those of Insert (the Redis store keeps each
 // beside its token, in the token's Cluster slot). Every instance of a
-// resource must therefore use it alike.
+// resource must therefore use it alike: during a rolling upgrade from a
+// version without it, a proof accepted by an old instance may be accepted
+// once more by a new one.
+//
+// A type that embeds a store inherits the store's UseAccessToken, which
+// knows nothing of the type's own GetAccessToken or Insert: the middleware
+// uses it only when asked to (middleware.StoreValidator.OneRoundTrip).
 type AccessTokenUser interface {
 	// UseAccessToken returns the token under h, with the errors of
 	// GetAccessToken, and, only when it is live and bound to jkt (its JKT
@@ -45,4 +52,12 @@ func UseAccessTokenApart(ctx context.Context, s interface {
 		return nil, false, err
 	}
 	return t, ok, nil
+}
+
+// Same reports whether a and b hold the same value, such as a store that is
+// also given as the replay cache, without the panic == raises on values of
+// a type that cannot be compared (those are never the same).
+func Same(a, b any) bool {
+	va := reflect.ValueOf(a)
+	return va.IsValid() && va.Comparable() && reflect.TypeOf(b) == va.Type() && a == b
 }

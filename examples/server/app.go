@@ -230,6 +230,8 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 			return map[string]any{tenantClaim: s.tenant()}, nil
 		},
 		Logger: logger.With("component", "handlers"),
+		// The kit's stores, instrumented: the one-call path is theirs.
+		OneRoundTrip: true,
 		// "" or handlers.ProfileFAPI2: PAR and PKCE required, private_key_jwt
 		// only, PS256/ES256/EdDSA (the JWT access tokens' key is ES256),
 		// 303 redirects.
@@ -238,7 +240,8 @@ func newApp(ctx context.Context, cfg config, s site, logger *slog.Logger) (*app,
 	}
 	// The validator reads tokens; the audience is the middleware's to
 	// check, each API against its own identifier.
-	var validator middleware.TokenValidator = middleware.StoreValidator{Store: st}
+	// The kit's stores, instrumented: the one-call paths are theirs.
+	var validator middleware.TokenValidator = middleware.StoreValidator{Store: st, OneRoundTrip: true}
 	if cfg.tokenFormat == "jwt" {
 		keys, err := newSigningKeys()
 		if err != nil {

@@ -75,7 +75,7 @@ func New(tb testing.TB, s store.Store, opts Options) *Kit {
 // cache is the store's).
 func AuthServer(tb testing.TB, issuer string, s store.Store, v dpop.VerifierOptions) *handlers.Server {
 	tb.Helper()
-	srv, err := handlers.New(handlers.Config{Issuer: issuer, Store: s, DPoP: v})
+	srv, err := handlers.New(handlers.Config{Issuer: issuer, Store: s, DPoP: v, OneRoundTrip: true})
 	fatalIf(tb, err, "handlers.New")
 	return srv
 }
@@ -86,7 +86,7 @@ func AuthServer(tb testing.TB, issuer string, s store.Store, v dpop.VerifierOpti
 func Protect(tb testing.TB, resourceURL string, s store.Store, v dpop.VerifierOptions) func(http.Handler) http.Handler {
 	tb.Helper()
 	v.ReplayCache = s
-	mw, err := middleware.New(middleware.Options{ResourceURL: resourceURL, Validator: middleware.StoreValidator{Store: s}, DPoP: v})
+	mw, err := middleware.New(middleware.Options{ResourceURL: resourceURL, Validator: middleware.StoreValidator{Store: s, OneRoundTrip: true}, DPoP: v})
 	fatalIf(tb, err, "middleware.New")
 	return mw
 }

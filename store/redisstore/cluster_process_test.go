@@ -119,7 +119,13 @@ func freeClusterPorts(t *testing.T, n int) []int {
 			t.Fatal("no free ports for a private Redis Cluster")
 		}
 		p := 20000 + rand.IntN(25000)
-		if portFree(p) && portFree(p+10000) {
+		// Neither p nor its bus port may be one of the ports already
+		// taken, or their bus ports.
+		taken := false
+		for _, q := range ports {
+			taken = taken || p == q || p == q+10000 || p+10000 == q
+		}
+		if !taken && portFree(p) && portFree(p+10000) {
 			ports = append(ports, p)
 		}
 	}

@@ -62,8 +62,9 @@
 //     grant's revocation, as GetAccessToken does, and records the proof's
 //     replay entry (SET NX) only when the token is live and its record's
 //     jkt is the proof's key, in one script: a resource's one round trip.
-//     The entry lies beside the token, under its tag, so that both keys
-//     share a Cluster slot; the middleware records every resource proof
+//     On a single server the entry is Insert's; on a Cluster it lies
+//     beside the token, under its tag, so that both keys share a slot, and
+//     the middleware (with OneRoundTrip) records every resource proof
 //     this way, so these entries need not meet Insert's.
 //   - InsertAndSaveAccessToken (store.AccessTokenIssuer) records a token
 //     request's replay entry and, only if it was new, saves the access
@@ -88,8 +89,9 @@
 //	P rp:K          replay entry for ReplayKey K; expires after the ttl
 //	P {aX}at:H      access token; expires at ExpiresAt
 //	P {aX}g:I       revocation of grant I, one copy per access tag X
-//	P {aX}rp:K      replay entry of a proof sent to a resource with an
-//	                access token of tag X (UseAccessToken), beside it
+//	P {aX}rp:K      on a Cluster, replay entry of a proof sent to a
+//	                resource with an access token of tag X
+//	                (UseAccessToken), beside it
 //	P {r}rt:H       refresh token; expires at ExpiresAt
 //	P {r}rc:I       consumed refresh tokens of grant I: a list of their
 //	                keys, oldest first, at most ConsumedRefreshTokensPerGrant;

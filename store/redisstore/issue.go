@@ -29,18 +29,19 @@ return 1
 
 // InsertAndSaveAccessToken implements [store.AccessTokenIssuer]: the token
 // endpoint's proof replay entry (RFC 9449 §11.1) and the access token
-// issued for it (§6) in one round trip. On a single server (or Sentinel)
-// one script sets the entry with NX and, when it was new, the token, as
-// Insert and SaveAccessToken do; with Options.Replicas it is followed by
-// WAIT as Insert is, and a write too few replicas acknowledged fails with
-// ErrNotReplicated (the entry and the token may then be on the master:
-// the proof stays spent, the token is never returned). On a Cluster the
-// entry and the token lie in different slots, so the two are Insert then,
-// for a new entry, SaveAccessToken: still exactly one of concurrent calls
-// with one key saves, but a failed save after the insert returns true with
-// the error.
+// issued for it (§6) in one round trip. On a single server (or Sentinel:
+// a *redis.Client) one script sets the entry with NX and, when it was new,
+// the token, as Insert and SaveAccessToken do; with Options.Replicas it is
+// followed by WAIT as Insert is, and a write too few replicas acknowledged
+// fails with ErrNotReplicated (the entry and the token may then be on the
+// master: the proof stays spent, the token is never returned). On a
+// Cluster the entry and the token lie in different slots, and a Ring or
+// another client may send them to different servers, so there the two are
+// Insert then, for a new entry, SaveAccessToken: still exactly one of
+// concurrent calls with one key saves, but a failed save after the insert
+// returns true with the error.
 func (s *Store) InsertAndSaveAccessToken(ctx context.Context, key dpop.ReplayKey, ttl time.Duration, h store.TokenHash, t *store.AccessToken) (bool, error) {
-	if _, ok := s.c.(*redis.ClusterClient); ok {
+	if _, ok := s.c.(*redis.Client); !ok {
 		inserted, err := s.Insert(ctx, key, ttl)
 		if err != nil || !inserted {
 			return false, err

@@ -64,7 +64,10 @@ type Options struct {
 	// Sentinel group) with fewer live replicas than Replicas refuses these
 	// writes until one returns. Default 0: no waiting. It needs Client to
 	// be a *redis.Client (single server or Sentinel) or a
-	// *redis.ClusterClient.
+	// *redis.ClusterClient. On a Cluster these writes go to the master's
+	// own connection, which does not follow MOVED or ASK redirections:
+	// while a slot migrates between masters, writes to its keys fail (503)
+	// until the migration ends.
 	Replicas int
 	// ReplicaTimeout bounds each wait for Replicas acknowledgements.
 	// Default DefaultReplicaTimeout; it is rounded up to the millisecond.

@@ -39,6 +39,7 @@ func TestReplicasFailClosed(t *testing.T) {
 	must(t, s.SaveRefreshToken(ctx, h(2), &store.RefreshToken{ClientID: "c", GrantID: "g", ExpiresAt: exp}))
 	must(t, s.SaveAccessToken(ctx, h(3), &store.AccessToken{ClientID: "c", ExpiresAt: exp}))
 	must(t, s.SavePushedRequest(ctx, h(4), &store.PushedRequest{ClientID: "c", ExpiresAt: exp}))
+	must(t, s.SaveAccessToken(ctx, h(6), &store.AccessToken{ClientID: "c", JKT: "jkt", ExpiresAt: exp}))
 	key := dpop.NewReplayKey("jkt", "jti")
 
 	for _, tc := range []struct {
@@ -58,6 +59,10 @@ func TestReplicasFailClosed(t *testing.T) {
 		{"RevokeAccessToken", func() (bool, error) { err := s.RevokeAccessToken(ctx, h(3)); return err == nil, err }},
 		{"RevokeRefreshToken", func() (bool, error) { err := s.RevokeRefreshToken(ctx, h(2)); return err == nil, err }},
 		{"RevokeGrant", func() (bool, error) { err := s.RevokeGrant(ctx, "g", exp); return err == nil, err }},
+		{"UseAccessToken", func() (bool, error) {
+			_, ok, err := s.UseAccessToken(ctx, h(6), "jkt", dpop.NewReplayKey("jkt", "used"), time.Minute)
+			return ok, err
+		}},
 	} {
 		start := time.Now()
 		ok, err := tc.call()
@@ -106,7 +111,21 @@ func TestReplicasOptions(t *testing.T) {
 			t.Errorf("New(%+v) = %v; want an error naming %s", tc.opts, err, tc.want)
 		}
 	}
-	if _, err := redisstore.New(redisstore.Options{Client: ring, SkipEvictionCheck: true}); err != nil {
-		t.Errorf("a Ring without Replicas: %v", err)
+	rs, err := redisstore.New(redisstore.Options{Client: ring, SkipEvictionCheck: true, Prefix: freshPrefix()})
+	if err != nil {
+		t.Fatalf("a Ring without Replicas: %v", err)
+	}
+	// Over a Ring the one-call methods make their two calls, whose keys
+	// the Ring may place on different servers.
+	ctx, h, k := context.Background(), store.TokenHash{9}, dpop.NewReplayKey("jkt", "ring")
+	tok := &store.AccessToken{ClientID: "c", JKT: "jkt", ExpiresAt: time.Now().Add(time.Minute)}
+	if ok, err := rs.InsertAndSaveAccessToken(ctx, k, time.Minute, h, tok); !ok || err != nil {
+		t.Fatalf("InsertAndSaveAccessToken over a Ring = %v, %v", ok, err)
+	}
+	if _, ok, err := rs.UseAccessToken(ctx, h, "jkt", dpop.NewReplayKey("jkt", "ring-use"), time.Minute); !ok || err != nil {
+		t.Fatalf("UseAccessToken over a Ring = %v, %v", ok, err)
+	}
+	if _, ok, err := rs.UseAccessToken(ctx, h, "jkt", k, time.Minute); ok || err != nil {
+		t.Fatalf("UseAccessToken over a Ring with the token request's proof = %v, %v; want a replay", ok, err)
 	}
 }

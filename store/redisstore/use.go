@@ -27,21 +27,33 @@ if redis.call('SET', KEYS[2], '1', 'PX', ARGV[4], 'NX') then return {'ok', rec, 
 return {'ok', rec, 0}
 `)
 
-// useReplayKey is the key of a replay entry recorded by UseAccessToken:
-// beside the token of hash h, under its access tag, so that the script's
-// keys share a Cluster slot. A resource's proofs are recorded only there
-// (store.AccessTokenUser).
+// useReplayKey is the key of a replay entry recorded by UseAccessToken. On
+// a single server it is Insert's. On a Cluster it lies beside the token of
+// hash h, under its access tag, so that the script's keys share a slot; a
+// resource's proofs are then recorded only there (store.AccessTokenUser).
 func (s *Store) useReplayKey(h store.TokenHash, k dpop.ReplayKey) string {
-	return s.prefix + accessTag(h) + "rp:" + k.String()
+	if _, ok := s.c.(*redis.ClusterClient); ok {
+		return s.prefix + accessTag(h) + "rp:" + k.String()
+	}
+	return s.replayKey(k)
 }
 
 // UseAccessToken implements [store.AccessTokenUser] (RFC 9449 §7.1,
 // §11.1): one script reads the token and its grant's revocation, as
 // GetAccessToken does, and, when the token is live and bound to jkt,
-// records the proof's replay entry beside it (SET NX with a relative
-// expiry of ttl rounded up to the millisecond): one round trip. With
-// Options.Replicas the script is a durable write.
+// records the proof's replay entry (SET NX with a relative expiry of ttl
+// rounded up to the millisecond): one round trip. On a single server (or
+// Sentinel: a *redis.Client) the entry is Insert's; on a Cluster it lies
+// beside the token (see useReplayKey). With Options.Replicas the script is
+// a durable write. Over a Ring or another client, which may send the two
+// keys to different servers, it is GetAccessToken then Insert
+// (store.UseAccessTokenApart).
 func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt string, key dpop.ReplayKey, ttl time.Duration) (*store.AccessToken, bool, error) {
+	switch s.c.(type) {
+	case *redis.Client, *redis.ClusterClient:
+	default:
+		return store.UseAccessTokenApart(ctx, s, h, jkt, key, ttl)
+	}
 	now, err := s.beginReplay(ctx, ttl)
 	if err != nil {
 		return nil, false, err
