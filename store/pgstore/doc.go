@@ -46,7 +46,7 @@
 // Every method but DeleteExpired sends exactly one SQL statement: one round
 // trip, once pgx has prepared the statement on the connection (its default
 // QueryExecMode; the statements work in every mode, simple_protocol
-// included). A token
+// included). With the handlers' and the middleware's OneRoundTrip, a token
 // request of the client credentials grant costs one statement
 // (InsertAndSaveAccessToken: the client is read from the store's client
 // cache, Options.ClientCacheTTL, after the first request), an API request
