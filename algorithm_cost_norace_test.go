@@ -32,7 +32,7 @@ func TestDefaultAlgorithmCost(t *testing.T) {
 	const (
 		runTime   = time.Millisecond // length of one timed run
 		minRounds = 5
-		maxTime   = 10 * time.Second // only a ratio near the limit takes it
+		maxTime   = 10 * time.Second          // only a ratio near the limit takes it
 		goodRatio = 0.9 * maxDefaultCostRatio // stop early when all are below
 	)
 	type subject struct {
