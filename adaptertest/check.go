@@ -3,8 +3,11 @@ package adaptertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/dpopkit/dpop"
 )
 
 var bg = context.Background()
@@ -85,4 +88,25 @@ func race(t *testing.T, f func(i int) error, allowed ...error) int {
 		t.Fatalf("%d unexpected errors, first: %v", len(others), others[0])
 	}
 	return wins
+}
+
+// raceKeys runs raceRounds rounds of race, each over a fresh replay key of
+// the key thumbprint jkt, in which record(k) records k and reports whether
+// this call did; exactly one racer of each round may. what names the calls
+// in the failure.
+func raceKeys(t *testing.T, what, jkt string, record func(k dpop.ReplayKey) (bool, error)) {
+	t.Helper()
+	for round := range raceRounds {
+		k := dpop.NewReplayKey(jkt, fmt.Sprintf("contended-%s-%d", what, round))
+		wins := race(t, func(int) error {
+			ok, err := record(k)
+			if err == nil && !ok {
+				return errReplayed
+			}
+			return err
+		}, errReplayed)
+		if wins != 1 {
+			t.Fatalf("round %d of %d: %d of %d concurrent %s of one key succeeded, want exactly 1", round+1, raceRounds, wins, racers, what)
+		}
+	}
 }

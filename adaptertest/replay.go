@@ -1,7 +1,6 @@
 package adaptertest
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -32,19 +31,7 @@ func testReplay(t *testing.T, newStore NewStore) {
 	})
 	t.Run("Concurrent", func(t *testing.T) {
 		s := open(t, newStore)
-		for round := range raceRounds {
-			k := dpop.NewReplayKey("jkt", fmt.Sprintf("contended-%d", round))
-			wins := race(t, func(int) error {
-				ok, err := s.Insert(bg, k, time.Minute)
-				if err == nil && !ok {
-					return errReplayed
-				}
-				return err
-			}, errReplayed)
-			if wins != 1 {
-				t.Fatalf("round %d of %d: %d of %d concurrent inserts of one key succeeded, want exactly 1", round+1, raceRounds, wins, racers)
-			}
-		}
+		raceKeys(t, "inserts", "jkt", func(k dpop.ReplayKey) (bool, error) { return s.Insert(bg, k, time.Minute) })
 	})
 	t.Run("OddKeys", func(t *testing.T) {
 		s := open(t, newStore)
