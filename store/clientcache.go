@@ -1,6 +1,7 @@
 package store
 
 import (
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -29,6 +30,10 @@ type ClientCache struct {
 	ttl     time.Duration
 	now     func() time.Time
 	clients *lru.Cache[string, cachedClient]
+	// saves counts Put and Forget calls: a read that began before one
+	// is not kept (PutRead), so that it cannot bring back a client saved
+	// since.
+	saves atomic.Uint64
 }
 
 // cachedClient is a client and the time its entry ends.
@@ -71,9 +76,29 @@ func (cc *ClientCache) Get(id string) (*Client, bool) {
 	return e.c.Clone(), true
 }
 
-// Put keeps a copy of c for the TTL, replacing any entry of its id.
+// Put keeps a copy of c, just saved, for the TTL, replacing any entry of
+// its id.
 func (cc *ClientCache) Put(c *Client) {
 	if cc == nil || c == nil {
+		return
+	}
+	cc.saves.Add(1)
+	cc.clients.Add(c.ID, cachedClient{c: c.Clone(), end: cc.now().Add(cc.ttl)})
+}
+
+// Generation is taken before a client is read from the store, for PutRead.
+func (cc *ClientCache) Generation() uint64 {
+	if cc == nil {
+		return 0
+	}
+	return cc.saves.Load()
+}
+
+// PutRead keeps a copy of c, read from the store, for the TTL, unless a
+// client was saved or forgotten through the cache since gen was taken:
+// the read may then be older than the save, and is not kept.
+func (cc *ClientCache) PutRead(c *Client, gen uint64) {
+	if cc == nil || c == nil || cc.saves.Load() != gen {
 		return
 	}
 	cc.clients.Add(c.ID, cachedClient{c: c.Clone(), end: cc.now().Add(cc.ttl)})
@@ -82,6 +107,7 @@ func (cc *ClientCache) Put(c *Client) {
 // Forget drops the entry of id, if any.
 func (cc *ClientCache) Forget(id string) {
 	if cc != nil {
+		cc.saves.Add(1)
 		cc.clients.Remove(id)
 	}
 }

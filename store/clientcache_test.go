@@ -41,11 +41,24 @@ func TestClientCache(t *testing.T) {
 	if n := cc.clients.Len(); n != 2 {
 		t.Errorf("cache of size 2 holds %d clients", n)
 	}
+	// A read that began before a save is not kept over it.
+	gen := cc.Generation()
+	cc.Put(&Client{ID: "x", RedirectURIs: []string{"https://new.example/cb"}})
+	cc.PutRead(&Client{ID: "x", RedirectURIs: []string{"https://old.example/cb"}}, gen)
+	if got, ok := cc.Get("x"); !ok || got.RedirectURIs[0] != "https://new.example/cb" {
+		t.Errorf("a read older than a save replaced it: %+v, %v", got, ok)
+	}
+	gen = cc.Generation()
+	cc.PutRead(&Client{ID: "y2"}, gen)
+	if _, ok := cc.Get("y2"); !ok {
+		t.Error("a read with no save since was not kept")
+	}
 	var none *ClientCache = NewClientCache(0, 0, nil)
 	if none != nil {
 		t.Fatal("a zero TTL gave a cache")
 	}
 	none.Put(&Client{ID: "a"})
+	none.PutRead(&Client{ID: "a"}, none.Generation())
 	none.Forget("a")
 	if _, ok := none.Get("a"); ok {
 		t.Error("a nil cache returned a client")

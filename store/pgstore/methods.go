@@ -25,6 +25,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	if c, ok := s.clients.Get(id); ok {
 		return c, nil
 	}
+	gen := s.clients.Generation()
 	c := &store.Client{ID: id}
 	var access, refresh int64
 	err = s.pool.QueryRow(ctx, s.q.getClient, id).Scan(
@@ -36,7 +37,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 		return nil, fail(ctx, "get client", err)
 	}
 	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(access), time.Duration(refresh)
-	s.clients.Put(c)
+	s.clients.PutRead(c, gen)
 	return c, nil
 }
 

@@ -20,6 +20,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	if c, ok := s.clients.Get(id); ok {
 		return c, nil
 	}
+	gen := s.clients.Generation()
 	data, err := s.c.Get(ctx, s.clientKey(id)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -31,7 +32,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	if err != nil {
 		return nil, err
 	}
-	s.clients.Put(c)
+	s.clients.PutRead(c, gen)
 	return c, nil
 }
 
