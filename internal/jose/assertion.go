@@ -105,35 +105,18 @@ func (a *Assertion) Verify(allowed map[string]Spec, key KeyFunc) error {
 // nbf and iat NumericDates (see MaxNumericDate); else a *MemberError naming
 // the claim. Other claims are ignored (RFC 7523 §3 item 8).
 func ParseAssertionClaims(payload []byte) (*AssertionClaims, error) {
-	o, err := ParseObject(payload)
-	if errors.Is(err, ErrNotObject) {
-		return nil, ErrClaims
-	}
+	o, err := claimsObject(payload)
 	if err != nil {
 		return nil, err
 	}
 	var c AssertionClaims
-	for _, f := range []struct {
-		dst  *string
-		name string
-	}{{&c.Issuer, "iss"}, {&c.Subject, "sub"}, {&c.JTI, "jti"}} {
-		if *f.dst, err = o.StringMember(f.name); err != nil {
-			return nil, err
-		}
-	}
-	if c.Audience, err = o.AudienceMember("aud"); err != nil {
+	err = o.registeredClaims([]stringClaim{{"iss", &c.Issuer}, {"sub", &c.Subject}, {"jti", &c.JTI}},
+		&c.Audience, &c.Expiry, &c.NotBefore, &c.IssuedAt)
+	if err != nil {
 		return nil, err
 	}
 	if raw, ok := o["aud"]; ok && len(raw) > 0 && raw[0] == '[' {
 		c.AudienceArray = true
-	}
-	for _, f := range []struct {
-		dst  *time.Time
-		name string
-	}{{&c.Expiry, "exp"}, {&c.NotBefore, "nbf"}, {&c.IssuedAt, "iat"}} {
-		if *f.dst, err = o.DateMember(f.name); err != nil {
-			return nil, err
-		}
 	}
 	return &c, nil
 }

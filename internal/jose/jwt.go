@@ -139,32 +139,15 @@ type AccessTokenClaims struct {
 // a string or an array of strings, exp, nbf and iat NumericDates (see
 // MaxNumericDate), cnf an object holding only a non-empty jkt.
 func ParseAccessTokenClaims(payload []byte) (*AccessTokenClaims, error) {
-	o, err := ParseObject(payload)
-	if errors.Is(err, ErrNotObject) {
-		return nil, ErrClaims
-	}
+	o, err := claimsObject(payload)
 	if err != nil {
 		return nil, err
 	}
 	var c AccessTokenClaims
-	for _, f := range []struct {
-		dst  *string
-		name string
-	}{{&c.Issuer, "iss"}, {&c.Subject, "sub"}, {&c.ClientID, "client_id"}, {&c.Scope, "scope"}, {&c.JTI, "jti"}} {
-		if *f.dst, err = o.StringMember(f.name); err != nil {
-			return nil, err
-		}
-	}
-	if c.Audience, err = o.AudienceMember("aud"); err != nil {
+	err = o.registeredClaims([]stringClaim{{"iss", &c.Issuer}, {"sub", &c.Subject}, {"client_id", &c.ClientID}, {"scope", &c.Scope}, {"jti", &c.JTI}},
+		&c.Audience, &c.Expiry, &c.NotBefore, &c.IssuedAt)
+	if err != nil {
 		return nil, err
-	}
-	for _, f := range []struct {
-		dst  *time.Time
-		name string
-	}{{&c.Expiry, "exp"}, {&c.NotBefore, "nbf"}, {&c.IssuedAt, "iat"}} {
-		if *f.dst, err = o.DateMember(f.name); err != nil {
-			return nil, err
-		}
 	}
 	if c.JKT, err = o.CnfJKT(); err != nil {
 		return nil, err
@@ -173,6 +156,48 @@ func ParseAccessTokenClaims(payload []byte) (*AccessTokenClaims, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// claimsObject reads a JWT's claims set as one JSON object (ErrClaims when
+// it is not one), with the strict reading of ParseObject.
+func claimsObject(payload []byte) (Object, error) {
+	o, err := ParseObject(payload)
+	if errors.Is(err, ErrNotObject) {
+		return nil, ErrClaims
+	}
+	return o, err
+}
+
+// stringClaim is a string claim's name and where it goes.
+type stringClaim struct {
+	name string
+	dst  *string
+}
+
+// registeredClaims reads the claims every JWT the kit checks shares
+// (RFC 7519 §4.1), in order: the string claims strs, aud (a string or an
+// array of strings) and the NumericDates exp, nbf and iat, each into its
+// destination; the first claim of another JSON type is a *MemberError
+// naming it.
+func (o Object) registeredClaims(strs []stringClaim, aud *[]string, exp, nbf, iat *time.Time) error {
+	var err error
+	for _, f := range strs {
+		if *f.dst, err = o.StringMember(f.name); err != nil {
+			return err
+		}
+	}
+	if *aud, err = o.AudienceMember("aud"); err != nil {
+		return err
+	}
+	for _, f := range [...]struct {
+		name string
+		dst  *time.Time
+	}{{"exp", exp}, {"nbf", nbf}, {"iat", iat}} {
+		if *f.dst, err = o.DateMember(f.name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SignAccessToken makes a JWT access token (RFC 9068 §2): protected header
