@@ -72,7 +72,7 @@ func BenchMiddleware(b *testing.B, stores ...BenchStore) {
 			signer := dpoptest.NewSigner(b)
 			token, now := RandomToken(), time.Now()
 			fatalIf(b, s.SaveAccessToken(bg, store.HashToken(token), &store.AccessToken{
-				GrantID: "g", ClientID: ConfID, Subject: ConfID, Scope: "read", JKT: signer.JKT(),
+				GrantID: "g", ClientID: ConfID, Subject: ConfID, Scope: "read", JKT: signer.JKT(), Audience: []string{PublicURL},
 				IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 			}), "SaveAccessToken")
 			protect := Protect(b, PublicURL, s, dpop.VerifierOptions{Quota: Unlimited})

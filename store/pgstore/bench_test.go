@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/dpopkit/dpop/internal/benchref"
 	"github.com/dpopkit/dpop/internal/testkit"
 	"github.com/dpopkit/dpop/store"
 	"github.com/jackc/pgx/v5"
@@ -16,7 +17,9 @@ import (
 // store.NewMemory and over PostgreSQL, for the ratio (testkit.BenchTokenEndpoint
 // and testkit.BenchMiddleware). Every PostgreSQL benchmark reports stmts/op,
 // the statements (each one round trip) sent per request, counted by a pgx
-// tracer. Run with -cpu 1,2.
+// tracer: one for each, with the test kits' OneRoundTrip, once the client is
+// in the client cache and the token's first request was accepted.
+// BenchmarkRawECDSAVerify is the reference. Run with -cpu 1,2.
 
 // statements counts the statements a pool sends.
 type statements struct{ n atomic.Int64 }
@@ -42,3 +45,7 @@ var benchStores = []testkit.BenchStore{
 func BenchmarkTokenEndpoint(b *testing.B) { testkit.BenchTokenEndpoint(b, benchStores...) }
 
 func BenchmarkMiddleware(b *testing.B) { testkit.BenchMiddleware(b, benchStores...) }
+
+// BenchmarkRawECDSAVerify is the floor of a proof check, the reference of
+// the figures above.
+func BenchmarkRawECDSAVerify(b *testing.B) { benchref.RawECDSAVerify(b, 480) }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/dpopkit/dpop/internal/benchref"
 	"github.com/dpopkit/dpop/internal/testkit"
 	"github.com/dpopkit/dpop/store"
 	"github.com/redis/go-redis/v9"
@@ -12,11 +13,14 @@ import (
 
 // The cost of one request of the kit over Redis, beside the same request
 // over the in-memory store, in process (no HTTP listener): the token
-// endpoint (client credentials, ES256 proof, opaque token: GetClient, the
-// replay entry and the saved token are three round trips) and the
-// middleware (opaque token, ES256 proof with ath: the token lookup, one
-// script, and the replay entry are two); see testkit.BenchTokenEndpoint and
-// testkit.BenchMiddleware. Run with
+// endpoint (client credentials, ES256 proof, opaque token: the client comes
+// from the client cache, the replay entry and the saved token are one
+// script, InsertAndSaveAccessToken) and the middleware (opaque token, ES256
+// proof with ath: the token lookup and the replay entry are one script,
+// UseAccessToken, once the token's first request was accepted); the test
+// kits set OneRoundTrip. See testkit.BenchTokenEndpoint and
+// testkit.BenchMiddleware; BenchmarkRawECDSAVerify is the reference. Run
+// with
 //
 //	DPOPKIT_REDIS_URL=redis://127.0.0.1:6379/0 go test -run '^$' -bench . -cpu 1,2
 //
@@ -62,3 +66,7 @@ func BenchmarkTokenEndpoint(b *testing.B) { testkit.BenchTokenEndpoint(b, benchS
 // BenchmarkMiddleware: an API request with an opaque DPoP-bound token and
 // an ES256 proof with ath.
 func BenchmarkMiddleware(b *testing.B) { testkit.BenchMiddleware(b, benchStores...) }
+
+// BenchmarkRawECDSAVerify is the floor of a proof check, the reference of
+// the figures above.
+func BenchmarkRawECDSAVerify(b *testing.B) { benchref.RawECDSAVerify(b, 480) }
