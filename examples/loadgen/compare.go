@@ -330,6 +330,7 @@ type spawner struct {
 	dir        string   // temporary directory: binaries and logs
 	serverBin  string   // the demo server's binary
 	serverArgs []string // flags passed through to it
+	refArgs    []string // flags passed to the reference besides -serve-reference
 	self       string   // this program, for -serve-reference
 	progress   io.Writer
 }
@@ -338,7 +339,7 @@ type spawner struct {
 const serverPackage = "github.com/dpopkit/dpop/examples/server"
 
 // newSpawner builds the demo server unless bin names a binary already built.
-func newSpawner(ctx context.Context, bin string, serverArgs []string, progress io.Writer) (*spawner, error) {
+func newSpawner(ctx context.Context, bin string, serverArgs, refArgs []string, progress io.Writer) (*spawner, error) {
 	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
 		return nil, err
@@ -348,7 +349,7 @@ func newSpawner(ctx context.Context, bin string, serverArgs []string, progress i
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &spawner{dir: dir, serverBin: bin, serverArgs: serverArgs, self: self, progress: progress}
+	s := &spawner{dir: dir, serverBin: bin, serverArgs: serverArgs, refArgs: refArgs, self: self, progress: progress}
 	if s.serverBin == "" {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
@@ -461,9 +462,10 @@ func tail(path string) string {
 }
 
 // reference starts one reference server, shared by every target (it keeps
-// no state), and returns its provider and its stop.
+// no state but, with -reference-replay, its proofs' entries), and returns
+// its provider and its stop.
 func (s *spawner) reference(ctx context.Context) (provider, func(), error) {
-	c, err := s.start(ctx, "reference", s.self, []string{"-serve-reference"})
+	c, err := s.start(ctx, "reference", s.self, append([]string{"-serve-reference"}, s.refArgs...))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -56,7 +56,7 @@ func TestIsolation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	sp, err := newSpawner(ctx, "", nil, &progress)
+	sp, err := newSpawner(ctx, "", nil, nil, &progress)
 	if err != nil {
 		t.Fatalf("building the demo server: %v\n%s", err, progress.String())
 	}

@@ -34,7 +34,7 @@ func newTestSigner(t testing.TB, skew time.Duration) *dpop.Signer {
 func newReferenceServer(t testing.TB) *httptest.Server {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
-	ts.Config.Handler = newReferenceHandler("http://"+ts.Listener.Addr().String(), nil)
+	ts.Config.Handler = newReferenceHandler("http://"+ts.Listener.Addr().String(), nil, nil)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts
@@ -206,14 +206,14 @@ func TestVerifyReferenceProofHeader(t *testing.T) {
 		"off the curve": map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": offCurve},
 		"private key":   map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": map[string]string{"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"], "d": jwk["x"]}},
 	} {
-		if err := verifyReferenceProof(enc(hdr)+"."+payload+"."+sig, "POST", "http://a/oauth2/token", "", now); err == nil {
+		if _, err := verifyReferenceProof(enc(hdr)+"."+payload+"."+sig, "POST", "http://a/oauth2/token", "", now); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	// The same header with the real key and a real signature passes, so the
 	// refusals above are about the header.
 	good := dpoptest.Proof(t, s, "POST", "http://a/oauth2/token", dpop.ProofOptions{})
-	if err := verifyReferenceProof(good, "POST", "http://a/oauth2/token", "", time.Now()); err != nil {
+	if _, err := verifyReferenceProof(good, "POST", "http://a/oauth2/token", "", time.Now()); err != nil {
 		t.Fatalf("valid proof refused: %v", err)
 	}
 }
@@ -417,7 +417,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("reference", func(b *testing.B) {
 		now := time.Now()
 		for i := 0; b.Loop(); i++ {
-			if err := verifyReferenceProof(proofs[i%len(proofs)], "POST", u, "", now); err != nil {
+			if _, err := verifyReferenceProof(proofs[i%len(proofs)], "POST", u, "", now); err != nil {
 				b.Fatal(err)
 			}
 		}

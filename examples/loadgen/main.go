@@ -40,6 +40,7 @@ type config struct {
 	jsonOut                    bool
 	targetSet                  bool
 	serveReference             bool
+	referenceReplay            bool
 	addr                       string
 	compare, spawn             bool
 	kitURL, refURL             string
@@ -197,6 +198,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 
 	fs.BoolVar(&cfg.serveReference, "serve-reference", false, "serve the reference server at -addr instead of generating load")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:9090", "`address` of -serve-reference (the htu base is -issuer, default http://ADDR)")
+	fs.BoolVar(&cfg.referenceReplay, "reference-replay", false, "the reference also records each proof's jti in the shared store of -store redis or postgres (-redis-url, -redis-cluster, -postgres-url): one SET NX or one INSERT per request, the round trip no shared replay cache avoids; with -serve-reference, or with -compare -spawn for the reference it starts")
 
 	fs.BoolVar(&cfg.compare, "compare", false, "compare the kit (-kit-url) with the reference (-ref-url)")
 	fs.StringVar(&cfg.kitURL, "kit-url", "http://127.0.0.1:8080", "base `URL` of the kit server for -compare")
@@ -247,7 +249,12 @@ Examples:
 		switch f.Name {
 		case "target":
 			cfg.targetSet = true
-		case "store", "redis-url", "redis-cluster", "redis-replicas", "postgres-url", "require-nonce", "token-format":
+		case "store", "redis-url", "redis-cluster", "postgres-url":
+			// The reference's store with -serve-reference -reference-replay.
+			if !cfg.serveReference || !cfg.referenceReplay {
+				cfg.passThrough = append(cfg.passThrough, f.Name)
+			}
+		case "redis-replicas", "require-nonce", "token-format":
 			cfg.passThrough = append(cfg.passThrough, f.Name)
 		}
 	})
@@ -268,6 +275,12 @@ Examples:
 	}
 	if cfg.serveReference && cfg.compare {
 		return config{}, errors.New("-serve-reference and -compare are separate modes")
+	}
+	if cfg.referenceReplay && !cfg.serveReference && !cfg.spawn {
+		return config{}, errors.New("-reference-replay goes with -serve-reference or -compare -spawn")
+	}
+	if cfg.referenceReplay && cfg.store != "redis" && cfg.store != "postgres" {
+		return config{}, fmt.Errorf("-reference-replay needs -store redis or postgres, not %q", cfg.store)
 	}
 	if cfg.attack != "" {
 		switch {
@@ -381,7 +394,14 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		progress = io.Discard
 	}
 	if cfg.serveReference {
-		return serveReference(ctx, cfg.addr, cfg.issuer, out)
+		var replay refReplay
+		if cfg.referenceReplay {
+			if replay, err = openRefReplay(ctx, cfg); err != nil {
+				return err
+			}
+			defer replay.close()
+		}
+		return serveReference(ctx, cfg.addr, cfg.issuer, replay, out)
 	}
 	if cfg.attack != "" {
 		r, err := runAttack(ctx, cfg.attackOptions(progress))
@@ -427,7 +447,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		_, err := runCompare(ctx, co, ref, kit, out)
 		return err
 	}
-	sp, err := newSpawner(ctx, cfg.serverBin, cfg.serverArgs(), progress)
+	sp, err := newSpawner(ctx, cfg.serverBin, cfg.serverArgs(), cfg.refReplayArgs(), progress)
 	if err != nil {
 		return err
 	}

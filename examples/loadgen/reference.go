@@ -26,7 +26,8 @@ import (
 // P-256 jwk into an ecdsa.PublicKey, verify the ES256 signature, and check
 // htm, htu, iat (and ath at the API). No client authentication, no replay
 // cache, no store, no key cache: its throughput is the ceiling a full
-// implementation can approach on the same machine.
+// implementation can approach on the same machine. With -reference-replay
+// it also records each proof in the kit's shared store (refreplay.go).
 
 // Freshness window of the reference, the same as the kit's defaults
 // (dpop.DefaultMaxAge and dpop.DefaultLeeway).
@@ -47,23 +48,44 @@ var (
 type referenceServer struct {
 	issuer string
 	now    func() time.Time
+	replay refReplay // nil: none
 }
 
 // newReferenceHandler returns the reference routes for a server whose public
-// base URL is issuer (no trailing slash).
-func newReferenceHandler(issuer string, now func() time.Time) http.Handler {
+// base URL is issuer (no trailing slash); replay, when not nil, records each
+// verified proof.
+func newReferenceHandler(issuer string, now func() time.Time, replay refReplay) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
-	rs := &referenceServer{issuer: strings.TrimSuffix(issuer, "/"), now: now}
+	rs := &referenceServer{issuer: strings.TrimSuffix(issuer, "/"), now: now, replay: replay}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", rs.token)
 	mux.HandleFunc("GET /api/hello", rs.hello)
 	return mux
 }
 
+// errStoreDown wraps a failed call to the replay store: 503, as any server
+// that cannot record a proof answers.
+var errStoreDown = errors.New("replay store unavailable")
+
+// unavailable answers 503 when err is errStoreDown's and reports whether it
+// did.
+func unavailable(w http.ResponseWriter, err error) bool {
+	if !errors.Is(err, errStoreDown) {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, `{"error":"temporarily_unavailable","error_description":%q}`+"\n", err.Error())
+	return true
+}
+
 func (rs *referenceServer) token(w http.ResponseWriter, r *http.Request) {
 	if err := rs.check(r, rs.issuer+"/oauth2/token", ""); err != nil {
+		if unavailable(w, err) {
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusBadRequest)
@@ -84,6 +106,9 @@ func (rs *referenceServer) hello(w http.ResponseWriter, r *http.Request) {
 		err = rs.check(r, rs.issuer+"/api/hello", token)
 	}
 	if err != nil {
+		if unavailable(w, err) {
+			return
+		}
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error="invalid_dpop_proof", error_description=%q, algs="ES256"`, err.Error()))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
@@ -96,13 +121,25 @@ func (rs *referenceServer) hello(w http.ResponseWriter, r *http.Request) {
 }
 
 // check verifies the request's single DPoP proof for method r.Method at
-// htu, bound to accessToken when that is not empty.
+// htu, bound to accessToken when that is not empty, then, with a replay
+// store, records its jti.
 func (rs *referenceServer) check(r *http.Request, htu, accessToken string) error {
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) != 1 {
 		return errors.New("exactly one DPoP header is required")
 	}
-	return verifyReferenceProof(proofs[0], r.Method, htu, accessToken, rs.now())
+	jti, err := verifyReferenceProof(proofs[0], r.Method, htu, accessToken, rs.now())
+	if err != nil || rs.replay == nil {
+		return err
+	}
+	inserted, err := rs.replay.insert(r.Context(), sha256.Sum256([]byte(jti)))
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", errStoreDown, err)
+	case !inserted:
+		return errReplayed
+	}
+	return nil
 }
 
 // refHeader and refClaims are the members of a proof the reference reads.
@@ -128,78 +165,79 @@ type refClaims struct {
 
 var b64url = base64.RawURLEncoding
 
-// verifyReferenceProof is the whole of the reference's proof check.
-func verifyReferenceProof(jws, method, htu, accessToken string, now time.Time) error {
+// verifyReferenceProof is the whole of the reference's proof check; it
+// returns the proof's jti.
+func verifyReferenceProof(jws, method, htu, accessToken string, now time.Time) (string, error) {
 	if len(jws) > refMaxProof {
-		return errors.New("proof too large")
+		return "", errors.New("proof too large")
 	}
 	hdrSeg, rest, ok1 := strings.Cut(jws, ".")
 	paySeg, sigSeg, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(sigSeg, ".") {
-		return errors.New("not a compact JWS")
+		return "", errors.New("not a compact JWS")
 	}
 
 	hdrJSON, err := b64url.DecodeString(hdrSeg)
 	if err != nil {
-		return errors.New("header is not base64url")
+		return "", errors.New("header is not base64url")
 	}
 	var h refHeader
 	if err := json.Unmarshal(hdrJSON, &h); err != nil {
-		return errors.New("header is not JSON")
+		return "", errors.New("header is not JSON")
 	}
 	if h.Typ != "dpop+jwt" || h.Alg != "ES256" {
-		return errors.New("typ must be dpop+jwt and alg ES256")
+		return "", errors.New("typ must be dpop+jwt and alg ES256")
 	}
 	if h.JWK.Kty != "EC" || h.JWK.Crv != "P-256" || h.JWK.D != "" {
-		return errors.New("jwk must be a public P-256 EC key")
+		return "", errors.New("jwk must be a public P-256 EC key")
 	}
 	pub, err := p256Key(h.JWK.X, h.JWK.Y)
 	if err != nil {
-		return err
+		return "", err
 	}
 
 	payJSON, err := b64url.DecodeString(paySeg)
 	if err != nil {
-		return errors.New("payload is not base64url")
+		return "", errors.New("payload is not base64url")
 	}
 	var c refClaims
 	if err := json.Unmarshal(payJSON, &c); err != nil {
-		return errors.New("payload is not JSON")
+		return "", errors.New("payload is not JSON")
 	}
 	if c.JTI == "" {
-		return errors.New("jti is missing")
+		return "", errors.New("jti is missing")
 	}
 	if c.HTM != method {
-		return errors.New("htm does not match")
+		return "", errors.New("htm does not match")
 	}
 	if c.HTU != htu {
-		return errors.New("htu does not match")
+		return "", errors.New("htu does not match")
 	}
 	if c.IAT == nil || math.IsNaN(*c.IAT) || *c.IAT < 0 || *c.IAT > 1e11 {
-		return errors.New("iat is missing or out of range")
+		return "", errors.New("iat is missing or out of range")
 	}
 	iat := time.Unix(0, int64(*c.IAT*1e9))
 	if iat.Before(now.Add(-refMaxAge)) || iat.After(now.Add(refLeeway)) {
-		return errors.New("iat is outside the acceptable window")
+		return "", errors.New("iat is outside the acceptable window")
 	}
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
 		if c.ATH != b64url.EncodeToString(sum[:]) {
-			return errors.New("ath does not match the access token")
+			return "", errors.New("ath does not match the access token")
 		}
 	}
 
 	sig, err := b64url.DecodeString(sigSeg)
 	if err != nil || len(sig) != 64 {
-		return errors.New("signature is not a 64-byte ES256 signature")
+		return "", errors.New("signature is not a 64-byte ES256 signature")
 	}
 	digest := sha256.Sum256([]byte(jws[:len(hdrSeg)+1+len(paySeg)]))
 	rInt := new(big.Int).SetBytes(sig[:32])
 	sInt := new(big.Int).SetBytes(sig[32:])
 	if !ecdsa.Verify(pub, digest[:], rInt, sInt) {
-		return errors.New("signature does not verify")
+		return "", errors.New("signature does not verify")
 	}
-	return nil
+	return c.JTI, nil
 }
 
 // p256Key turns the x and y members of a P-256 JWK into a public key,
@@ -223,7 +261,7 @@ func p256Key(x64, y64 string) (*ecdsa.PublicKey, error) {
 
 // serveReference runs the reference server on addr until ctx is done.
 // issuer is the public base URL; empty means "http://" + the bound address.
-func serveReference(ctx context.Context, addr, issuer string, out io.Writer) error {
+func serveReference(ctx context.Context, addr, issuer string, replay refReplay, out io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -233,7 +271,7 @@ func serveReference(ctx context.Context, addr, issuer string, out io.Writer) err
 		issuer = "http://" + ln.Addr().String()
 	}
 	srv := &http.Server{
-		Handler:           newReferenceHandler(issuer, nil),
+		Handler:           newReferenceHandler(issuer, nil, replay),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
