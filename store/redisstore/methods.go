@@ -160,7 +160,7 @@ func (s *Store) saveToken(ctx context.Context, op, key string, t *store.AccessTo
 // token and the revocation of its grant together, so that a token is never
 // returned after RevokeGrant of its grant has returned.
 func (s *Store) GetAccessToken(ctx context.Context, h store.TokenHash) (*store.AccessToken, error) {
-	return lookup(ctx, s, "GetAccessToken", lookupScript, s.accessKey(h), s.grantPrefix(accessTag(h)), decodeAccess)
+	return lookup(ctx, s, "GetAccessToken", lookupScript, s.accessKey(h), s.grantPrefix(accessTag(h)), s.decoded.access)
 }
 
 // RevokeAccessToken implements [store.AccessTokenStore] (RFC 7009 §2.1): one
@@ -279,14 +279,6 @@ func (s *Store) Insert(ctx context.Context, key dpop.ReplayKey, ttl time.Duratio
 		return false, fail(ctx, "Insert", err)
 	}
 	return cmd.(*redis.BoolCmd).Val(), nil
-}
-
-func decodeAccess(rec string) (*store.AccessToken, error) {
-	t, err := decodeToken(rec, "access token")
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
 }
 
 func decodeRefresh(rec string) (*store.RefreshToken, error) {

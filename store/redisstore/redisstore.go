@@ -87,6 +87,7 @@ type Store struct {
 	replicas       int
 	replicaTimeout time.Duration
 	clients        *store.ClientCache
+	decoded        decodedTokens
 	closed         atomic.Bool
 }
 
@@ -142,7 +143,7 @@ func New(opts Options) (*Store, error) {
 	}
 	return &Store{c: opts.Client, prefix: opts.Prefix, now: opts.Now,
 		replicas: opts.Replicas, replicaTimeout: opts.ReplicaTimeout,
-		clients: store.NewClientCache(opts.ClientCacheTTL, 0, opts.Now)}, nil
+		clients: store.NewClientCache(opts.ClientCacheTTL, 0, opts.Now), decoded: newDecodedTokens()}, nil
 }
 
 // checkNoEviction reads maxmemory-policy from every node of c and reports an

@@ -90,7 +90,7 @@ func (s *Store) UseAccessToken(ctx context.Context, h store.TokenHash, jkt strin
 	if !ok1 || !ok2 || (status == statusOK) != (len(res) == 3) {
 		return nil, false, fail(ctx, "UseAccessToken", fmt.Errorf("unexpected script reply %v", res))
 	}
-	t, err := result(status, rec, decodeAccess)
+	t, err := result(status, rec, s.decoded.access)
 	if err != nil {
 		return nil, false, err
 	}
