@@ -9,10 +9,15 @@ import (
 )
 
 // decodedAccessTokens is how many decoded access token records a Store
-// keeps (about 1 KB each): the tokens in use at the resource servers it
-// serves, whose every request reads the token's record again
-// (UseAccessToken).
+// keeps (about 1 KB each, at most about 4 KB): the tokens in use at the
+// resource servers it serves, whose every request reads the token's record
+// again (UseAccessToken).
 const decodedAccessTokens = 4096
+
+// maxDecodedRecord is the longest record kept decoded: a token carrying
+// large host claims is decoded on each read instead, so that the cache
+// stays within about 16 MB whatever the tokens hold.
+const maxDecodedRecord = 2 << 10
 
 // decodedTokens keeps access token records decoded, keyed by the stored
 // JSON itself: the same text always decodes to the same token, so an entry
@@ -38,7 +43,9 @@ func (d decodedTokens) access(rec string) (*store.AccessToken, error) {
 		if t, err = decodeToken(rec, "access token"); err != nil {
 			return nil, err
 		}
-		d.c.Add(rec, t)
+		if len(rec) <= maxDecodedRecord {
+			d.c.Add(rec, t)
+		}
 	}
 	t.Audience = slices.Clone(t.Audience)
 	t.Claims = bytes.Clone(t.Claims)

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 // TestDecodedTokens: a record decodes to the token encodeToken wrote, the
 // same text a second time comes from the cache, and each caller owns what
 // it gets (changing its slices changes neither the cache nor another
-// caller's token); a malformed record is an error and is not kept.
+// caller's token); a malformed record is an error and is not kept, nor is
+// a record over maxDecodedRecord; the cache stops at its bound.
 func TestDecodedTokens(t *testing.T) {
 	d := newDecodedTokens()
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -42,6 +44,12 @@ func TestDecodedTokens(t *testing.T) {
 	}
 	if _, err := d.access(`{"jkt":`); err == nil || d.c.Len() != 1 {
 		t.Fatalf("malformed record: err %v, %d entries", err, d.c.Len())
+	}
+	big := want
+	big.Claims = []byte(`{"blob":"` + strings.Repeat("x", maxDecodedRecord) + `"}`)
+	bigRec, _ := encodeToken(big)
+	if got, err := d.access(string(bigRec)); err != nil || string(got.Claims) != string(big.Claims) || d.c.Len() != 1 {
+		t.Fatalf("record over %d bytes: err %v, %d entries (want it decoded and not kept)", maxDecodedRecord, err, d.c.Len())
 	}
 	for i := 0; i < decodedAccessTokens+10; i++ {
 		w := want
