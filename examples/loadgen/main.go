@@ -334,23 +334,31 @@ func (cfg config) serverArgs() []string {
 	// reach, so that the run measures the checks (the quota bookkeeping
 	// included) rather than the quota refusing.
 	args = append(args, "-quota-client", unreachableQuota, "-quota-token", unreachableQuota)
-	if cfg.redisURL != "" {
-		args = append(args, "-redis-url", cfg.redisURL)
-	}
-	if cfg.redisCluster {
-		args = append(args, "-redis-cluster")
-	}
+	args = append(args, cfg.storeArgs()...)
 	if cfg.redisReplicas != 0 {
 		args = append(args, "-redis-replicas", strconv.Itoa(cfg.redisReplicas))
-	}
-	if cfg.pgURL != "" {
-		args = append(args, "-postgres-url", cfg.pgURL)
 	}
 	if cfg.requireNonce {
 		args = append(args, "-require-nonce")
 	}
 	if cfg.replayCap > 0 {
 		args = append(args, "-replay-capacity", strconv.Itoa(cfg.replayCap))
+	}
+	return args
+}
+
+// storeArgs are the flags naming the shared store, the same for the demo
+// and, with -reference-replay, the reference.
+func (cfg config) storeArgs() []string {
+	var args []string
+	if cfg.redisURL != "" {
+		args = append(args, "-redis-url", cfg.redisURL)
+	}
+	if cfg.redisCluster {
+		args = append(args, "-redis-cluster")
+	}
+	if cfg.pgURL != "" {
+		args = append(args, "-postgres-url", cfg.pgURL)
 	}
 	return args
 }

@@ -121,15 +121,5 @@ func (cfg config) refReplayArgs() []string {
 	if !cfg.referenceReplay {
 		return nil
 	}
-	args := []string{"-reference-replay", "-store", cfg.store}
-	if cfg.redisURL != "" {
-		args = append(args, "-redis-url", cfg.redisURL)
-	}
-	if cfg.redisCluster {
-		args = append(args, "-redis-cluster")
-	}
-	if cfg.pgURL != "" {
-		args = append(args, "-postgres-url", cfg.pgURL)
-	}
-	return args
+	return append([]string{"-reference-replay", "-store", cfg.store}, cfg.storeArgs()...)
 }

@@ -13,8 +13,7 @@ import (
 // testkit.ClientCache requires.
 func TestClientCache(t *testing.T) {
 	c := newClient(t)
-	prefix := freshPrefix()
-	t.Cleanup(func() { deleteUnder(t, c, prefix) })
+	prefix := cleanPrefix(t, c)
 	testkit.ClientCache(t, func(t *testing.T, ttl time.Duration, now func() time.Time) store.ClientStore {
 		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, ClientCacheTTL: ttl, Now: now})
 		must(t, err)

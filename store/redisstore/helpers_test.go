@@ -91,6 +91,15 @@ func freshPrefix() string {
 	return "dpoptest:" + hex.EncodeToString(b[:]) + ":"
 }
 
+// cleanPrefix is a fresh prefix whose keys on c are deleted when the test
+// ends.
+func cleanPrefix(t testing.TB, c redis.UniversalClient) string {
+	t.Helper()
+	prefix := freshPrefix()
+	t.Cleanup(func() { deleteUnder(t, c, prefix) })
+	return prefix
+}
+
 // keysUnder lists the keys that start with prefix (which has no glob
 // characters): on a Redis Cluster, those of every master (keysByMaster).
 func keysUnder(tb testing.TB, c redis.UniversalClient, prefix string) []string {

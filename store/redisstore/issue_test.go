@@ -48,8 +48,7 @@ func TestInsertAndSaveOneRoundTrip(t *testing.T) {
 // insert, as Insert does; the entry reached the master and refuses the key.
 func TestInsertAndSaveReplicasFailClosed(t *testing.T) {
 	c := newClient(t)
-	prefix := freshPrefix()
-	t.Cleanup(func() { deleteUnder(t, c, prefix) })
+	prefix := cleanPrefix(t, c)
 	// One store waiting for a replica, one not, over the same keys.
 	var acked [2]*redisstore.Store
 	for i := range acked {

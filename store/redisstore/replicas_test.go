@@ -20,8 +20,7 @@ import (
 // cluster, shows the acknowledged writes surviving a failover.)
 func TestReplicasFailClosed(t *testing.T) {
 	c := newClient(t)
-	prefix := freshPrefix()
-	t.Cleanup(func() { deleteUnder(t, c, prefix) })
+	prefix := cleanPrefix(t, c)
 	const timeout = 20 * time.Millisecond
 	s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, Replicas: 1, ReplicaTimeout: timeout})
 	if err != nil {
